@@ -1,0 +1,224 @@
+package outbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"time"
+)
+
+// Delivery states, as stored in deliveries.state.
+const (
+	StatePending   = "pending"
+	StateInFlight  = "in_flight"
+	StateDelivered = "delivered"
+	StateDead      = "dead"
+	StateCancelled = "cancelled"
+)
+
+// Claimed is a delivery leased to this relay, with everything needed to
+// send it.
+type Claimed struct {
+	DeliveryID  int64
+	LeaseToken  int64
+	EventID     int64
+	EndpointID  string
+	Attempts    int // attempts recorded before this one
+	WebhookID   string
+	EventType   string
+	Tenant      string
+	Payload     []byte
+	CreatedAt   time.Time
+	URL         string
+	Secrets     []string // current first, then old ones still in their rotation window
+	MaxInFlight int      // the endpoint's own cap, 0 when it has none
+}
+
+// ClaimParams bounds a claim.
+type ClaimParams struct {
+	// Limit is the most deliveries to claim.
+	Limit int
+	// Lease is how long the claim holds; it must exceed the request timeout.
+	Lease time.Duration
+	// PerEndpoint is the most deliveries in flight for one endpoint.
+	PerEndpoint int
+	// Busy holds the deliveries this relay already has in flight per
+	// endpoint id; endpoints at their cap are skipped.
+	Busy map[string]int
+}
+
+// NewLeaseToken returns a random lease token.
+func NewLeaseToken() int64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("outbox: crypto/rand: %v", err))
+	}
+	return int64(binary.LittleEndian.Uint64(b[:]) >> 1)
+}
+
+// Dispatch fans out up to limit new outbox events in one statement: one
+// pending delivery per subscribed endpoint (held while the endpoint is
+// disabled), and marks the events dispatched. Events are claimed by state
+// with SKIP LOCKED, so rows committed out of id order are never skipped and
+// several relays can dispatch at once. It returns the number of events and
+// deliveries created.
+func (s *Store) Dispatch(ctx context.Context, limit int) (events, deliveries int, err error) {
+	err = s.pool.QueryRow(ctx, s.q.dispatch, limit).Scan(&events, &deliveries)
+	if err != nil {
+		return 0, 0, fmt.Errorf("dispatch events: %w", translate(err))
+	}
+	return events, deliveries, nil
+}
+
+// Claim leases due deliveries (fresh ones, retries whose time has come and
+// expired leases of crashed relays) in one statement with SKIP LOCKED.
+// First attempts are interleaved with retries, so a retry backlog cannot
+// starve fresh events, and no endpoint gets more than its cap.
+func (s *Store) Claim(ctx context.Context, p ClaimParams) ([]Claimed, error) {
+	if p.Limit <= 0 {
+		return nil, nil
+	}
+	token := NewLeaseToken()
+	var saturated []string
+	busyIDs := make([]string, 0, len(p.Busy))
+	busyN := make([]int32, 0, len(p.Busy))
+	for id, n := range p.Busy {
+		if n >= p.PerEndpoint {
+			saturated = append(saturated, id)
+		}
+		busyIDs = append(busyIDs, id)
+		busyN = append(busyN, int32(n))
+	}
+	if saturated == nil {
+		saturated = []string{}
+	}
+	retries := max(p.Limit/4, 1)
+	rows, err := s.pool.Query(ctx, s.q.claim,
+		p.Limit, saturated, retries, p.PerEndpoint, busyIDs, busyN, token, p.Lease.Seconds())
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", translate(err))
+	}
+	defer rows.Close()
+	out := make([]Claimed, 0, p.Limit)
+	for rows.Next() {
+		var c Claimed
+		var uid [16]byte
+		if err := rows.Scan(&c.DeliveryID, &c.EventID, &c.EndpointID, &c.Attempts, &uid, &c.EventType,
+			&c.Tenant, &c.Payload, &c.CreatedAt, &c.URL, &c.Secrets, &c.MaxInFlight); err != nil {
+			return nil, fmt.Errorf("claim deliveries: %w", err)
+		}
+		c.LeaseToken = token
+		c.WebhookID = WebhookID(uid)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", translate(err))
+	}
+	for i := range out {
+		if err := s.openSecrets(out[i].Secrets); err != nil {
+			return nil, fmt.Errorf("claim deliveries: endpoint %s: %w", out[i].EndpointID, err)
+		}
+	}
+	return out, nil
+}
+
+// Outcome is the result of one attempt, recorded by Complete.
+type Outcome struct {
+	DeliveryID int64
+	LeaseToken int64
+	EventID    int64
+	EndpointID string
+	Attempt    int    // 1-based number of this attempt
+	State      string // StatePending (retry later), StateDelivered or StateDead
+	// NextAttemptAt is when to try again (State pending).
+	NextAttemptAt time.Time
+	StartedAt     time.Time
+	Duration      time.Duration
+	StatusCode    int    // 0 when no response
+	Result        string // attempt outcome: delivered, retry, dead, ...
+	ErrorClass    string // e.g. timeout, connection_refused, http_status
+	Error         string
+	Response      string // capped response excerpt
+}
+
+// Complete records a batch of outcomes in one statement: an attempts row for
+// each, and the delivery's new state guarded by its lease, so a delivery
+// whose lease another relay took over is not overwritten. It also keeps the
+// endpoints' success and failure counters. It returns the ids of the
+// deliveries whose state was updated.
+func (s *Store) Complete(ctx context.Context, outs []Outcome) (applied []int64, err error) {
+	if len(outs) == 0 {
+		return nil, nil
+	}
+	n := len(outs)
+	ids, tokens, events := make([]int64, n), make([]int64, n), make([]int64, n)
+	endpoints, states, results, classes, errs, excerpts := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	next, started := make([]time.Time, n), make([]time.Time, n)
+	attempts, durations, statuses := make([]int32, n), make([]int32, n), make([]int32, n)
+	for i, o := range outs {
+		ids[i], tokens[i], events[i], endpoints[i] = o.DeliveryID, o.LeaseToken, o.EventID, o.EndpointID
+		states[i], results[i], classes[i] = o.State, o.Result, o.ErrorClass
+		errs[i], excerpts[i] = truncateUTF8(o.Error, 2048), o.Response
+		next[i], started[i] = o.NextAttemptAt, o.StartedAt
+		if next[i].IsZero() {
+			next[i] = o.StartedAt
+		}
+		attempts[i], durations[i], statuses[i] = int32(o.Attempt), int32(o.Duration.Milliseconds()), int32(o.StatusCode)
+	}
+	rows, err := s.pool.Query(ctx, s.q.complete, ids, tokens, states, next, statuses, errs,
+		events, endpoints, attempts, started, durations, results, classes, excerpts)
+	if err != nil {
+		return nil, fmt.Errorf("record outcomes: %w", translate(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("record outcomes: %w", err)
+		}
+		applied = append(applied, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("record outcomes: %w", translate(err))
+	}
+	return applied, nil
+}
+
+// Release returns leased deliveries to pending without counting an attempt
+// (used on shutdown for work that was not sent). Guarded by the lease.
+func (s *Store) Release(ctx context.Context, ids, tokens []int64) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	tag, err := s.pool.Exec(ctx, s.q.release, ids, tokens)
+	if err != nil {
+		return 0, fmt.Errorf("release leases: %w", translate(err))
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// DisableEndpoint disables an endpoint with a reason and holds its pending
+// deliveries until it is enabled again. It reports whether the endpoint was
+// enabled before.
+func (s *Store) DisableEndpoint(ctx context.Context, id, reason string) (bool, error) {
+	if !ValidID(id) {
+		return false, ErrNotFound
+	}
+	var was bool
+	err := s.pool.QueryRow(ctx, s.q.disable, id, reason).Scan(&was)
+	if err != nil {
+		return false, fmt.Errorf("disable endpoint %s: %w", id, translate(err))
+	}
+	return was, nil
+}
+
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}

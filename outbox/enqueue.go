@@ -1,0 +1,366 @@
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// DefaultMaxPayloadBytes is the largest payload accepted by default: 256 KiB
+// of JSON. The database enforces the same limit on the payload's text form,
+// so it holds for plain SQL inserts too.
+const DefaultMaxPayloadBytes = 256 << 10
+
+// MaxIdempotencyKeyLen is the longest idempotency key accepted.
+const MaxIdempotencyKeyLen = 255
+
+// MaxEventTypeLen is the longest event type accepted.
+const MaxEventTypeLen = 128
+
+var eventTypePattern = regexp.MustCompile(`^[A-Za-z0-9_.\-]+$`)
+
+// Sentinel validation errors, wrapped in *ValidationError; match with
+// errors.Is.
+var (
+	ErrInvalidEventType      = errors.New("invalid event type")
+	ErrInvalidPayload        = errors.New("payload is not valid JSON")
+	ErrPayloadTooLarge       = errors.New("payload too large")
+	ErrInvalidIdempotencyKey = errors.New("invalid idempotency key")
+	ErrInvalidEndpointID     = errors.New("invalid endpoint id")
+	ErrUnsupportedConnection = errors.New("unsupported database handle")
+)
+
+// ValidationError says which field of an event is wrong and why. Nothing is
+// written when Enqueue returns one.
+type ValidationError struct {
+	Index  int    // position in the batch (0 for Enqueue)
+	Field  string // "type", "payload", "idempotency_key", "endpoint_id"
+	Reason string
+	Err    error // one of the Err* sentinels
+}
+
+func (e *ValidationError) Error() string {
+	return fmt.Sprintf("event %d: %s: %s", e.Index, e.Field, e.Reason)
+}
+
+// Unwrap returns the sentinel error.
+func (e *ValidationError) Unwrap() error { return e.Err }
+
+// Event is what an application enqueues.
+type Event struct {
+	// Type is the event type, e.g. "signup.created": letters, digits and
+	// "_ . -", 1–128 characters. Required.
+	Type string
+	// Tenant selects the endpoints (those of the same tenant). Optional.
+	Tenant string
+	// Payload is the event's data: any JSON value. Required.
+	Payload json.RawMessage
+	// EndpointID, when set, delivers the event to that endpoint only.
+	EndpointID string
+	// IdempotencyKey, when set, makes the enqueue idempotent per tenant: a
+	// second event with the same key is not inserted.
+	IdempotencyKey string
+	// OrderingKey is recorded with the event for receivers; hookrelay does
+	// not serialise deliveries by it.
+	OrderingKey string
+}
+
+// Result says what happened to one enqueued event.
+type Result struct {
+	// ID is the event's id (also for a duplicate, when the earlier event is
+	// visible to the calling transaction; 0 otherwise).
+	ID int64
+	// WebhookID is the webhook-id header value receivers will see.
+	WebhookID string
+	// Duplicate is true when an event with the same tenant and idempotency
+	// key already existed and nothing was inserted.
+	Duplicate bool
+}
+
+// Options tunes Enqueue.
+type Options struct {
+	// Schema is hookrelay's schema; DefaultSchema when empty.
+	Schema string
+	// MaxPayloadBytes limits the payload; DefaultMaxPayloadBytes when 0.
+	MaxPayloadBytes int
+}
+
+// Validate checks ev the way Enqueue does, without writing anything.
+func (ev Event) Validate(maxPayload int) error {
+	if maxPayload <= 0 {
+		maxPayload = DefaultMaxPayloadBytes
+	}
+	switch {
+	case ev.Type == "":
+		return &ValidationError{Field: "type", Reason: "must not be empty", Err: ErrInvalidEventType}
+	case len(ev.Type) > MaxEventTypeLen:
+		return &ValidationError{Field: "type", Reason: fmt.Sprintf("%d characters, at most %d allowed", len(ev.Type), MaxEventTypeLen), Err: ErrInvalidEventType}
+	case !eventTypePattern.MatchString(ev.Type):
+		return &ValidationError{Field: "type", Reason: fmt.Sprintf("%q: only letters, digits, '_', '.' and '-' are allowed", ev.Type), Err: ErrInvalidEventType}
+	}
+	switch {
+	case len(ev.Payload) == 0:
+		return &ValidationError{Field: "payload", Reason: "must not be empty (use {} or null)", Err: ErrInvalidPayload}
+	case len(ev.Payload) > maxPayload:
+		return &ValidationError{Field: "payload", Reason: fmt.Sprintf("%d bytes, at most %d allowed", len(ev.Payload), maxPayload), Err: ErrPayloadTooLarge}
+	case !json.Valid(ev.Payload):
+		return &ValidationError{Field: "payload", Reason: "is not valid JSON", Err: ErrInvalidPayload}
+	}
+	if len(ev.IdempotencyKey) > MaxIdempotencyKeyLen {
+		return &ValidationError{Field: "idempotency_key", Reason: fmt.Sprintf("%d characters, at most %d allowed", len(ev.IdempotencyKey), MaxIdempotencyKeyLen), Err: ErrInvalidIdempotencyKey}
+	}
+	if ev.EndpointID != "" && !ValidID(ev.EndpointID) {
+		return &ValidationError{Field: "endpoint_id", Reason: fmt.Sprintf("%q is not an endpoint id (a UUID)", ev.EndpointID), Err: ErrInvalidEndpointID}
+	}
+	return nil
+}
+
+var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// ValidID reports whether s has the form of an endpoint id (a UUID).
+func ValidID(s string) bool { return uuidPattern.MatchString(s) }
+
+// WebhookID returns the webhook-id for an event uid: "msg_" and the uid's
+// 32 hex digits (no dots, stable for the life of the event).
+func WebhookID(uid [16]byte) string {
+	const hexdigits = "0123456789abcdef"
+	b := make([]byte, 4, 36)
+	copy(b, "msg_")
+	for _, c := range uid {
+		b = append(b, hexdigits[c>>4], hexdigits[c&0xf])
+	}
+	return string(b)
+}
+
+// pgxDB is what pgx.Tx, *pgx.Conn, *pgxpool.Pool and *pgxpool.Conn offer.
+type pgxDB interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// sqlDB is what database/sql's *sql.Tx, *sql.DB and *sql.Conn offer.
+type sqlDB interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+const enqueueSQL = `WITH ins AS (
+    INSERT INTO {{schema}}.outbox (event_type, tenant, payload, endpoint_id, idempotency_key, ordering_key)
+    SELECT t, tn, p::jsonb, nullif(e, '')::uuid, nullif(k, ''), nullif(o, '')
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(t, tn, p, e, k, o)
+    ON CONFLICT DO NOTHING
+    RETURNING id, uid, tenant, idempotency_key
+)
+SELECT id, uid, tenant, coalesce(idempotency_key, ''), false FROM ins
+UNION ALL
+SELECT o.id, o.uid, o.tenant, o.idempotency_key, true
+  FROM {{schema}}.outbox o
+  JOIN unnest($2::text[], $5::text[]) AS u(tn, k) ON o.tenant = u.tn AND o.idempotency_key = u.k
+ WHERE u.k <> '' AND NOT EXISTS (SELECT 1 FROM ins WHERE ins.tenant = u.tn AND ins.idempotency_key = u.k)`
+
+// Enqueue writes one event to the outbox through db, which should be the
+// application's own transaction (pgx.Tx or database/sql's *sql.Tx) so the
+// event exists exactly when the business change commits; a pool or
+// connection works too (the insert then commits on its own). It validates
+// the event first and writes nothing when it is invalid (*ValidationError).
+// A duplicate idempotency key is not an error: Result.Duplicate is set.
+func Enqueue(ctx context.Context, db any, ev Event, opts ...Options) (Result, error) {
+	res, err := EnqueueBatch(ctx, db, []Event{ev}, opts...)
+	if err != nil {
+		return Result{}, err
+	}
+	return res[0], nil
+}
+
+// EnqueueBatch writes events in one statement, with the same rules as
+// Enqueue; results are in the order of events. If any event is invalid,
+// nothing is written.
+func EnqueueBatch(ctx context.Context, db any, events []Event, opts ...Options) ([]Result, error) {
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.Schema == "" {
+		o.Schema = DefaultSchema
+	}
+	if err := ValidSchema(o.Schema); err != nil {
+		return nil, err
+	}
+	if len(events) == 0 {
+		return nil, nil
+	}
+	n := len(events)
+	types, tenants, payloads := make([]string, n), make([]string, n), make([]string, n)
+	endpoints, keys, orderings := make([]string, n), make([]string, n), make([]string, n)
+	for i, ev := range events {
+		if err := ev.Validate(o.MaxPayloadBytes); err != nil {
+			var ve *ValidationError
+			if errors.As(err, &ve) {
+				ve.Index = i
+			}
+			return nil, err
+		}
+		types[i], tenants[i], payloads[i] = ev.Type, ev.Tenant, string(ev.Payload)
+		endpoints[i], keys[i], orderings[i] = ev.EndpointID, ev.IdempotencyKey, ev.OrderingKey
+	}
+	query := qualify(enqueueSQL, o.Schema)
+	args := []any{types, tenants, payloads, endpoints, keys, orderings}
+
+	type row struct {
+		id        int64
+		uid       [16]byte
+		tenant    string
+		key       string
+		duplicate bool
+	}
+	var rows []row
+	switch db := db.(type) {
+	case pgxDB:
+		r, err := db.Query(ctx, query, args...)
+		if err != nil {
+			return nil, enqueueError(err)
+		}
+		defer r.Close()
+		for r.Next() {
+			var x row
+			if err := r.Scan(&x.id, &x.uid, &x.tenant, &x.key, &x.duplicate); err != nil {
+				return nil, fmt.Errorf("enqueue: %w", err)
+			}
+			rows = append(rows, x)
+		}
+		if err := r.Err(); err != nil {
+			return nil, enqueueError(err)
+		}
+	case sqlDB:
+		// database/sql with pgx's stdlib driver: arrays go as their text form.
+		sargs := make([]any, len(args))
+		for i, a := range args {
+			sargs[i] = textArray(a.([]string))
+		}
+		r, err := db.QueryContext(ctx, query, sargs...)
+		if err != nil {
+			return nil, enqueueError(err)
+		}
+		defer r.Close()
+		for r.Next() {
+			var x row
+			var uid string
+			if err := r.Scan(&x.id, &uid, &x.tenant, &x.key, &x.duplicate); err != nil {
+				return nil, fmt.Errorf("enqueue: %w", err)
+			}
+			x.uid = parseUUID(uid)
+			rows = append(rows, x)
+		}
+		if err := r.Err(); err != nil {
+			return nil, enqueueError(err)
+		}
+	default:
+		return nil, fmt.Errorf("%w: %T (use pgx.Tx, *pgx.Conn, *pgxpool.Pool or database/sql's *sql.Tx)", ErrUnsupportedConnection, db)
+	}
+
+	// Match rows back to events: keyed events by (tenant, key), the others
+	// in order (the INSERT returns them in input order).
+	results := make([]Result, n)
+	byKey := map[[2]string]row{}
+	var plain []row
+	for _, r := range rows {
+		if r.key != "" {
+			byKey[[2]string{r.tenant, r.key}] = r
+			continue
+		}
+		plain = append(plain, r)
+	}
+	seen := map[[2]string]bool{}
+	for i, ev := range events {
+		if ev.IdempotencyKey == "" {
+			if len(plain) == 0 {
+				return nil, fmt.Errorf("enqueue: database returned fewer rows than events")
+			}
+			r := plain[0]
+			plain = plain[1:]
+			results[i] = Result{ID: r.id, WebhookID: WebhookID(r.uid)}
+			continue
+		}
+		k := [2]string{ev.Tenant, ev.IdempotencyKey}
+		r, ok := byKey[k]
+		switch {
+		case !ok:
+			results[i] = Result{Duplicate: true}
+		case seen[k] || r.duplicate:
+			results[i] = Result{ID: r.id, WebhookID: WebhookID(r.uid), Duplicate: true}
+		default:
+			results[i] = Result{ID: r.id, WebhookID: WebhookID(r.uid)}
+		}
+		seen[k] = true
+	}
+	return results, nil
+}
+
+// enqueueError turns the database's constraint errors into validation
+// errors (the checks hold for plain SQL too).
+func enqueueError(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23514" {
+		switch pgErr.ConstraintName {
+		case "outbox_payload_size":
+			return &ValidationError{Field: "payload", Reason: "its JSON text exceeds 262144 bytes", Err: ErrPayloadTooLarge}
+		case "outbox_event_type_format":
+			return &ValidationError{Field: "type", Reason: "rejected by the database", Err: ErrInvalidEventType}
+		}
+	}
+	if errors.As(err, &pgErr) && pgErr.Code == "22P02" {
+		return &ValidationError{Field: "payload", Reason: "rejected by the database: " + pgErr.Message, Err: ErrInvalidPayload}
+	}
+	return fmt.Errorf("enqueue: %w", err)
+}
+
+// textArray renders ss as a PostgreSQL array literal.
+func textArray(ss []string) string {
+	b := make([]byte, 0, 16*len(ss)+2)
+	b = append(b, '{')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		for j := 0; j < len(s); j++ {
+			if s[j] == '"' || s[j] == '\\' {
+				b = append(b, '\\')
+			}
+			b = append(b, s[j])
+		}
+		b = append(b, '"')
+	}
+	return string(append(b, '}'))
+}
+
+func parseUUID(s string) [16]byte {
+	var u [16]byte
+	j := 0
+	for i := 0; i+1 < len(s) && j < 16; {
+		if s[i] == '-' {
+			i++
+			continue
+		}
+		u[j] = unhex(s[i])<<4 | unhex(s[i+1])
+		j++
+		i += 2
+	}
+	return u
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10
+	}
+	return 0
+}

@@ -1,0 +1,191 @@
+package outbox
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migration is one embedded, versioned schema change.
+type Migration struct {
+	Version int
+	Name    string
+	SQL     string
+}
+
+// Migrations returns the embedded migrations in version order.
+func Migrations() []Migration {
+	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		panic(fmt.Sprintf("outbox: read embedded migrations: %v", err))
+	}
+	var out []Migration
+	for _, e := range entries {
+		name := e.Name()
+		num, rest, ok := strings.Cut(name, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || !strings.HasSuffix(name, ".sql") {
+			panic(fmt.Sprintf("outbox: embedded migration %q is not named NNNN_name.sql", name))
+		}
+		body, err := migrationFiles.ReadFile("migrations/" + name)
+		if err != nil {
+			panic(fmt.Sprintf("outbox: read embedded migration %s: %v", name, err))
+		}
+		out = append(out, Migration{Version: v, Name: strings.TrimSuffix(rest, ".sql"), SQL: string(body)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	return out
+}
+
+// LatestVersion is the newest schema version this binary knows.
+func LatestVersion() int {
+	m := Migrations()
+	return m[len(m)-1].Version
+}
+
+// SchemaTooNewError is returned when the database holds a schema version
+// newer than this binary knows: an older binary must not run against it.
+type SchemaTooNewError struct {
+	Schema   string
+	Database int // version found in the database
+	Binary   int // newest version this binary knows
+}
+
+func (e *SchemaTooNewError) Error() string {
+	return fmt.Sprintf("schema %q is at version %d but this hookrelay binary knows only up to version %d: upgrade hookrelay (refusing to run against a newer schema)",
+		e.Schema, e.Database, e.Binary)
+}
+
+// SchemaOutdatedError is returned by [CheckSchema] when migrations are
+// missing.
+type SchemaOutdatedError struct {
+	Schema   string
+	Database int
+	Binary   int
+}
+
+func (e *SchemaOutdatedError) Error() string {
+	return fmt.Sprintf("schema %q is at version %d, this binary needs version %d: run `hookrelay migrate` (or set HOOKRELAY_MIGRATE_ON_START=true)",
+		e.Schema, e.Database, e.Binary)
+}
+
+// MigrateResult says what [Migrate] did.
+type MigrateResult struct {
+	From    int   // version before
+	To      int   // version after
+	Applied []int // versions applied by this call, empty when up to date
+}
+
+func lockKey(schema string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("hookrelay:migrate:" + schema))
+	return int64(h.Sum64())
+}
+
+// Migrate brings schema up to the newest version this binary knows. It runs
+// in one transaction under an advisory lock, so concurrent callers are safe:
+// one applies the migrations, the others wait and then find nothing to do.
+// A schema newer than the binary is refused with *SchemaTooNewError.
+func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (MigrateResult, error) {
+	if err := ValidSchema(schema); err != nil {
+		return MigrateResult{}, err
+	}
+	var res MigrateResult
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey(schema)); err != nil {
+			return fmt.Errorf("take migration lock: %w", err)
+		}
+		if _, err := tx.Exec(ctx, qualify(`CREATE SCHEMA IF NOT EXISTS {{schema}};
+CREATE TABLE IF NOT EXISTS {{schema}}.schema_migrations (
+    version    integer     PRIMARY KEY,
+    name       text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)`, schema)); err != nil {
+			return fmt.Errorf("create migrations table: %w", err)
+		}
+		current, err := schemaVersion(ctx, tx, schema)
+		if err != nil {
+			return err
+		}
+		res.From, res.To = current, current
+		latest := LatestVersion()
+		if current > latest {
+			return &SchemaTooNewError{Schema: schema, Database: current, Binary: latest}
+		}
+		for _, m := range Migrations() {
+			if m.Version <= current {
+				continue
+			}
+			if _, err := tx.Exec(ctx, qualify(m.SQL, schema)); err != nil {
+				return fmt.Errorf("apply migration %04d_%s: %w", m.Version, m.Name, err)
+			}
+			if _, err := tx.Exec(ctx, qualify(`INSERT INTO {{schema}}.schema_migrations (version, name) VALUES ($1, $2)`, schema), m.Version, m.Name); err != nil {
+				return fmt.Errorf("record migration %04d: %w", m.Version, err)
+			}
+			res.Applied = append(res.Applied, m.Version)
+			res.To = m.Version
+		}
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("migrate schema %q: %w", schema, err)
+	}
+	return res, nil
+}
+
+type queryRower interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func schemaVersion(ctx context.Context, db queryRower, schema string) (int, error) {
+	var v int
+	err := db.QueryRow(ctx, qualify(`SELECT coalesce(max(version), 0) FROM {{schema}}.schema_migrations`, schema)).Scan(&v)
+	if err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
+}
+
+// CheckSchema reports whether schema is exactly at the version this binary
+// needs: nil, *SchemaOutdatedError or *SchemaTooNewError.
+func CheckSchema(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+	var exists bool
+	if err := pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, pgx.Identifier{schema, "schema_migrations"}.Sanitize()).Scan(&exists); err != nil {
+		return fmt.Errorf("check schema: %w", err)
+	}
+	latest := LatestVersion()
+	if !exists {
+		return &SchemaOutdatedError{Schema: schema, Database: 0, Binary: latest}
+	}
+	v, err := schemaVersion(ctx, pool, schema)
+	if err != nil {
+		return err
+	}
+	switch {
+	case v > latest:
+		return &SchemaTooNewError{Schema: schema, Database: v, Binary: latest}
+	case v < latest:
+		return &SchemaOutdatedError{Schema: schema, Database: v, Binary: latest}
+	}
+	return nil
+}
+
+// IsSchemaError reports whether err says the schema version is wrong (as
+// opposed to the database being unreachable).
+func IsSchemaError(err error) bool {
+	var tooNew *SchemaTooNewError
+	var outdated *SchemaOutdatedError
+	return errors.As(err, &tooNew) || errors.As(err, &outdated)
+}

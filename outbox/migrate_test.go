@@ -1,0 +1,109 @@
+package outbox_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/outbox/outboxtest"
+)
+
+func TestMigrateFreshThenNoop(t *testing.T) {
+	ctx := context.Background()
+	pool := outboxtest.Pool(t)
+	schema := outboxtest.NewSchema(t)
+
+	if err := outbox.CheckSchema(ctx, pool, schema); !outbox.IsSchemaError(err) {
+		t.Fatalf("CheckSchema before migrate = %v, want a schema error", err)
+	}
+	res, err := outbox.Migrate(ctx, pool, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.From != 0 || res.To != outbox.LatestVersion() || len(res.Applied) != len(outbox.Migrations()) {
+		t.Fatalf("first migrate = %+v", res)
+	}
+	for _, table := range []string{"endpoints", "outbox", "deliveries", "attempts", "schema_migrations"} {
+		var ok bool
+		if err := pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, pgx.Identifier{schema, table}.Sanitize()).Scan(&ok); err != nil || !ok {
+			t.Errorf("table %s missing (err %v)", table, err)
+		}
+	}
+	res, err = outbox.Migrate(ctx, pool, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Applied) != 0 || res.From != res.To {
+		t.Fatalf("second migrate applied %v", res.Applied)
+	}
+	if err := outbox.CheckSchema(ctx, pool, schema); err != nil {
+		t.Fatalf("CheckSchema after migrate: %v", err)
+	}
+}
+
+func TestMigrateConcurrent(t *testing.T) {
+	ctx := context.Background()
+	pool := outboxtest.Pool(t)
+	schema := outboxtest.NewSchema(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	applied := make([]int, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := outbox.Migrate(ctx, pool, schema)
+			errs[i], applied[i] = err, len(res.Applied)
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("migrate %d: %v", i, err)
+		}
+		total += applied[i]
+	}
+	if total != len(outbox.Migrations()) {
+		t.Fatalf("migrations applied %d times in all, want %d (once)", total, len(outbox.Migrations()))
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, schema).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("schemas named %s: %d (err %v)", schema, n, err)
+	}
+}
+
+func TestMigrateRefusesNewerSchema(t *testing.T) {
+	ctx := context.Background()
+	st := outboxtest.Store(t)
+	pool := st.Pool()
+	if _, err := pool.Exec(ctx, `INSERT INTO `+pgx.Identifier{st.Schema(), "schema_migrations"}.Sanitize()+` (version, name) VALUES (9999, 'from_the_future')`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := outbox.Migrate(ctx, pool, st.Schema())
+	var tooNew *outbox.SchemaTooNewError
+	if !errors.As(err, &tooNew) || tooNew.Database != 9999 || tooNew.Binary != outbox.LatestVersion() {
+		t.Fatalf("Migrate = %v, want *SchemaTooNewError", err)
+	}
+	if err := outbox.CheckSchema(ctx, pool, st.Schema()); !errors.As(err, &tooNew) {
+		t.Fatalf("CheckSchema = %v, want *SchemaTooNewError", err)
+	}
+	// Nothing stored was touched.
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{st.Schema(), "outbox"}.Sanitize()).Scan(&n); err != nil {
+		t.Fatalf("outbox table unusable after refusal: %v", err)
+	}
+}
+
+func TestMigrateRejectsBadSchemaName(t *testing.T) {
+	pool := outboxtest.Pool(t)
+	for _, name := range []string{"", "Upper", "a-b", `x"; DROP TABLE y; --`, "1abc"} {
+		if _, err := outbox.Migrate(context.Background(), pool, name); err == nil {
+			t.Errorf("Migrate(%q) succeeded", name)
+		}
+	}
+}

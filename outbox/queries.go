@@ -1,0 +1,153 @@
+package outbox
+
+// queries holds every statement with the schema filled in, built once per
+// Store.
+type queries struct {
+	dispatch, claim, complete, release, disable string
+}
+
+func newQueries(schema string) queries {
+	return queries{
+		dispatch: qualify(dispatchSQL, schema),
+		claim:    qualify(claimSQL, schema),
+		complete: qualify(completeSQL, schema),
+		release:  qualify(releaseSQL, schema),
+		disable:  qualify(disableSQL, schema),
+	}
+}
+
+const dispatchSQL = `WITH ev AS (
+    SELECT id, tenant, event_type, endpoint_id
+      FROM {{schema}}.outbox
+     WHERE dispatched_at IS NULL
+     ORDER BY id
+     LIMIT $1
+       FOR UPDATE SKIP LOCKED
+), ins AS (
+    INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, next_attempt_at)
+    SELECT ev.id, e.id, CASE WHEN e.enabled THEN now() ELSE 'infinity'::timestamptz END
+      FROM ev
+      JOIN {{schema}}.endpoints e
+        ON (ev.endpoint_id IS NOT NULL AND e.id = ev.endpoint_id)
+        OR (ev.endpoint_id IS NULL AND e.tenant = ev.tenant
+            AND (cardinality(e.event_types) = 0 OR ev.event_type = ANY (e.event_types)))
+    ON CONFLICT (event_id, endpoint_id) DO NOTHING
+    RETURNING event_id
+), counted AS (
+    SELECT event_id, count(*) AS n FROM ins GROUP BY event_id
+), upd AS (
+    UPDATE {{schema}}.outbox o
+       SET dispatched_at = now(), delivery_count = coalesce(c.n, 0)
+      FROM ev LEFT JOIN counted c ON c.event_id = ev.id
+     WHERE o.id = ev.id
+    RETURNING o.delivery_count
+)
+SELECT count(*)::int, coalesce(sum(delivery_count), 0)::int FROM upd`
+
+// The old secrets still inside their rotation window follow the current one.
+const claimSQL = `WITH cand AS (
+    (SELECT d.id, d.endpoint_id, d.next_attempt_at AS due, 0 AS kind
+       FROM {{schema}}.deliveries d
+      WHERE d.state = 'pending' AND d.attempts = 0 AND d.next_attempt_at <= now()
+        AND d.endpoint_id <> ALL ($2::uuid[])
+      ORDER BY d.next_attempt_at, d.id
+      LIMIT $1)
+    UNION ALL
+    (SELECT d.id, d.endpoint_id, d.next_attempt_at, 1
+       FROM {{schema}}.deliveries d
+      WHERE d.state = 'pending' AND d.attempts > 0 AND d.next_attempt_at <= now()
+        AND d.endpoint_id <> ALL ($2::uuid[])
+      ORDER BY d.next_attempt_at, d.id
+      LIMIT $3)
+    UNION ALL
+    (SELECT d.id, d.endpoint_id, d.lease_expires_at, 1
+       FROM {{schema}}.deliveries d
+      WHERE d.state = 'in_flight' AND d.lease_expires_at <= now()
+        AND d.endpoint_id <> ALL ($2::uuid[])
+      ORDER BY d.lease_expires_at
+      LIMIT $3)
+), ranked AS (
+    SELECT c.id,
+           row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.kind, c.due, c.id) AS rn,
+           row_number() OVER (PARTITION BY c.kind ORDER BY c.due, c.id) AS turn,
+           least(coalesce(e.max_in_flight, $4), $4) - coalesce(b.busy, 0) AS room
+      FROM cand c
+      JOIN {{schema}}.endpoints e ON e.id = c.endpoint_id AND e.enabled
+      LEFT JOIN unnest($5::uuid[], $6::int[]) AS b(endpoint_id, busy) ON b.endpoint_id = c.endpoint_id
+), locked AS (
+    SELECT d.id
+      FROM {{schema}}.deliveries d
+      JOIN ranked r ON r.id = d.id
+     WHERE r.rn <= r.room
+       AND ((d.state = 'pending' AND d.next_attempt_at <= now())
+            OR (d.state = 'in_flight' AND d.lease_expires_at <= now()))
+     ORDER BY r.turn
+     LIMIT $1
+       FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE {{schema}}.deliveries d
+   SET state = 'in_flight', lease_token = $7,
+       lease_expires_at = now() + make_interval(secs => $8), updated_at = now()
+  FROM {{schema}}.outbox o, {{schema}}.endpoints e
+ WHERE d.id IN (SELECT id FROM locked) AND o.id = d.event_id AND e.id = d.endpoint_id
+RETURNING d.id, d.event_id, d.endpoint_id::text, d.attempts, o.uid, o.event_type, o.tenant,
+          o.payload::text::bytea, o.created_at, e.url,
+          ARRAY[e.secret] || ARRAY(SELECT x->>'secret' FROM jsonb_array_elements(e.old_secrets) x
+                                    WHERE (x->>'expires_at')::timestamptz > now()),
+          coalesce(e.max_in_flight, 0)`
+
+const completeSQL = `WITH r AS (
+    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::int[], $6::text[])
+        AS r(id, token, state, next_at, status, err)
+), upd AS (
+    UPDATE {{schema}}.deliveries d
+       SET state = r.state,
+           attempts = d.attempts + 1,
+           next_attempt_at = CASE WHEN r.state = 'pending' AND NOT e.enabled THEN 'infinity'::timestamptz
+                                  ELSE r.next_at END,
+           lease_token = NULL, lease_expires_at = NULL,
+           last_status = nullif(r.status, 0), last_error = r.err,
+           last_attempt_at = now(), updated_at = now(),
+           finished_at = CASE WHEN r.state IN ('delivered', 'dead') THEN now() END
+      FROM r, {{schema}}.endpoints e
+     WHERE d.id = r.id AND d.lease_token = r.token AND d.state = 'in_flight' AND e.id = d.endpoint_id
+    RETURNING d.id
+), att AS (
+    INSERT INTO {{schema}}.attempts (delivery_id, event_id, endpoint_id, attempt, started_at,
+                                     duration_ms, status_code, outcome, error_class, error, response_excerpt)
+    SELECT a.id, a.event_id, a.endpoint_id, a.attempt, a.started, a.duration, nullif(a.status, 0),
+           a.outcome, a.class, a.err, a.excerpt
+      FROM unnest($1::bigint[], $7::bigint[], $8::uuid[], $9::int[], $10::timestamptz[], $11::int[],
+                  $5::int[], $12::text[], $13::text[], $6::text[], $14::text[])
+        AS a(id, event_id, endpoint_id, attempt, started, duration, status, outcome, class, err, excerpt)
+), ep AS (
+    UPDATE {{schema}}.endpoints e
+       SET last_success_at = CASE WHEN s.ok THEN now() ELSE e.last_success_at END,
+           last_failure_at = CASE WHEN s.failed > 0 THEN now() ELSE e.last_failure_at END,
+           consecutive_failures = CASE WHEN s.ok THEN 0 ELSE e.consecutive_failures + s.failed END
+      FROM (SELECT endpoint_id, bool_or(state = 'delivered') AS ok,
+                   count(*) FILTER (WHERE state <> 'delivered')::int AS failed
+              FROM unnest($8::uuid[], $3::text[]) AS x(endpoint_id, state)
+             GROUP BY endpoint_id) s
+     WHERE e.id = s.endpoint_id
+)
+SELECT id FROM upd`
+
+const releaseSQL = `UPDATE {{schema}}.deliveries d
+   SET state = 'pending', lease_token = NULL, lease_expires_at = NULL, updated_at = now(),
+       next_attempt_at = CASE WHEN e.enabled THEN least(d.next_attempt_at, now()) ELSE 'infinity'::timestamptz END
+  FROM unnest($1::bigint[], $2::bigint[]) AS r(id, token), {{schema}}.endpoints e
+ WHERE d.id = r.id AND d.lease_token = r.token AND d.state = 'in_flight' AND e.id = d.endpoint_id`
+
+const disableSQL = `WITH before AS (
+    SELECT enabled FROM {{schema}}.endpoints WHERE id = $1 FOR UPDATE
+), upd AS (
+    UPDATE {{schema}}.endpoints
+       SET enabled = false, disabled_reason = $2, disabled_at = now(), updated_at = now()
+     WHERE id = $1
+), held AS (
+    UPDATE {{schema}}.deliveries
+       SET next_attempt_at = 'infinity', updated_at = now()
+     WHERE endpoint_id = $1 AND state = 'pending'
+)
+SELECT enabled FROM before`

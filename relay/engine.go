@@ -1,0 +1,567 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sethvargo/go-retry"
+	"go.uber.org/zap"
+
+	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/relay/signature"
+)
+
+// Config tunes the engine. Zero values take the defaults noted.
+type Config struct {
+	// BatchSize is the most events fanned out or deliveries claimed per
+	// statement (default 500).
+	BatchSize int
+	// MaxInFlight caps requests in flight in this process (default 256).
+	MaxInFlight int
+	// EndpointMaxInFlight caps requests in flight to one endpoint
+	// (default 16).
+	EndpointMaxInFlight int
+	// PollInterval is the time between polls when no notification arrives
+	// (default 1s, jittered by ±10%).
+	PollInterval time.Duration
+	// Lease is how long a claim holds a delivery; it must exceed the
+	// sender's request timeout (default 1m).
+	Lease time.Duration
+	// ShutdownTimeout bounds how long in-flight requests may finish after
+	// Run's context ends (default 30s); the rest are cancelled and released.
+	ShutdownTimeout time.Duration
+	// Policy schedules retries.
+	Policy Policy
+	// CompleteBatch is the most outcomes recorded per statement
+	// (default 512); CompleteDelay how long the first waits for company
+	// (default 2ms).
+	CompleteBatch int
+	CompleteDelay time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 500
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 256
+	}
+	if c.EndpointMaxInFlight <= 0 {
+		c.EndpointMaxInFlight = 16
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = time.Second
+	}
+	if c.Lease <= 0 {
+		c.Lease = time.Minute
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.CompleteBatch <= 0 {
+		c.CompleteBatch = 512
+	}
+	if c.CompleteDelay <= 0 {
+		c.CompleteDelay = 2 * time.Millisecond
+	}
+}
+
+// Engine fans out outbox events and delivers them. Create it with New and
+// start it with Run; one Engine per process, any number of processes per
+// database.
+type Engine struct {
+	cfg     Config
+	store   *outbox.Store
+	sender  *Sender
+	log     *zap.Logger
+	metrics *Metrics
+	wake    <-chan struct{}
+
+	// OnDisabled, if set before Run, is called after an endpoint is
+	// disabled because it answered 410 Gone.
+	OnDisabled func(ctx context.Context, endpointID, reason string)
+	// OnDead, if set before Run, is called for each delivery that became
+	// dead (after it was recorded).
+	OnDead func(ctx context.Context, o outbox.Outcome)
+
+	running atomic.Bool
+	done    chan struct{}
+
+	mu       sync.Mutex
+	inFlight int
+	busy     map[string]int
+	freed    chan struct{}
+	results  chan result
+}
+
+// result is a finished attempt on its way to the completer; release marks
+// work cancelled by shutdown (returned to pending, not counted).
+type result struct {
+	out     outbox.Outcome
+	release bool
+}
+
+// New returns an engine. wake delivers notification hints (nil: poll only);
+// metrics may be nil.
+func New(cfg Config, store *outbox.Store, sender *Sender, wake <-chan struct{}, log *zap.Logger, metrics *Metrics) *Engine {
+	cfg.defaults()
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	return &Engine{
+		cfg:     cfg,
+		store:   store,
+		sender:  sender,
+		log:     log,
+		metrics: metrics,
+		wake:    wake,
+		done:    make(chan struct{}),
+		busy:    map[string]int{},
+		freed:   make(chan struct{}, 1),
+		results: make(chan result, cfg.MaxInFlight+cfg.CompleteBatch),
+	}
+}
+
+// Running reports whether the engine is claiming work (false before Run,
+// while shutting down and after).
+func (e *Engine) Running() bool { return e.running.Load() }
+
+// Done is closed when Run has returned.
+func (e *Engine) Done() <-chan struct{} { return e.done }
+
+// Run works until ctx ends, then stops claiming, lets in-flight requests
+// finish for up to ShutdownTimeout, cancels and releases the rest, records
+// every outcome and returns nil.
+func (e *Engine) Run(ctx context.Context) error {
+	defer close(e.done)
+	// sendCtx outlives ctx: in-flight requests may finish during shutdown.
+	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSends()
+
+	var workers sync.WaitGroup
+	completerDone := make(chan struct{})
+	go func() {
+		defer close(completerDone)
+		e.complete()
+	}()
+
+	e.running.Store(true)
+	e.fetchLoop(ctx, sendCtx, &workers)
+	e.running.Store(false)
+
+	// Shutdown: wait for in-flight work, then cancel what is left.
+	idle := make(chan struct{})
+	go func() { workers.Wait(); close(idle) }()
+	t := time.NewTimer(e.cfg.ShutdownTimeout)
+	select {
+	case <-idle:
+	case <-t.C:
+		e.log.Warn("shutdown timeout reached, cancelling in-flight deliveries", zap.Int("in_flight", e.currentInFlight()))
+		cancelSends()
+		<-idle
+	}
+	t.Stop()
+	close(e.results)
+	<-completerDone
+	e.log.Info("engine stopped")
+	return nil
+}
+
+func (e *Engine) currentInFlight() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.inFlight
+}
+
+func jittered(d time.Duration) time.Duration {
+	return d - d/10 + time.Duration(rand.Int64N(int64(d)/5+1))
+}
+
+// fetchLoop runs fetch cycles until ctx ends.
+func (e *Engine) fetchLoop(ctx, sendCtx context.Context, workers *sync.WaitGroup) {
+	errBackoff := func() retry.Backoff {
+		return retry.WithJitterPercent(20, retry.WithCappedDuration(10*time.Second, retry.NewExponential(100*time.Millisecond)))
+	}
+	backoff := errBackoff()
+	poll := time.NewTimer(0)
+	defer poll.Stop()
+	trigger := "timer"
+	for {
+		more, err := e.cycle(ctx, sendCtx, workers)
+		e.metrics.Polls.WithLabelValues(trigger).Inc()
+		wait := jittered(e.cfg.PollInterval)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			wait, _ = backoff.Next()
+			e.log.Error("fetch cycle failed", zap.Error(err), zap.Duration("retry_in", wait))
+			more = false
+		} else {
+			backoff = errBackoff()
+		}
+		if !poll.Stop() {
+			select {
+			case <-poll.C:
+			default:
+			}
+		}
+		poll.Reset(wait)
+		var freed <-chan struct{}
+		if more == moreCapacity {
+			freed = e.freed
+		}
+		if more == moreNow {
+			trigger = "backlog"
+			if ctx.Err() != nil {
+				return
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.wake:
+			trigger = "notify"
+			e.metrics.Notifications.Inc()
+		case <-poll.C:
+			trigger = "timer"
+		case <-freed:
+			trigger = "capacity"
+		}
+	}
+}
+
+type moreWork int
+
+const (
+	noMore       moreWork = iota // nothing known to be waiting
+	moreNow                      // a batch came back full and there is room: go again
+	moreCapacity                 // work is waiting for capacity: go again when some frees
+)
+
+// cycle fans out new events, then claims as many due deliveries as there is
+// room for and starts sending them.
+func (e *Engine) cycle(ctx, sendCtx context.Context, workers *sync.WaitGroup) (moreWork, error) {
+	dispatchLimit := e.cfg.BatchSize * 2
+	events, deliveries, err := e.store.Dispatch(ctx, dispatchLimit)
+	if err != nil {
+		return noMore, err
+	}
+	if events > 0 {
+		e.metrics.Dispatched.Add(float64(events))
+		e.log.Debug("fanned out events", zap.Int("events", events), zap.Int("deliveries", deliveries))
+	}
+	more := noMore
+	if events == dispatchLimit {
+		more = moreNow
+	}
+
+	e.mu.Lock()
+	room := e.cfg.MaxInFlight - e.inFlight
+	busy := make(map[string]int, len(e.busy))
+	for id, n := range e.busy {
+		busy[id] = n
+	}
+	e.mu.Unlock()
+	limit := min(room, e.cfg.BatchSize)
+	if limit < min(e.cfg.BatchSize, e.cfg.MaxInFlight)/8 {
+		// Too little room for a worthwhile claim: wait for capacity.
+		return max(more, moreCapacity), nil
+	}
+	claimed, err := e.store.Claim(ctx, outbox.ClaimParams{
+		Limit:       limit,
+		Lease:       e.cfg.Lease,
+		PerEndpoint: e.cfg.EndpointMaxInFlight,
+		Busy:        busy,
+	})
+	if err != nil {
+		return noMore, err
+	}
+	if len(claimed) == 0 {
+		return more, nil
+	}
+	e.metrics.ClaimBatch.Observe(float64(len(claimed)))
+	e.mu.Lock()
+	e.inFlight += len(claimed)
+	for _, c := range claimed {
+		e.busy[c.EndpointID]++
+	}
+	e.mu.Unlock()
+	e.metrics.InFlight.Add(float64(len(claimed)))
+	workers.Add(len(claimed))
+	for _, c := range claimed {
+		go func() {
+			defer workers.Done()
+			e.deliver(sendCtx, c)
+		}()
+	}
+	if len(claimed) == limit {
+		if limit == room {
+			return moreCapacity, nil
+		}
+		return moreNow, nil
+	}
+	return more, nil
+}
+
+// deliver sends one claimed delivery and hands its outcome to the
+// completer.
+func (e *Engine) deliver(ctx context.Context, c outbox.Claimed) {
+	defer e.release(c.EndpointID)
+	attempt := c.Attempts + 1
+	secrets := make([]signature.Secret, 0, len(c.Secrets))
+	var secretErr error
+	for _, s := range c.Secrets {
+		sec, err := signature.ParseSecret(s)
+		if err != nil {
+			secretErr = err
+			continue
+		}
+		secrets = append(secrets, sec)
+	}
+	var resp Response
+	var v Verdict
+	if len(secrets) == 0 {
+		resp = Response{StartedAt: time.Now(), Err: secretErr}
+		v = Verdict{Final: true, Class: "invalid_secret"}
+	} else {
+		resp = e.sender.Send(ctx, Message{
+			URL:       c.URL,
+			WebhookID: c.WebhookID,
+			EventType: c.EventType,
+			Payload:   c.Payload,
+			Timestamp: c.CreatedAt,
+			Secrets:   secrets,
+		})
+		v = Classify(resp.StatusCode, resp.Header, resp.Err, time.Now())
+	}
+	out := outbox.Outcome{
+		DeliveryID: c.DeliveryID,
+		LeaseToken: c.LeaseToken,
+		EventID:    c.EventID,
+		EndpointID: c.EndpointID,
+		Attempt:    attempt,
+		StartedAt:  resp.StartedAt,
+		Duration:   resp.Duration,
+		StatusCode: resp.StatusCode,
+		ErrorClass: v.Class,
+		Response:   resp.Excerpt,
+	}
+	if resp.Err != nil {
+		out.Error = resp.Err.Error()
+	} else if !v.Delivered {
+		out.Error = "HTTP " + httpStatusText(resp.StatusCode)
+	}
+	if v.Class == ClassCancelled && ctx.Err() != nil {
+		// Shutdown cancelled the request: give the delivery back untouched.
+		e.results <- result{out: out, release: true}
+		return
+	}
+	switch {
+	case v.Delivered:
+		out.State, out.Result = outbox.StateDelivered, ResultDelivered
+	case v.Final:
+		out.State, out.Result = outbox.StateDead, ResultDead
+	default:
+		if d, ok := e.cfg.Policy.Next(attempt, v.RetryAfter); ok {
+			out.State, out.Result = outbox.StatePending, ResultRetry
+			out.NextAttemptAt = time.Now().Add(d)
+		} else {
+			out.State, out.Result = outbox.StateDead, ResultDead
+		}
+	}
+	e.metrics.Attempts.WithLabelValues(c.EndpointID, out.Result).Inc()
+	e.metrics.AttemptDuration.WithLabelValues(out.Result).Observe(resp.Duration.Seconds())
+	fields := []zap.Field{
+		zap.Int64("event_id", c.EventID),
+		zap.String("webhook_id", c.WebhookID),
+		zap.Int64("delivery_id", c.DeliveryID),
+		zap.String("endpoint_id", c.EndpointID),
+		zap.String("event_type", c.EventType),
+		zap.Int("attempt", attempt),
+		zap.Int("status_code", resp.StatusCode),
+		zap.String("outcome", out.Result),
+		zap.Int64("duration_ms", resp.Duration.Milliseconds()),
+	}
+	if out.State == outbox.StatePending {
+		fields = append(fields, zap.Time("next_attempt_at", out.NextAttemptAt))
+	}
+	if v.Class != "" {
+		fields = append(fields, zap.String("error_class", v.Class), zap.String("error", out.Error))
+	}
+	if v.Delivered {
+		e.log.Info("delivery attempt", fields...)
+	} else {
+		e.log.Warn("delivery attempt", fields...)
+	}
+	if v.DisableEndpoint {
+		e.disable(c.EndpointID, "endpoint answered 410 Gone")
+	}
+	e.results <- result{out: out}
+}
+
+func httpStatusText(code int) string {
+	return itoa(code)
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	if neg {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
+}
+
+// release frees the request slot of a finished attempt.
+func (e *Engine) release(endpointID string) {
+	e.mu.Lock()
+	e.inFlight--
+	if e.busy[endpointID]--; e.busy[endpointID] <= 0 {
+		delete(e.busy, endpointID)
+	}
+	e.mu.Unlock()
+	e.metrics.InFlight.Dec()
+	select {
+	case e.freed <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) disable(endpointID, reason string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	was, err := e.store.DisableEndpoint(ctx, endpointID, reason)
+	if err != nil {
+		e.log.Error("disable endpoint", zap.String("endpoint_id", endpointID), zap.Error(err))
+		return
+	}
+	if was {
+		e.log.Warn("endpoint disabled", zap.String("endpoint_id", endpointID), zap.String("reason", reason))
+		if e.OnDisabled != nil {
+			e.OnDisabled(ctx, endpointID, reason)
+		}
+	}
+}
+
+// complete records outcomes in batches until e.results is closed.
+func (e *Engine) complete() {
+	batch := make([]outbox.Outcome, 0, e.cfg.CompleteBatch)
+	var releaseIDs, releaseTokens []int64
+	flush := func() {
+		if len(batch) > 0 {
+			e.record(batch)
+			batch = batch[:0]
+		}
+		if len(releaseIDs) > 0 {
+			e.releaseLeases(releaseIDs, releaseTokens)
+			releaseIDs, releaseTokens = releaseIDs[:0], releaseTokens[:0]
+		}
+	}
+	add := func(r result) {
+		if r.release {
+			releaseIDs = append(releaseIDs, r.out.DeliveryID)
+			releaseTokens = append(releaseTokens, r.out.LeaseToken)
+			return
+		}
+		batch = append(batch, r.out)
+	}
+	for {
+		r, ok := <-e.results
+		if !ok {
+			flush()
+			return
+		}
+		add(r)
+		timer := time.NewTimer(e.cfg.CompleteDelay)
+	gather:
+		for len(batch)+len(releaseIDs) < e.cfg.CompleteBatch {
+			select {
+			case r, ok := <-e.results:
+				if !ok {
+					timer.Stop()
+					flush()
+					return
+				}
+				add(r)
+			case <-timer.C:
+				break gather
+			}
+		}
+		timer.Stop()
+		flush()
+	}
+}
+
+// record writes a batch of outcomes, retrying briefly on failure. If it
+// still fails the leases expire and the deliveries are sent again (at least
+// once, never lost).
+func (e *Engine) record(batch []outbox.Outcome) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b := retry.WithMaxRetries(5, retry.WithJitterPercent(20, retry.NewExponential(100*time.Millisecond)))
+	var applied []int64
+	err := retry.Do(ctx, b, func(ctx context.Context) error {
+		var err error
+		applied, err = e.store.Complete(ctx, batch)
+		if err != nil {
+			e.log.Warn("record outcomes failed, retrying", zap.Int("outcomes", len(batch)), zap.Error(err))
+			return retry.RetryableError(err)
+		}
+		return nil
+	})
+	if err != nil {
+		e.log.Error("record outcomes failed; the deliveries will be sent again when their leases expire",
+			zap.Int("outcomes", len(batch)), zap.Error(err))
+		return
+	}
+	if lost := len(batch) - len(applied); lost > 0 {
+		e.metrics.LeasesLost.Add(float64(lost))
+		e.log.Warn("outcomes not applied: lease passed to another relay", zap.Int("count", lost))
+	}
+	ok := make(map[int64]bool, len(applied))
+	for _, id := range applied {
+		ok[id] = true
+	}
+	for _, o := range batch {
+		if !ok[o.DeliveryID] {
+			continue
+		}
+		switch o.State {
+		case outbox.StateDelivered, outbox.StateDead:
+			e.metrics.Deliveries.WithLabelValues(o.EndpointID, o.State).Inc()
+		}
+		if o.State == outbox.StateDead && e.OnDead != nil {
+			e.OnDead(ctx, o)
+		}
+	}
+}
+
+func (e *Engine) releaseLeases(ids, tokens []int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := e.store.Release(ctx, ids, tokens)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		e.log.Error("release leases failed; they expire on their own", zap.Int("count", len(ids)), zap.Error(err))
+		return
+	}
+	e.log.Info("released leases of unsent deliveries", zap.Int("count", n))
+}
