@@ -86,7 +86,7 @@ const (
 	maxRetryDelay      = 7 * 24 * time.Hour
 	maxRetryEntries    = 100
 	maxBatchSize       = 10000
-	maxPayloadBytes    = 16 << 20
+	maxPayloadBytes    = 256 << 10
 	minRetention       = time.Hour
 	minAdminTokenLen   = 16
 	secretKeyBytes     = 32
@@ -160,7 +160,8 @@ type Config struct {
 	// Retention is how long finished events are kept; 0 disables the
 	// clean-up, otherwise >= 1h.
 	Retention time.Duration `env:"HOOKRELAY_RETENTION" envDefault:"720h"`
-	// MaxPayloadBytes caps one event payload; 1..16 MiB.
+	// MaxPayloadBytes caps one event payload for the Go and HTTP enqueue
+	// paths; 1..262144 (the database holds every path to 256 KiB).
 	MaxPayloadBytes int `env:"HOOKRELAY_MAX_PAYLOAD_BYTES" envDefault:"262144"`
 	// MaxEndpointsPerTenant caps the endpoints per tenant; 0 = unlimited.
 	MaxEndpointsPerTenant int `env:"HOOKRELAY_MAX_ENDPOINTS_PER_TENANT" envDefault:"10"`
@@ -224,7 +225,7 @@ func Vars() []Var {
 		{Name: "HOOKRELAY_LOG_FORMAT", Default: DefaultLogFormat, Meaning: "log encoding: json or console"},
 		{Name: "HOOKRELAY_SHUTDOWN_TIMEOUT", Default: "30s", Meaning: "time allowed for in-flight work to finish on shutdown"},
 		{Name: "HOOKRELAY_RETENTION", Default: "720h", Meaning: "how long finished events are kept (720h = 30 days); 0 disables clean-up, otherwise at least 1h"},
-		{Name: "HOOKRELAY_MAX_PAYLOAD_BYTES", Default: strconv.Itoa(DefaultMaxPayloadBytes), Meaning: "maximum event payload size in bytes (at most 16777216)"},
+		{Name: "HOOKRELAY_MAX_PAYLOAD_BYTES", Default: strconv.Itoa(DefaultMaxPayloadBytes), Meaning: "maximum event payload size in bytes for the Go and HTTP enqueue paths (at most 262144, which the database enforces for plain SQL too)"},
 		{Name: "HOOKRELAY_MAX_ENDPOINTS_PER_TENANT", Default: strconv.Itoa(DefaultMaxEndpointsPerTenant), Meaning: "maximum endpoints one tenant may register; 0 = unlimited"},
 		{Name: "HOOKRELAY_DISABLE_AFTER", Default: "120h", Meaning: "disable an endpoint failing for this long without a success (120h = 5 days); 0 turns auto-disable off"},
 		{Name: "HOOKRELAY_DISABLE_AFTER_FAILURES", Default: strconv.Itoa(DefaultDisableAfterFailures), Meaning: "minimum consecutive failures before an endpoint is auto-disabled"},
@@ -488,7 +489,7 @@ func (c Config) problems(skip map[string]bool) []Problem {
 		add("HOOKRELAY_RETENTION", "must be at least %s, got %s (0 disables clean-up)", minRetention, c.Retention)
 	}
 	if c.MaxPayloadBytes <= 0 || c.MaxPayloadBytes > maxPayloadBytes {
-		add("HOOKRELAY_MAX_PAYLOAD_BYTES", "must be between 1 and %d (16 MiB), got %d", maxPayloadBytes, c.MaxPayloadBytes)
+		add("HOOKRELAY_MAX_PAYLOAD_BYTES", "must be between 1 and %d (256 KiB, the database limit), got %d", maxPayloadBytes, c.MaxPayloadBytes)
 	}
 	if c.MaxEndpointsPerTenant < 0 {
 		add("HOOKRELAY_MAX_ENDPOINTS_PER_TENANT", "must not be negative, got %d (0 means unlimited)", c.MaxEndpointsPerTenant)

@@ -243,8 +243,8 @@ func TestLoadFromVariables(t *testing.T) {
 		{name: "retention negative", key: "HOOKRELAY_RETENTION", value: "-1h", wantMsg: "must not be negative"},
 		{name: "retention days", key: "HOOKRELAY_RETENTION", value: "30d", wantMsg: "72h for 3 days"},
 
-		{name: "max payload", key: "HOOKRELAY_MAX_PAYLOAD_BYTES", value: "16777216", check: func(c Config) bool { return c.MaxPayloadBytes == 16<<20 }},
-		{name: "max payload too big", key: "HOOKRELAY_MAX_PAYLOAD_BYTES", value: "16777217", wantMsg: "must be between 1 and 16777216 (16 MiB)"},
+		{name: "max payload", key: "HOOKRELAY_MAX_PAYLOAD_BYTES", value: "262144", check: func(c Config) bool { return c.MaxPayloadBytes == 256<<10 }},
+		{name: "max payload too big", key: "HOOKRELAY_MAX_PAYLOAD_BYTES", value: "262145", wantMsg: "must be between 1 and 262144 (256 KiB"},
 		{name: "max payload unit", key: "HOOKRELAY_MAX_PAYLOAD_BYTES", value: "256KiB", wantMsg: "not an integer"},
 
 		{name: "max endpoints unlimited", key: "HOOKRELAY_MAX_ENDPOINTS_PER_TENANT", value: "0", check: func(c Config) bool { return c.MaxEndpointsPerTenant == 0 }},

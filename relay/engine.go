@@ -200,7 +200,7 @@ func (e *Engine) fetchLoop(ctx, sendCtx context.Context, workers *sync.WaitGroup
 			}
 			wait, _ = backoff.Next()
 			e.log.Error("fetch cycle failed", zap.Error(err), zap.Duration("retry_in", wait))
-			more = false
+			more = noMore
 		} else {
 			backoff = errBackoff()
 		}
