@@ -1,0 +1,434 @@
+package outbox
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The queries of the admin API: reading events, deliveries and attempts,
+// re-queueing deliveries, and the queue statistics behind the metrics.
+
+// StoredEvent is an outbox event as the admin API shows it.
+type StoredEvent struct {
+	ID             int64           `json:"id"`
+	WebhookID      string          `json:"webhook_id"`
+	Type           string          `json:"type"`
+	Tenant         string          `json:"tenant"`
+	Payload        json.RawMessage `json:"payload"`
+	EndpointID     string          `json:"endpoint_id,omitempty"`
+	IdempotencyKey string          `json:"idempotency_key,omitempty"`
+	OrderingKey    string          `json:"ordering_key,omitempty"`
+	CreatedAt      time.Time       `json:"created_at"`
+	// DispatchedAt is when the event was fanned out (nil until then).
+	DispatchedAt *time.Time `json:"dispatched_at,omitempty"`
+	// DeliveryCount is the number of deliveries created at fan-out.
+	DeliveryCount *int `json:"delivery_count,omitempty"`
+}
+
+// Delivery is one (event, endpoint) delivery as the admin API shows it.
+type Delivery struct {
+	ID         int64  `json:"id"`
+	EventID    int64  `json:"event_id"`
+	EndpointID string `json:"endpoint_id"`
+	State      string `json:"state"`
+	Attempts   int    `json:"attempts"`
+	// NextAttemptAt is nil for a delivery held while its endpoint is
+	// disabled.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	// Held is true while the endpoint is disabled and the delivery waits.
+	Held          bool       `json:"held"`
+	LastStatus    *int       `json:"last_status,omitempty"`
+	LastError     string     `json:"last_error,omitempty"`
+	LastAttemptAt *time.Time `json:"last_attempt_at,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+	FinishedAt    *time.Time `json:"finished_at,omitempty"`
+}
+
+// Attempt is one recorded HTTP try of a delivery.
+type Attempt struct {
+	ID         int64     `json:"id"`
+	DeliveryID int64     `json:"delivery_id"`
+	Attempt    int       `json:"attempt"`
+	StartedAt  time.Time `json:"started_at"`
+	DurationMS int       `json:"duration_ms"`
+	StatusCode *int      `json:"status_code,omitempty"`
+	Outcome    string    `json:"outcome"`
+	ErrorClass string    `json:"error_class,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	Response   string    `json:"response_excerpt,omitempty"`
+}
+
+// EventFilter selects events to list (newest first).
+type EventFilter struct {
+	Tenant *string
+	Type   *string
+	// Since and Until bound created_at: [Since, Until).
+	Since, Until *time.Time
+	// After is the cursor returned with the previous page ("" for the first).
+	After string
+	// Limit is the page size (default 50, at most 500).
+	Limit int
+}
+
+// DeliveryFilter selects deliveries to list (newest first).
+type DeliveryFilter struct {
+	State      *string
+	EndpointID *string
+	EventID    *int64
+	// After is the cursor returned with the previous page ("" for the first).
+	After string
+	// Limit is the page size (default 50, at most 500).
+	Limit int
+}
+
+// StateError is returned when a delivery is in a state that does not allow
+// the operation (for example retrying one that was delivered). It matches
+// ErrConflict.
+type StateError struct {
+	DeliveryID int64
+	State      string
+}
+
+func (e *StateError) Error() string {
+	return fmt.Sprintf("delivery %d is %s", e.DeliveryID, e.State)
+}
+
+// Unwrap makes the error match ErrConflict.
+func (e *StateError) Unwrap() error { return ErrConflict }
+
+// EncodeIDCursor returns the opaque cursor for a page that ends at id.
+func EncodeIDCursor(id int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("i" + strconv.FormatInt(id, 10)))
+}
+
+// DecodeIDCursor parses a cursor made by EncodeIDCursor; anything else is
+// ErrBadCursor.
+func DecodeIDCursor(c string) (int64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || len(b) < 2 || b[0] != 'i' || b[1] == '+' || b[1] == '-' {
+		return 0, ErrBadCursor
+	}
+	id, err := strconv.ParseInt(string(b[1:]), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, ErrBadCursor
+	}
+	return id, nil
+}
+
+// ValidDeliveryState reports whether s is a delivery state.
+func ValidDeliveryState(s string) bool {
+	switch s {
+	case StatePending, StateInFlight, StateDelivered, StateDead, StateCancelled:
+		return true
+	}
+	return false
+}
+
+const eventColumns = `id, uid, event_type, tenant, payload::text::bytea, coalesce(endpoint_id::text, ''),
+       coalesce(idempotency_key, ''), coalesce(ordering_key, ''), created_at, dispatched_at, delivery_count`
+
+func scanEvent(row pgx.Row) (StoredEvent, error) {
+	var e StoredEvent
+	var uid [16]byte
+	var payload []byte
+	err := row.Scan(&e.ID, &uid, &e.Type, &e.Tenant, &payload, &e.EndpointID, &e.IdempotencyKey,
+		&e.OrderingKey, &e.CreatedAt, &e.DispatchedAt, &e.DeliveryCount)
+	e.WebhookID = WebhookID(uid)
+	e.Payload = payload
+	return e, err
+}
+
+// ListEvents returns a page of events newest first and the cursor of the
+// next page ("" at the end). Keyset pagination on id keeps pages stable
+// while events are added.
+func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]StoredEvent, string, error) {
+	limit := pageLimit(f.Limit)
+	var before *int64
+	if f.After != "" {
+		id, err := DecodeIDCursor(f.After)
+		if err != nil {
+			return nil, "", err
+		}
+		before = &id
+	}
+	rows, err := s.pool.Query(ctx, qualify(`SELECT `+eventColumns+` FROM {{schema}}.outbox
+ WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR event_type = $2)
+   AND ($3::timestamptz IS NULL OR created_at >= $3) AND ($4::timestamptz IS NULL OR created_at < $4)
+   AND ($5::bigint IS NULL OR id < $5)
+ ORDER BY id DESC
+ LIMIT $6`, s.schema), f.Tenant, f.Type, f.Since, f.Until, before, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("list events: %w", translate(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (StoredEvent, error) { return scanEvent(r) })
+	if err != nil {
+		return nil, "", fmt.Errorf("list events: %w", translate(err))
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = EncodeIDCursor(out[limit-1].ID)
+	}
+	return out, next, nil
+}
+
+// GetEvent returns one event or ErrNotFound.
+func (s *Store) GetEvent(ctx context.Context, id int64) (StoredEvent, error) {
+	e, err := scanEvent(s.pool.QueryRow(ctx, qualify(`SELECT `+eventColumns+` FROM {{schema}}.outbox WHERE id = $1`, s.schema), id))
+	if err != nil {
+		return StoredEvent{}, fmt.Errorf("get event %d: %w", id, translate(err))
+	}
+	return e, nil
+}
+
+const deliveryColumns = `id, event_id, endpoint_id::text, state, attempts,
+       CASE WHEN next_attempt_at = 'infinity' THEN NULL ELSE next_attempt_at END, next_attempt_at = 'infinity',
+       last_status, last_error, last_attempt_at, created_at, updated_at, finished_at`
+
+func scanDelivery(row pgx.Row) (Delivery, error) {
+	var d Delivery
+	err := row.Scan(&d.ID, &d.EventID, &d.EndpointID, &d.State, &d.Attempts, &d.NextAttemptAt, &d.Held,
+		&d.LastStatus, &d.LastError, &d.LastAttemptAt, &d.CreatedAt, &d.UpdatedAt, &d.FinishedAt)
+	return d, err
+}
+
+// ListDeliveries returns a page of deliveries newest first and the cursor
+// of the next page ("" at the end).
+func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, string, error) {
+	limit := pageLimit(f.Limit)
+	var before *int64
+	if f.After != "" {
+		id, err := DecodeIDCursor(f.After)
+		if err != nil {
+			return nil, "", err
+		}
+		before = &id
+	}
+	if f.State != nil && !ValidDeliveryState(*f.State) {
+		return nil, "", &FieldError{Field: "state", Reason: "must be one of pending, in_flight, delivered, dead, cancelled"}
+	}
+	if f.EndpointID != nil && !ValidID(*f.EndpointID) {
+		return nil, "", &FieldError{Field: "endpoint_id", Reason: "is not an endpoint id (a UUID)"}
+	}
+	rows, err := s.pool.Query(ctx, qualify(`SELECT `+deliveryColumns+` FROM {{schema}}.deliveries
+ WHERE ($1::text IS NULL OR state = $1) AND ($2::uuid IS NULL OR endpoint_id = $2)
+   AND ($3::bigint IS NULL OR event_id = $3) AND ($4::bigint IS NULL OR id < $4)
+ ORDER BY id DESC
+ LIMIT $5`, s.schema), f.State, f.EndpointID, f.EventID, before, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("list deliveries: %w", translate(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) { return scanDelivery(r) })
+	if err != nil {
+		return nil, "", fmt.Errorf("list deliveries: %w", translate(err))
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = EncodeIDCursor(out[limit-1].ID)
+	}
+	return out, next, nil
+}
+
+// EventDeliveries returns all deliveries of one event (one per endpoint),
+// oldest first.
+func (s *Store) EventDeliveries(ctx context.Context, eventID int64) ([]Delivery, error) {
+	rows, err := s.pool.Query(ctx, qualify(`SELECT `+deliveryColumns+` FROM {{schema}}.deliveries
+ WHERE event_id = $1 ORDER BY id`, s.schema), eventID)
+	if err != nil {
+		return nil, fmt.Errorf("deliveries of event %d: %w", eventID, translate(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) { return scanDelivery(r) })
+	if err != nil {
+		return nil, fmt.Errorf("deliveries of event %d: %w", eventID, translate(err))
+	}
+	return out, nil
+}
+
+// GetDelivery returns one delivery or ErrNotFound.
+func (s *Store) GetDelivery(ctx context.Context, id int64) (Delivery, error) {
+	d, err := scanDelivery(s.pool.QueryRow(ctx, qualify(`SELECT `+deliveryColumns+` FROM {{schema}}.deliveries WHERE id = $1`, s.schema), id))
+	if err != nil {
+		return Delivery{}, fmt.Errorf("get delivery %d: %w", id, translate(err))
+	}
+	return d, nil
+}
+
+// ListAttempts returns the attempts of a delivery in order, or ErrNotFound
+// when the delivery does not exist.
+func (s *Store) ListAttempts(ctx context.Context, deliveryID int64) ([]Attempt, error) {
+	rows, err := s.pool.Query(ctx, qualify(`SELECT a.id, a.delivery_id, a.attempt, a.started_at, a.duration_ms,
+       a.status_code, a.outcome, a.error_class, a.error, a.response_excerpt
+  FROM {{schema}}.deliveries d
+  LEFT JOIN {{schema}}.attempts a ON a.delivery_id = d.id
+ WHERE d.id = $1
+ ORDER BY a.id`, s.schema), deliveryID)
+	if err != nil {
+		return nil, fmt.Errorf("attempts of delivery %d: %w", deliveryID, translate(err))
+	}
+	type row struct {
+		id *int64
+		a  Attempt
+	}
+	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+		var x row
+		var deliveryID *int64
+		var attempt, duration *int
+		var started *time.Time
+		var outcome, class, errText, excerpt *string
+		err := r.Scan(&x.id, &deliveryID, &attempt, &started, &duration, &x.a.StatusCode, &outcome, &class, &errText, &excerpt)
+		if x.id != nil {
+			x.a.ID, x.a.DeliveryID, x.a.Attempt, x.a.StartedAt, x.a.DurationMS = *x.id, *deliveryID, *attempt, *started, *duration
+			x.a.Outcome, x.a.ErrorClass, x.a.Error, x.a.Response = *outcome, *class, *errText, *excerpt
+		}
+		return x, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("attempts of delivery %d: %w", deliveryID, translate(err))
+	}
+	if len(all) == 0 {
+		return nil, fmt.Errorf("attempts of delivery %d: %w", deliveryID, ErrNotFound)
+	}
+	out := make([]Attempt, 0, len(all))
+	for _, x := range all {
+		if x.id != nil {
+			out = append(out, x.a)
+		}
+	}
+	return out, nil
+}
+
+// RetryDelivery re-queues a pending or dead delivery to be attempted now
+// (held instead while its endpoint is disabled). Its attempt count is kept,
+// so a dead delivery gets one more attempt. A delivered, in-flight or
+// cancelled delivery is a *StateError.
+func (s *Store) RetryDelivery(ctx context.Context, id int64) (Delivery, error) {
+	var d Delivery
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var state string
+		if err := tx.QueryRow(ctx, qualify(`SELECT state FROM {{schema}}.deliveries WHERE id = $1 FOR UPDATE`, s.schema), id).Scan(&state); err != nil {
+			return err
+		}
+		if state != StatePending && state != StateDead {
+			return &StateError{DeliveryID: id, State: state}
+		}
+		tag, err := tx.Exec(ctx, qualify(`UPDATE {{schema}}.deliveries d
+   SET state = 'pending', finished_at = NULL, updated_at = now(),
+       next_attempt_at = CASE WHEN e.enabled THEN now() ELSE 'infinity'::timestamptz END
+  FROM {{schema}}.endpoints e
+ WHERE d.id = $1 AND e.id = d.endpoint_id`, s.schema), id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return &StateError{DeliveryID: id, State: "of a deleted endpoint"}
+		}
+		d, err = scanDelivery(tx.QueryRow(ctx, qualify(`SELECT `+deliveryColumns+` FROM {{schema}}.deliveries WHERE id = $1`, s.schema), id))
+		return err
+	})
+	if err != nil {
+		var se *StateError
+		if errors.As(err, &se) {
+			return Delivery{}, err
+		}
+		return Delivery{}, fmt.Errorf("retry delivery %d: %w", id, translate(err))
+	}
+	return d, nil
+}
+
+// RecoverEndpoint re-queues an endpoint's failed deliveries created in
+// [since, until): dead ones go back to pending, and pending ones waiting
+// for a retry are made due now. Attempts are kept (a dead delivery gets
+// one more try). While the endpoint is disabled they stay held until it is
+// enabled. It returns how many deliveries were re-queued, or ErrNotFound
+// for an unknown endpoint.
+func (s *Store) RecoverEndpoint(ctx context.Context, endpointID string, since, until time.Time) (int, error) {
+	if !ValidID(endpointID) {
+		return 0, ErrNotFound
+	}
+	var n int
+	var found bool
+	err := s.pool.QueryRow(ctx, qualify(`WITH e AS (
+    SELECT id, enabled FROM {{schema}}.endpoints WHERE id = $1
+), upd AS (
+    UPDATE {{schema}}.deliveries d
+       SET state = 'pending', finished_at = NULL, updated_at = now(),
+           next_attempt_at = CASE WHEN e.enabled THEN now() ELSE 'infinity'::timestamptz END
+      FROM e
+     WHERE d.endpoint_id = e.id AND d.created_at >= $2 AND d.created_at < $3
+       AND (d.state = 'dead'
+            OR (d.state = 'pending' AND d.attempts > 0 AND d.next_attempt_at > now()
+                AND d.next_attempt_at <> 'infinity'))
+    RETURNING d.id
+)
+SELECT EXISTS (SELECT 1 FROM e), (SELECT count(*) FROM upd)::int`, s.schema), endpointID, since, until).Scan(&found, &n)
+	if err != nil {
+		return 0, fmt.Errorf("recover endpoint %s: %w", endpointID, translate(err))
+	}
+	if !found {
+		return 0, fmt.Errorf("recover endpoint %s: %w", endpointID, ErrNotFound)
+	}
+	return n, nil
+}
+
+// QueueStats is a snapshot of the queue for the metrics.
+type QueueStats struct {
+	// Pending counts deliveries waiting for their first attempt (due, not
+	// yet due, or held while their endpoint is disabled).
+	Pending int64
+	// Retrying counts pending deliveries that failed at least once.
+	Retrying int64
+	InFlight int64
+	Dead     int64
+	// Delivered counts delivered deliveries not yet removed by retention.
+	Delivered int64
+	// Undispatched counts outbox events not yet fanned out.
+	Undispatched int64
+	// OldestPendingAge is the lag: the longest any due work has waited,
+	// either an event not yet fanned out (since it was created) or a due
+	// delivery (since it became due). Held deliveries do not count.
+	OldestPendingAge time.Duration
+	// EndpointsDisabled counts disabled endpoints.
+	EndpointsDisabled int64
+}
+
+// Each count uses a partial index (or the small endpoints table), except
+// delivered and dead, which read the finished-rows index that retention
+// keeps bounded.
+const queueStatsSQL = `SELECT
+    (SELECT count(*) FROM {{schema}}.deliveries WHERE state = 'pending' AND attempts = 0),
+    (SELECT count(*) FROM {{schema}}.deliveries WHERE state = 'pending' AND attempts > 0),
+    (SELECT count(*) FROM {{schema}}.deliveries WHERE state = 'in_flight'),
+    (SELECT count(*) FROM {{schema}}.deliveries WHERE finished_at IS NOT NULL AND state = 'dead'),
+    (SELECT count(*) FROM {{schema}}.deliveries WHERE finished_at IS NOT NULL AND state = 'delivered'),
+    (SELECT count(*) FROM {{schema}}.outbox WHERE dispatched_at IS NULL),
+    greatest(0,
+      extract(epoch FROM now() - (SELECT created_at FROM {{schema}}.outbox WHERE dispatched_at IS NULL
+          ORDER BY id LIMIT 1))),
+      extract(epoch FROM now() - (SELECT min(next_attempt_at) FROM {{schema}}.deliveries
+          WHERE state = 'pending' AND attempts = 0 AND next_attempt_at <= now())),
+      extract(epoch FROM now() - (SELECT min(next_attempt_at) FROM {{schema}}.deliveries
+          WHERE state = 'pending' AND attempts > 0 AND next_attempt_at <= now()))
+    )::float8,
+    (SELECT count(*) FROM {{schema}}.endpoints WHERE NOT enabled)`
+
+// QueueStats reads the queue snapshot in one statement.
+func (s *Store) QueueStats(ctx context.Context) (QueueStats, error) {
+	var q QueueStats
+	var age float64
+	err := s.pool.QueryRow(ctx, qualify(queueStatsSQL, s.schema)).Scan(&q.Pending, &q.Retrying, &q.InFlight,
+		&q.Dead, &q.Delivered, &q.Undispatched, &age, &q.EndpointsDisabled)
+	if err != nil {
+		return QueueStats{}, fmt.Errorf("queue stats: %w", translate(err))
+	}
+	q.OldestPendingAge = time.Duration(age * float64(time.Second))
+	return q, nil
+}

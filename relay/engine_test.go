@@ -1,0 +1,487 @@
+package relay_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/outbox/outboxtest"
+	"github.com/hookrelay/hookrelay/relay"
+)
+
+func TestDeliversEverythingExactlyOnce(t *testing.T) {
+	t.Parallel()
+	st := outboxtest.Store(t)
+	rc := newReceiver(t, nil)
+	createEndpoint(t, st, rc, "acme")
+	startEngine(t, st, engineOpts{})
+	const n = 300
+	insertSQL(t, st, "acme", "signup.created", n, 37)
+	got := rc.waitAccepted(n, 30*time.Second)
+	seen := map[string]bool{}
+	for _, r := range got {
+		if seen[r.ID] {
+			t.Errorf("duplicate delivery of %s", r.ID)
+		}
+		seen[r.ID] = true
+		if r.Type != "signup.created" {
+			t.Errorf("type = %q", r.Type)
+		}
+	}
+	eventually(t, 10*time.Second, "all deliveries recorded", func() bool { return states(t, st)[outbox.StateDelivered] == n })
+	if len(rc.accepted()) != n {
+		t.Fatalf("receiver got %d, want exactly %d", len(rc.accepted()), n)
+	}
+}
+
+func TestFiltersAndTargeting(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := outboxtest.Store(t)
+	all := newReceiver(t, nil)
+	signups := newReceiver(t, nil)
+	other := newReceiver(t, nil)
+	target := newReceiver(t, nil)
+	createEndpoint(t, st, all, "acme")
+	createEndpoint(t, st, signups, "acme", "signup.created", "signup.deleted")
+	createEndpoint(t, st, other, "globex")
+	tgt := createEndpoint(t, st, target, "acme", "campaign.ended")
+	startEngine(t, st, engineOpts{})
+
+	opts := outbox.Options{Schema: st.Schema()}
+	for _, ev := range []outbox.Event{
+		{Type: "signup.created", Tenant: "acme", Payload: json.RawMessage(`{"i":1}`)},
+		{Type: "participant.reached_goal", Tenant: "acme", Payload: json.RawMessage(`{"i":2}`)},
+		{Type: "signup.deleted", Tenant: "acme", Payload: json.RawMessage(`{"i":3}`)},
+		{Type: "signup.created", Tenant: "globex", Payload: json.RawMessage(`{"i":4}`)},
+		{Type: "signup.created", Tenant: "nobody", Payload: json.RawMessage(`{"i":5}`)},
+		{Type: "signup.created", Tenant: "acme", EndpointID: tgt.ID, Payload: json.RawMessage(`{"i":6}`)},
+	} {
+		if _, err := outbox.Enqueue(ctx, st.Pool(), ev, opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all.waitAccepted(3, 10*time.Second)
+	signups.waitAccepted(2, 10*time.Second)
+	other.waitAccepted(1, 10*time.Second)
+	target.waitAccepted(1, 10*time.Second)
+	// Every event is dispatched, including the one nobody subscribes to,
+	// which is done (not retried forever).
+	eventually(t, 10*time.Second, "all events dispatched", func() bool {
+		var n int
+		_ = st.Pool().QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.outbox WHERE dispatched_at IS NULL`).Scan(&n)
+		return n == 0
+	})
+	eventually(t, 10*time.Second, "7 deliveries", func() bool { return states(t, st)[outbox.StateDelivered] == 7 })
+	for name, c := range map[string]struct {
+		rc   *receiver
+		want []string
+	}{
+		"all":     {all, []string{`{"i":1}`, `{"i":2}`, `{"i":3}`}},
+		"signups": {signups, []string{`{"i":1}`, `{"i":3}`}},
+		"other":   {other, []string{`{"i":4}`}},
+		"target":  {target, []string{`{"i":6}`}},
+	} {
+		got := map[string]bool{}
+		for _, r := range c.rc.accepted() {
+			got[compactJSON(t, r.Data)] = true
+		}
+		if len(got) != len(c.want) {
+			t.Errorf("%s got %v, want %v", name, got, c.want)
+		}
+		for _, w := range c.want {
+			if !got[w] {
+				t.Errorf("%s missing %s (got %v)", name, w, got)
+			}
+		}
+	}
+}
+
+func TestDisabledEndpointHoldsUntilEnabled(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := outboxtest.Store(t)
+	rc := newReceiver(t, nil)
+	ep := createEndpoint(t, st, rc, "")
+	off := false
+	if _, err := st.UpdateEndpoint(ctx, ep.ID, outbox.EndpointPatch{Enabled: &off}); err != nil {
+		t.Fatal(err)
+	}
+	startEngine(t, st, engineOpts{})
+	insertSQL(t, st, "", "signup.created", 20, 5)
+	eventually(t, 10*time.Second, "events dispatched and held", func() bool { return states(t, st)[outbox.StatePending] == 20 })
+	// A few polls later still nothing was sent.
+	probe := newReceiver(t, nil)
+	createEndpoint(t, st, probe, "")
+	insertSQL(t, st, "", "probe", 1, 1)
+	probe.waitAccepted(1, 10*time.Second)
+	if n := len(rc.accepted()); n != 0 {
+		t.Fatalf("disabled endpoint received %d", n)
+	}
+	on := true
+	if _, err := st.UpdateEndpoint(ctx, ep.ID, outbox.EndpointPatch{Enabled: &on}); err != nil {
+		t.Fatal(err)
+	}
+	rc.waitAccepted(21, 10*time.Second) // the 20 held and the probe
+}
+
+func TestOutOfOrderCommitsAreDelivered(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := outboxtest.Store(t)
+	rc := newReceiver(t, nil)
+	createEndpoint(t, st, rc, "")
+	startEngine(t, st, engineOpts{})
+	q := `INSERT INTO ` + pgx.Identifier{st.Schema()}.Sanitize() + `.outbox (event_type, payload) VALUES ($1, $2)`
+	// tx1 takes the lower id but commits after tx2 (and after the relay has
+	// delivered tx2's event).
+	tx1, err := st.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx1.Rollback(ctx)
+	if _, err := tx1.Exec(ctx, q, "first", `{"tx":1}`); err != nil {
+		t.Fatal(err)
+	}
+	tx2, err := st.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx2.Exec(ctx, q, "second", `{"tx":2}`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx2.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rc.waitAccepted(1, 10*time.Second)
+	if err := tx1.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := rc.waitAccepted(2, 10*time.Second)
+	if got[0].Type != "second" || got[1].Type != "first" {
+		t.Fatalf("got %s then %s", got[0].Type, got[1].Type)
+	}
+}
+
+func TestRetryThenDeliverWithSameID(t *testing.T) {
+	t.Parallel()
+	st := outboxtest.Store(t)
+	rc := newReceiver(t, func(w http.ResponseWriter, n int, r receipt) int {
+		if n <= 2 {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	})
+	var mu sync.Mutex
+	var stamps []string
+	rc.respond = func(w http.ResponseWriter, n int, r receipt) int {
+		mu.Lock()
+		stamps = append(stamps, r.Timestamp)
+		mu.Unlock()
+		if n <= 2 {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	}
+	createEndpoint(t, st, rc, "")
+	startEngine(t, st, engineOpts{cfg: relay.Config{Policy: relay.Policy{Schedule: []time.Duration{time.Second, time.Second, time.Second}}}})
+	insertSQL(t, st, "", "signup.created", 1, 1)
+	got := rc.waitAccepted(1, 20*time.Second)
+	rc.mu.Lock()
+	tries := rc.byID[got[0].ID]
+	rc.mu.Unlock()
+	if tries != 3 {
+		t.Fatalf("delivered after %d tries, want 3", tries)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if stamps[0] == stamps[2] {
+		t.Errorf("webhook-timestamp not refreshed between attempts: %v", stamps)
+	}
+	eventually(t, 5*time.Second, "delivered state", func() bool { return states(t, st)[outbox.StateDelivered] == 1 })
+	var attempts int
+	var lastStatus int
+	if err := st.Pool().QueryRow(context.Background(), `SELECT attempts, last_status FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.deliveries`).Scan(&attempts, &lastStatus); err != nil {
+		t.Fatal(err)
+	}
+	if attempts != 3 || lastStatus != 200 {
+		t.Fatalf("attempts=%d last_status=%d", attempts, lastStatus)
+	}
+	var rows int
+	if err := st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.attempts`).Scan(&rows); err != nil || rows != 3 {
+		t.Fatalf("attempt rows = %d (%v)", rows, err)
+	}
+}
+
+func TestGoneDisablesEndpoint(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := outboxtest.Store(t)
+	rc := newReceiver(t, func(http.ResponseWriter, int, receipt) int { return http.StatusGone })
+	ep := createEndpoint(t, st, rc, "")
+	startEngine(t, st, engineOpts{})
+	insertSQL(t, st, "", "signup.created", 1, 1)
+	eventually(t, 10*time.Second, "endpoint disabled", func() bool {
+		e, err := st.GetEndpoint(ctx, ep.ID)
+		return err == nil && !e.Enabled && e.DisabledReason != ""
+	})
+	eventually(t, 10*time.Second, "delivery dead", func() bool { return states(t, st)[outbox.StateDead] == 1 })
+	// New events for the disabled endpoint are held, not attempted.
+	insertSQL(t, st, "", "signup.created", 3, 3)
+	eventually(t, 10*time.Second, "held", func() bool { return states(t, st)[outbox.StatePending] == 3 })
+	var infinite int
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.deliveries WHERE next_attempt_at = 'infinity'`).Scan(&infinite); err != nil || infinite != 3 {
+		t.Fatalf("held deliveries = %d (%v)", infinite, err)
+	}
+}
+
+func TestExhaustedScheduleIsDead(t *testing.T) {
+	t.Parallel()
+	st := outboxtest.Store(t)
+	rc := newReceiver(t, func(http.ResponseWriter, int, receipt) int { return http.StatusServiceUnavailable })
+	createEndpoint(t, st, rc, "")
+	startEngine(t, st, engineOpts{cfg: relay.Config{Policy: relay.Policy{Schedule: []time.Duration{50 * time.Millisecond, 50 * time.Millisecond}}}})
+	insertSQL(t, st, "", "signup.created", 2, 2)
+	eventually(t, 10*time.Second, "dead", func() bool { return states(t, st)[outbox.StateDead] == 2 })
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for id, n := range rc.byID {
+		if n != 3 {
+			t.Errorf("%s tried %d times, want 3", id, n)
+		}
+	}
+}
+
+func TestRetryAfterRespected(t *testing.T) {
+	t.Parallel()
+	st := outboxtest.Store(t)
+	var mu sync.Mutex
+	var times []time.Time
+	rc := newReceiver(t, func(w http.ResponseWriter, n int, r receipt) int {
+		mu.Lock()
+		times = append(times, r.At)
+		mu.Unlock()
+		if n == 1 {
+			w.Header().Set("Retry-After", "2")
+			return http.StatusTooManyRequests
+		}
+		return http.StatusOK
+	})
+	createEndpoint(t, st, rc, "")
+	// The schedule alone would retry after 50ms.
+	startEngine(t, st, engineOpts{cfg: relay.Config{Policy: relay.Policy{Schedule: []time.Duration{50 * time.Millisecond}}}})
+	insertSQL(t, st, "", "signup.created", 1, 1)
+	rc.waitAccepted(1, 20*time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	if gap := times[1].Sub(times[0]); gap < 2*time.Second {
+		t.Fatalf("retried after %v, Retry-After asked for 2s", gap)
+	}
+}
+
+func TestCrashedRelayLeasesAreReclaimed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := outboxtest.Store(t)
+	rc := newReceiver(t, nil)
+	createEndpoint(t, st, rc, "")
+	insertSQL(t, st, "", "signup.created", 50, 50)
+	// A relay fans out and claims, then dies without sending or releasing.
+	if _, _, err := st.Dispatch(ctx, 100); err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := st.Claim(ctx, outbox.ClaimParams{Limit: 30, Lease: time.Second, PerEndpoint: 100})
+	if err != nil || len(claimed) != 30 {
+		t.Fatalf("claimed %d (%v)", len(claimed), err)
+	}
+	startEngine(t, st, engineOpts{})
+	got := rc.waitAccepted(50, 20*time.Second)
+	ids := map[string]bool{}
+	for _, r := range got {
+		ids[r.ID] = true
+	}
+	if len(ids) != 50 {
+		t.Fatalf("distinct events delivered = %d, want 50", len(ids))
+	}
+	// The dead relay's late outcome must not overwrite the new state.
+	outs := []outbox.Outcome{{DeliveryID: claimed[0].DeliveryID, LeaseToken: claimed[0].LeaseToken, EventID: claimed[0].EventID,
+		EndpointID: claimed[0].EndpointID, Attempt: 1, State: outbox.StateDead, StartedAt: time.Now(), Result: "dead"}}
+	eventually(t, 10*time.Second, "all delivered", func() bool { return states(t, st)[outbox.StateDelivered] == 50 })
+	applied, err := st.Complete(ctx, outs)
+	if err != nil || len(applied) != 0 {
+		t.Fatalf("late outcome applied %v (%v)", applied, err)
+	}
+	if s := states(t, st); s[outbox.StateDelivered] != 50 {
+		t.Fatalf("states after late outcome = %v", s)
+	}
+}
+
+func TestTwoEnginesNoDoubleDelivery(t *testing.T) {
+	t.Parallel()
+	st := outboxtest.Store(t)
+	rc := newReceiver(t, nil)
+	createEndpoint(t, st, rc, "")
+	st2, err := outbox.NewStore(outboxtest.Pool(t), st.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	startEngine(t, st, engineOpts{cfg: relay.Config{BatchSize: 20}})
+	startEngine(t, st2, engineOpts{cfg: relay.Config{BatchSize: 20}})
+	const n = 1000
+	insertSQL(t, st, "", "signup.created", n, 100)
+	rc.waitAccepted(n, 60*time.Second)
+	eventually(t, 10*time.Second, "all recorded", func() bool { return states(t, st)[outbox.StateDelivered] == n })
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for id, c := range rc.byID {
+		if c != 1 {
+			t.Errorf("%s delivered %d times", id, c)
+		}
+	}
+	if len(rc.byID) != n {
+		t.Fatalf("distinct = %d", len(rc.byID))
+	}
+}
+
+func TestPollingAloneDelivers(t *testing.T) {
+	t.Parallel()
+	st := outboxtest.Store(t)
+	rc := newReceiver(t, nil)
+	createEndpoint(t, st, rc, "")
+	// No wake channel at all: as behind a transaction pooler.
+	startEngine(t, st, engineOpts{cfg: relay.Config{PollInterval: 100 * time.Millisecond}})
+	insertSQL(t, st, "", "signup.created", 40, 7)
+	rc.waitAccepted(40, 20*time.Second)
+}
+
+func TestListenerWakesEngine(t *testing.T) {
+	t.Parallel()
+	st := outboxtest.Store(t)
+	rc := newReceiver(t, nil)
+	createEndpoint(t, st, rc, "")
+	cfg, err := pgx.ParseConfig(outboxtest.Shared().URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := outbox.NewListener(cfg, st.Schema(), zapNop())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = l.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	eventually(t, 10*time.Second, "listener connected", l.Connected)
+	// A long poll interval: only the notification can explain a fast delivery.
+	startEngine(t, st, engineOpts{cfg: relay.Config{PollInterval: time.Hour}, wake: l.Wake()})
+	insertSQL(t, st, "", "signup.created", 5, 5)
+	rc.waitAccepted(5, 10*time.Second)
+	if l.Received() == 0 {
+		t.Fatal("no notification received")
+	}
+}
+
+func TestDatabaseRestartMidDrain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv, err := outboxtest.Start(ctx, outboxtest.Options{ForceLocal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	pool, err := pgxPool(ctx, srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if _, err := outbox.Migrate(ctx, pool, "hookrelay"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := outbox.NewStore(pool, "hookrelay")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := newReceiver(t, nil)
+	createEndpoint(t, st, rc, "")
+	cfg, _ := pgx.ParseConfig(srv.URL())
+	l := outbox.NewListener(cfg, "hookrelay", zapNop())
+	lctx, cancel := context.WithCancel(ctx)
+	ldone := make(chan struct{})
+	go func() { defer close(ldone); _ = l.Run(lctx) }()
+	t.Cleanup(func() { cancel(); <-ldone })
+	startEngine(t, st, engineOpts{cfg: relay.Config{BatchSize: 50, PollInterval: 200 * time.Millisecond}, wake: l.Wake()})
+	insertSQL(t, st, "", "signup.created", 500, 100)
+	rc.waitAccepted(50, 20*time.Second)
+	if err := srv.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The application writes through its own fresh pool; the relay's pool
+	// holds dead connections and must recover by itself.
+	appPool, err := pgxPool(ctx, srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(appPool.Close)
+	app, err := outbox.NewStore(appPool, "hookrelay")
+	if err != nil {
+		t.Fatal(err)
+	}
+	insertSQL(t, app, "", "after.restart", 100, 100)
+	got := rc.waitAccepted(600, 60*time.Second)
+	ids := map[string]bool{}
+	for _, r := range got {
+		ids[r.ID] = true
+	}
+	if len(ids) != 600 {
+		t.Fatalf("distinct delivered = %d, want 600", len(ids))
+	}
+	eventually(t, 20*time.Second, "listener reconnected", l.Connected)
+}
+
+func TestGracefulShutdownReleasesLeases(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := outboxtest.Store(t)
+	block := make(chan struct{})
+	var once sync.Once
+	rc := newReceiver(t, func(w http.ResponseWriter, n int, r receipt) int {
+		<-block
+		return http.StatusOK
+	})
+	t.Cleanup(func() { once.Do(func() { close(block) }) })
+	createEndpoint(t, st, rc, "")
+	sender := relay.NewSender(relay.SenderConfig{Timeout: 30 * time.Second})
+	defer sender.Close()
+	e := relay.New(relay.Config{PollInterval: 50 * time.Millisecond, ShutdownTimeout: 300 * time.Millisecond, Lease: time.Minute,
+		Policy: relay.Policy{Schedule: []time.Duration{time.Second}}}, st, sender, nil, zapNop(), nil)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(rctx) }()
+	insertSQL(t, st, "", "signup.created", 10, 10)
+	eventually(t, 10*time.Second, "in flight", func() bool { return states(t, st)[outbox.StateInFlight] == 10 })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("engine did not stop within its shutdown timeout")
+	}
+	if e.Running() {
+		t.Fatal("still running")
+	}
+	s := states(t, st)
+	if s[outbox.StateInFlight] != 0 || s[outbox.StatePending] != 10 {
+		t.Fatalf("after shutdown: %v, want 10 pending and no lease held", s)
+	}
+	var attempts int
+	if err := st.Pool().QueryRow(ctx, `SELECT coalesce(sum(attempts), 0) FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.deliveries`).Scan(&attempts); err != nil || attempts != 0 {
+		t.Fatalf("cancelled sends counted as attempts: %d (%v)", attempts, err)
+	}
+	_ = strconv.Itoa
+}
