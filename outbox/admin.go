@@ -412,7 +412,7 @@ const queueStatsSQL = `SELECT
     (SELECT count(*) FROM {{schema}}.outbox WHERE dispatched_at IS NULL),
     greatest(0,
       extract(epoch FROM now() - (SELECT created_at FROM {{schema}}.outbox WHERE dispatched_at IS NULL
-          ORDER BY id LIMIT 1))),
+          ORDER BY id LIMIT 1)),
       extract(epoch FROM now() - (SELECT min(next_attempt_at) FROM {{schema}}.deliveries
           WHERE state = 'pending' AND attempts = 0 AND next_attempt_at <= now())),
       extract(epoch FROM now() - (SELECT min(next_attempt_at) FROM {{schema}}.deliveries

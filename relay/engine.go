@@ -91,6 +91,8 @@ type Engine struct {
 	running atomic.Bool
 	done    chan struct{}
 
+	jobs chan outbox.Claimed
+
 	mu       sync.Mutex
 	inFlight int
 	busy     map[string]int
@@ -123,6 +125,7 @@ func New(cfg Config, store *outbox.Store, sender *Sender, wake <-chan struct{}, 
 		busy:    map[string]int{},
 		freed:   make(chan struct{}, 1),
 		results: make(chan result, cfg.MaxInFlight+cfg.CompleteBatch),
+		jobs:    make(chan outbox.Claimed, cfg.MaxInFlight),
 	}
 }
 
@@ -149,9 +152,22 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.complete()
 	}()
 
+	// Long-lived workers: a goroutine per delivery would grow a fresh stack
+	// for every request.
+	workers.Add(e.cfg.MaxInFlight)
+	for range e.cfg.MaxInFlight {
+		go func() {
+			defer workers.Done()
+			for c := range e.jobs {
+				e.deliver(sendCtx, c)
+			}
+		}()
+	}
+
 	e.running.Store(true)
-	e.fetchLoop(ctx, sendCtx, &workers)
+	e.fetchLoop(ctx)
 	e.running.Store(false)
+	close(e.jobs)
 
 	// Shutdown: wait for in-flight work, then cancel what is left.
 	idle := make(chan struct{})
@@ -182,7 +198,7 @@ func jittered(d time.Duration) time.Duration {
 }
 
 // fetchLoop runs fetch cycles until ctx ends.
-func (e *Engine) fetchLoop(ctx, sendCtx context.Context, workers *sync.WaitGroup) {
+func (e *Engine) fetchLoop(ctx context.Context) {
 	errBackoff := func() retry.Backoff {
 		return retry.WithJitterPercent(20, retry.WithCappedDuration(10*time.Second, retry.NewExponential(100*time.Millisecond)))
 	}
@@ -191,7 +207,7 @@ func (e *Engine) fetchLoop(ctx, sendCtx context.Context, workers *sync.WaitGroup
 	defer poll.Stop()
 	trigger := "timer"
 	for {
-		more, err := e.cycle(ctx, sendCtx, workers)
+		more, err := e.cycle(ctx)
 		e.metrics.Polls.WithLabelValues(trigger).Inc()
 		wait := jittered(e.cfg.PollInterval)
 		if err != nil {
@@ -246,7 +262,7 @@ const (
 
 // cycle fans out new events, then claims as many due deliveries as there is
 // room for and starts sending them.
-func (e *Engine) cycle(ctx, sendCtx context.Context, workers *sync.WaitGroup) (moreWork, error) {
+func (e *Engine) cycle(ctx context.Context) (moreWork, error) {
 	dispatchLimit := e.cfg.BatchSize * 2
 	events, deliveries, err := e.store.Dispatch(ctx, dispatchLimit)
 	if err != nil {
@@ -293,12 +309,8 @@ func (e *Engine) cycle(ctx, sendCtx context.Context, workers *sync.WaitGroup) (m
 	}
 	e.mu.Unlock()
 	e.metrics.InFlight.Add(float64(len(claimed)))
-	workers.Add(len(claimed))
 	for _, c := range claimed {
-		go func() {
-			defer workers.Done()
-			e.deliver(sendCtx, c)
-		}()
+		e.jobs <- c // never blocks: claims are bounded by free workers
 	}
 	if len(claimed) == limit {
 		if limit == room {

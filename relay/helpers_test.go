@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,6 +46,7 @@ type receiver struct {
 	bad     int
 	byID    map[string]int
 	changed chan struct{}
+	conns   atomic.Int64 // connections accepted
 }
 
 func newReceiver(t testing.TB, respond func(w http.ResponseWriter, n int, r receipt) int) *receiver {
@@ -57,7 +60,13 @@ func newReceiver(t testing.TB, respond func(w http.ResponseWriter, n int, r rece
 		t.Fatal(err)
 	}
 	rc := &receiver{t: t, secret: sec, respond: respond, byID: map[string]int{}, changed: make(chan struct{}, 1)}
-	rc.srv = httptest.NewServer(http.HandlerFunc(rc.serve))
+	rc.srv = httptest.NewUnstartedServer(http.HandlerFunc(rc.serve))
+	rc.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			rc.conns.Add(1)
+		}
+	}
+	rc.srv.Start()
 	t.Cleanup(rc.srv.Close)
 	rc.rawSecret = raw
 	return rc

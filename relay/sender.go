@@ -34,6 +34,10 @@ type SenderConfig struct {
 	Timeout time.Duration
 	// MaxConnsPerHost caps connections to one host (0: no cap).
 	MaxConnsPerHost int
+	// MaxIdleConnsPerHost is how many keep-alive connections per host are
+	// kept for reuse (default 256); it should cover the per-endpoint
+	// concurrency, or connections churn.
+	MaxIdleConnsPerHost int
 	// Guard refuses private destinations at dial time; nil allows all.
 	Guard *destguard.Guard
 	// Proxy is an outbound proxy URL; nil means direct (HTTP_PROXY from
@@ -56,11 +60,15 @@ func NewSender(cfg SenderConfig) *Sender {
 	if cfg.Guard != nil {
 		dial = cfg.Guard.DialContext(dialer)
 	}
+	idle := cfg.MaxIdleConnsPerHost
+	if idle <= 0 {
+		idle = 256
+	}
 	tr := &http.Transport{
 		DialContext:            dial,
 		ForceAttemptHTTP2:      true,
-		MaxIdleConns:           1024,
-		MaxIdleConnsPerHost:    max(cfg.MaxConnsPerHost, 16),
+		MaxIdleConns:           max(4096, idle),
+		MaxIdleConnsPerHost:    idle,
 		MaxConnsPerHost:        cfg.MaxConnsPerHost,
 		IdleConnTimeout:        90 * time.Second,
 		TLSHandshakeTimeout:    min(cfg.Timeout, 10*time.Second),

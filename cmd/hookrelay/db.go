@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/hookrelay/hookrelay/config"
+	"github.com/hookrelay/hookrelay/outbox"
+)
+
+// defaultConnectTimeout bounds one connection attempt when the database URL
+// does not set connect_timeout.
+const defaultConnectTimeout = 10 * time.Second
+
+// poolConfig parses the database URL and applies hookrelay's pool defaults:
+// maxConns connections unless the URL sets pool_max_conns, and a connect
+// timeout unless the URL sets connect_timeout.
+func poolConfig(cfg config.Config, maxConns int32) (*pgxpool.Config, error) {
+	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		// pgx redacts the password in its parse errors.
+		return nil, &config.Error{Problems: []config.Problem{{
+			Var: "HOOKRELAY_DATABASE_URL", Message: fmt.Sprintf("cannot be parsed: %v", err),
+		}}}
+	}
+	if !strings.Contains(cfg.DatabaseURL, "pool_max_conns") {
+		pc.MaxConns = maxConns
+	}
+	if !strings.Contains(cfg.DatabaseURL, "connect_timeout") {
+		pc.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
+	return pc, nil
+}
+
+// openPool opens a small pool for the one-shot commands.
+func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
+	pc, err := poolConfig(cfg, 4)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("open database pool: %w", err)
+	}
+	return pool, nil
+}
+
+// ensureSchema checks that cfg.Schema is at the version this binary needs,
+// migrating it first when it is behind and HOOKRELAY_MIGRATE_ON_START allows.
+func ensureSchema(ctx context.Context, pool *pgxpool.Pool, cfg config.Config) error {
+	err := outbox.CheckSchema(ctx, pool, cfg.Schema)
+	var outdated *outbox.SchemaOutdatedError
+	if errors.As(err, &outdated) && cfg.MigrateOnStart {
+		if _, err := outbox.Migrate(ctx, pool, cfg.Schema); err != nil {
+			return fmt.Errorf("migrate schema %s: %w", cfg.Schema, err)
+		}
+		return nil
+	}
+	if err != nil {
+		if outbox.IsSchemaError(err) {
+			return err
+		}
+		return fmt.Errorf("check schema %s: %w", cfg.Schema, err)
+	}
+	return nil
+}
+
+const migrateUsage = `
+Usage: hookrelay migrate
+
+Brings the schema named by HOOKRELAY_SCHEMA (default hookrelay) up to the
+version this binary needs. Safe to run concurrently and repeatedly.
+`
+
+// runMigrate runs `hookrelay migrate`.
+func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newCommand("migrate", migrateUsage, stdout, stderr)
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("migrate takes no arguments, got %q", pos[0])
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	res, err := outbox.Migrate(ctx, pool, cfg.Schema)
+	if err != nil {
+		var tooNew *outbox.SchemaTooNewError
+		if errors.As(err, &tooNew) {
+			return tooNew
+		}
+		return fmt.Errorf("migrate schema %s: %w", cfg.Schema, err)
+	}
+	if len(res.Applied) == 0 {
+		fmt.Fprintf(stdout, "schema %s is up to date (version %d)\n", cfg.Schema, res.To)
+		return nil
+	}
+	fmt.Fprintf(stdout, "schema %s migrated from version %d to %d\n", cfg.Schema, res.From, res.To)
+	return nil
+}
+
+// newStore returns the store for cfg.Schema. Both `run` and the endpoints
+// commands open their store here, so at-rest secret encryption
+// (HOOKRELAY_SECRET_KEY, via Store.SetSecretCodec) is wired in one place.
+func newStore(pool *pgxpool.Pool, cfg config.Config) (*outbox.Store, error) {
+	store, err := outbox.NewStore(pool, cfg.Schema)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	// TODO(lead): no outbox.SecretCodec implementation exists yet; when one
+	// does, call store.SetSecretCodec with it when cfg.SecretKey is set.
+	return store, nil
+}

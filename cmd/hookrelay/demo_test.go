@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	demoLineDeadline = 90 * time.Second
+	demoExitDeadline = 30 * time.Second
+)
+
+// buildHookrelay builds the binary into a temporary directory.
+func buildHookrelay(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "hookrelay")
+	cmd := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "github.com/hookrelay/hookrelay/cmd/hookrelay")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// demoProcess is a running `hookrelay demo` whose stdout is read line by line.
+type demoProcess struct {
+	cmd    *exec.Cmd
+	lines  chan string
+	stderr *syncBuffer
+	mu     sync.Mutex
+	out    strings.Builder // everything read so far, for failure messages
+}
+
+func startDemo(t *testing.T, bin string, args ...string) *demoProcess {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"demo"}, args...)...)
+	// A clean environment: no database URL, so the demo starts its own.
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &demoProcess{cmd: cmd, lines: make(chan string, 1024), stderr: &syncBuffer{}}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil { // still running after a failure
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	go func() {
+		defer close(p.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.out.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+			p.lines <- sc.Text()
+		}
+	}()
+	return p
+}
+
+func (p *demoProcess) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String() + "\nstderr:\n" + p.stderr.String()
+}
+
+// waitLine returns the first line containing substr, failing the test at
+// the deadline or when the output ends.
+func (p *demoProcess) waitLine(t *testing.T, substr string, deadline time.Duration) string {
+	t.Helper()
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	for {
+		select {
+		case line, ok := <-p.lines:
+			if !ok {
+				t.Fatalf("demo output ended before a line containing %q:\n%s", substr, p.output())
+			}
+			if strings.Contains(line, substr) {
+				return line
+			}
+		case <-timer.C:
+			t.Fatalf("no line containing %q within %v:\n%s", substr, deadline, p.output())
+		}
+	}
+}
+
+// waitLines waits until each of substrs appeared in some line, in any
+// order.
+func (p *demoProcess) waitLines(t *testing.T, deadline time.Duration, substrs ...string) {
+	t.Helper()
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	missing := map[string]bool{}
+	for _, s := range substrs {
+		missing[s] = true
+	}
+	for len(missing) > 0 {
+		select {
+		case line, ok := <-p.lines:
+			if !ok {
+				t.Fatalf("demo output ended before lines containing %v:\n%s", substrs, p.output())
+			}
+			for s := range missing {
+				if strings.Contains(line, s) {
+					delete(missing, s)
+				}
+			}
+		case <-timer.C:
+			t.Fatalf("no lines containing %v within %v:\n%s", substrs, deadline, p.output())
+		}
+	}
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *demoProcess) wait(t *testing.T, deadline time.Duration) int {
+	t.Helper()
+	go func() {
+		for range p.lines { // drain so the process never blocks on stdout
+		}
+	}()
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatalf("wait: %v", err)
+		}
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(deadline):
+		_ = p.cmd.Process.Kill()
+		t.Fatalf("demo did not exit within %v:\n%s", deadline, p.output())
+		return -1
+	}
+}
+
+// assertCleanedUp checks that dir is gone and that no process mentions it
+// in its command line (the postmaster runs with -D <dir>/data).
+func assertCleanedUp(t *testing.T, dir string) {
+	t.Helper()
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("PostgreSQL temp dir %s still exists (stat: %v)", dir, err)
+	}
+	cmdlines, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range cmdlines {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // the process exited meanwhile
+		}
+		if bytes.Contains(b, []byte(dir)) {
+			t.Errorf("process %s still runs with the data dir: %q", filepath.Dir(f), bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+		}
+	}
+}
+
+func dataDir(t *testing.T, p *demoProcess) string {
+	t.Helper()
+	line := p.waitLine(t, "postgres data dir:", demoLineDeadline)
+	dir := strings.TrimSpace(strings.TrimPrefix(line[strings.Index(line, "postgres data dir:"):], "postgres data dir:"))
+	if !filepath.IsAbs(dir) {
+		t.Fatalf("data dir %q from line %q is not absolute", dir, line)
+	}
+	return dir
+}
+
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and starts PostgreSQL")
+	}
+	bin := buildHookrelay(t)
+
+	t.Run("interrupt", func(t *testing.T) {
+		p := startDemo(t, bin)
+		dir := dataDir(t, p)
+		if _, err := os.Stat(dir); err != nil {
+			t.Fatalf("data dir while running: %v", err)
+		}
+		p.waitLines(t, demoLineDeadline, "verified", "press Ctrl-C")
+		if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		if code := p.wait(t, demoExitDeadline); code != 0 {
+			t.Fatalf("exit code %d after SIGINT, want 0:\n%s", code, p.output())
+		}
+		assertCleanedUp(t, dir)
+	})
+
+	t.Run("once", func(t *testing.T) {
+		p := startDemo(t, bin, "--once", "--events", "4")
+		dir := dataDir(t, p)
+		// Four signups with the fourth reaching the goal: five events.
+		for range 5 {
+			p.waitLine(t, "✔ received and verified", demoLineDeadline)
+		}
+		p.waitLine(t, "all 5 events were delivered and verified", demoLineDeadline)
+		if code := p.wait(t, demoExitDeadline); code != 0 {
+			t.Fatalf("exit code %d, want 0:\n%s", code, p.output())
+		}
+		assertCleanedUp(t, dir)
+	})
+
+	t.Run("bad flag", func(t *testing.T) {
+		p := startDemo(t, bin, "--events", "0")
+		if code := p.wait(t, demoExitDeadline); code != 2 {
+			t.Fatalf("exit code %d for --events 0, want 2:\n%s", code, p.output())
+		}
+	})
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var _ io.Writer = (*syncBuffer)(nil)

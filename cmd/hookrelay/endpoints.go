@@ -1,0 +1,597 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hookrelay/hookrelay/config"
+	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/relay"
+	"github.com/hookrelay/hookrelay/relay/destguard"
+	"github.com/hookrelay/hookrelay/relay/signature"
+)
+
+const endpointsUsage = `
+Usage: hookrelay endpoints <command> [flags]
+
+Manages webhook endpoints directly in the database (the HTTP API is not
+needed). Every command prints a readable table, or JSON with --output json.
+
+Commands:
+  create          Register an endpoint (prints it with its signing secret).
+  list            List endpoints.
+  get ID          Show one endpoint.
+  update ID       Change an endpoint's URL, description, event types, state.
+  delete ID       Delete an endpoint and cancel its unfinished deliveries.
+  rotate-secret ID
+                  Give an endpoint a new signing secret; the old one keeps
+                  signing during a grace period.
+  test ID         Send a sample event to an endpoint now and show the outcome.
+
+Run 'hookrelay endpoints <command> --help' for a command's flags.
+`
+
+// runEndpoints runs `hookrelay endpoints ...`.
+func runEndpoints(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, strings.TrimLeft(endpointsUsage, "\n"))
+		return usagef("endpoints needs a command")
+	}
+	if isHelpFlag(args[0]) {
+		if args[0] == "help" && len(args) > 1 {
+			return runEndpoints(ctx, []string{args[1], "--help"}, stdout, stderr)
+		}
+		fmt.Fprint(stdout, strings.TrimLeft(endpointsUsage, "\n"))
+		return nil
+	}
+	sub, rest := args[0], args[1:]
+	var (
+		c   *command
+		act func(e *endpointsCmd, ctx context.Context, pos []string) error
+	)
+	e := &endpointsCmd{stdout: stdout}
+	switch sub {
+	case "create":
+		c = newCommand("endpoints create", createUsage, stdout, stderr)
+		e.createFlags(c.fs)
+		act = (*endpointsCmd).create
+	case "list", "ls":
+		c = newCommand("endpoints list", listUsage, stdout, stderr)
+		e.listFlags(c.fs)
+		act = (*endpointsCmd).list
+	case "get", "show":
+		c = newCommand("endpoints get", getUsage, stdout, stderr)
+		act = (*endpointsCmd).get
+	case "update":
+		c = newCommand("endpoints update", updateUsage, stdout, stderr)
+		e.updateFlags(c.fs)
+		act = (*endpointsCmd).update
+	case "delete", "rm":
+		c = newCommand("endpoints delete", deleteUsage, stdout, stderr)
+		act = (*endpointsCmd).delete
+	case "rotate-secret":
+		c = newCommand("endpoints rotate-secret", rotateUsage, stdout, stderr)
+		e.rotateFlags(c.fs)
+		act = (*endpointsCmd).rotate
+	case "test":
+		c = newCommand("endpoints test", testUsage, stdout, stderr)
+		act = (*endpointsCmd).test
+	default:
+		fmt.Fprintf(stderr, "hookrelay: unknown endpoints command %q\n\n", sub)
+		fmt.Fprint(stderr, strings.TrimLeft(endpointsUsage, "\n"))
+		return &flagError{err: fmt.Errorf("unknown endpoints command %q", sub)}
+	}
+	c.fs.StringVar(&e.output, "output", "table", "output `format`: table or json")
+	pos, err := c.parse(rest)
+	if err != nil {
+		return err
+	}
+	if e.output != "table" && e.output != "json" {
+		return usagef("invalid --output %q: use table or json", e.output)
+	}
+	e.given = map[string]bool{}
+	c.fs.Visit(func(f *flag.Flag) { e.given[f.Name] = true })
+	// Check the positional arguments before touching the database.
+	switch sub {
+	case "create", "list", "ls":
+		if len(pos) > 0 {
+			return usagef("%s takes no arguments, got %q", sub, pos[0])
+		}
+	default:
+		if _, err := oneID(sub, pos); err != nil {
+			return err
+		}
+	}
+
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	e.cfg = cfg
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := ensureSchema(ctx, pool, cfg); err != nil {
+		return err
+	}
+	store, err := newStore(pool, cfg)
+	if err != nil {
+		return err
+	}
+	e.store = store
+	return act(e, ctx, pos)
+}
+
+// endpointsCmd holds the flags and handles of one endpoints command.
+type endpointsCmd struct {
+	cfg    config.Config
+	store  *outbox.Store
+	stdout io.Writer
+	output string
+	given  map[string]bool // flags set on the command line
+
+	url, tenant, description, eventTypes, secret string
+	maxInFlight                                  int
+	enabled                                      string
+	limit                                        int
+	cursor                                       string
+	grace                                        time.Duration
+}
+
+const createUsage = `
+Usage: hookrelay endpoints create --url URL [flags]
+
+Registers an endpoint and prints it, signing secret included. A secret is
+generated when --secret is not given.
+`
+
+func (e *endpointsCmd) createFlags(fs *flag.FlagSet) {
+	fs.StringVar(&e.url, "url", "", "the endpoint's `URL` (http or https); required")
+	fs.StringVar(&e.tenant, "tenant", "", "the `tenant` whose events the endpoint receives")
+	fs.StringVar(&e.eventTypes, "event-types", "", "comma-separated event `types` to receive (empty: all)")
+	fs.StringVar(&e.description, "description", "", "a free-text `description`")
+	fs.StringVar(&e.secret, "secret", "", "signing `secret` whsec_... (default: generated)")
+	fs.IntVar(&e.maxInFlight, "max-in-flight", 0, "the endpoint's own cap on concurrent deliveries (0: the global cap)")
+}
+
+func (e *endpointsCmd) create(ctx context.Context, pos []string) error {
+	if len(pos) > 0 {
+		return usagef("create takes no arguments, got %q (use --url)", pos[0])
+	}
+	if !e.given["url"] {
+		return usagef("create needs --url")
+	}
+	secret := e.secret
+	if e.given["secret"] {
+		if _, err := signature.ParseSecret(secret); err != nil {
+			return err
+		}
+	} else {
+		s, err := signature.GenerateSecret()
+		if err != nil {
+			return fmt.Errorf("generate secret: %w", err)
+		}
+		secret = s
+	}
+	in := outbox.EndpointInput{
+		Tenant:      e.tenant,
+		URL:         e.url,
+		Description: e.description,
+		EventTypes:  splitList(e.eventTypes),
+		Secret:      secret,
+		MaxInFlight: e.maxInFlight,
+	}
+	if err := in.Validate(); err != nil {
+		return err
+	}
+	ep, err := e.store.CreateEndpoint(ctx, in, e.cfg.MaxEndpointsPerTenant)
+	if err != nil {
+		return fmt.Errorf("create endpoint: %w", err)
+	}
+	return e.printEndpoint(ep)
+}
+
+const listUsage = `
+Usage: hookrelay endpoints list [flags]
+
+Lists endpoints, oldest first, one page at a time.
+`
+
+func (e *endpointsCmd) listFlags(fs *flag.FlagSet) {
+	fs.StringVar(&e.tenant, "tenant", "", "only this `tenant`'s endpoints")
+	fs.StringVar(&e.enabled, "enabled", "", "only enabled (true) or disabled (false) endpoints")
+	fs.IntVar(&e.limit, "limit", 50, "page size, at most 500")
+	fs.StringVar(&e.cursor, "cursor", "", "the `cursor` printed with the previous page")
+}
+
+func (e *endpointsCmd) list(ctx context.Context, pos []string) error {
+	if len(pos) > 0 {
+		return usagef("list takes no arguments, got %q", pos[0])
+	}
+	f := outbox.EndpointFilter{After: e.cursor, Limit: e.limit}
+	if e.limit < 1 || e.limit > 500 {
+		return usagef("invalid --limit %d: use 1 to 500", e.limit)
+	}
+	if e.given["tenant"] {
+		f.Tenant = &e.tenant
+	}
+	if e.given["enabled"] {
+		b, err := strconv.ParseBool(e.enabled)
+		if err != nil {
+			return usagef("invalid --enabled %q: use true or false", e.enabled)
+		}
+		f.Enabled = &b
+	}
+	eps, next, err := e.store.ListEndpoints(ctx, f)
+	if errors.Is(err, outbox.ErrBadCursor) {
+		return usagef("invalid --cursor: use the cursor printed with the previous page")
+	}
+	if err != nil {
+		return fmt.Errorf("list endpoints: %w", err)
+	}
+	if eps == nil {
+		eps = []outbox.Endpoint{}
+	}
+	if e.output == "json" {
+		return writeJSON(e.stdout, struct {
+			Endpoints  []outbox.Endpoint `json:"endpoints"`
+			NextCursor string            `json:"next_cursor"`
+		}{eps, next})
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTENANT\tURL\tEVENT TYPES\tENABLED")
+	for _, ep := range eps {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\n", ep.ID, orDash(ep.Tenant), ep.URL, eventTypesText(ep.EventTypes), ep.Enabled)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	if next != "" {
+		fmt.Fprintf(e.stdout, "\nMore endpoints: --cursor %s\n", next)
+	}
+	return nil
+}
+
+const getUsage = `
+Usage: hookrelay endpoints get ID [flags]
+
+Shows one endpoint (its secret is only shown by create and rotate-secret).
+`
+
+func (e *endpointsCmd) get(ctx context.Context, pos []string) error {
+	id, err := oneID("get", pos)
+	if err != nil {
+		return err
+	}
+	ep, err := e.store.GetEndpoint(ctx, id)
+	if err != nil {
+		return endpointErr("get", id, err)
+	}
+	return e.printEndpoint(ep)
+}
+
+const updateUsage = `
+Usage: hookrelay endpoints update ID [flags]
+
+Changes only the fields whose flags are given.
+`
+
+func (e *endpointsCmd) updateFlags(fs *flag.FlagSet) {
+	fs.StringVar(&e.url, "url", "", "new `URL`")
+	fs.StringVar(&e.description, "description", "", "new `description`")
+	fs.StringVar(&e.eventTypes, "event-types", "", `comma-separated event `+"`types`"+` ("" clears the filter: all types)`)
+	fs.StringVar(&e.enabled, "enabled", "", "enable (true) or disable (false) the endpoint")
+	fs.IntVar(&e.maxInFlight, "max-in-flight", 0, "the endpoint's own cap on concurrent deliveries (0 clears it)")
+}
+
+func (e *endpointsCmd) update(ctx context.Context, pos []string) error {
+	id, err := oneID("update", pos)
+	if err != nil {
+		return err
+	}
+	var p outbox.EndpointPatch
+	if e.given["url"] {
+		p.URL = &e.url
+	}
+	if e.given["description"] {
+		p.Description = &e.description
+	}
+	if e.given["event-types"] {
+		types := splitList(e.eventTypes)
+		p.EventTypes = &types
+	}
+	if e.given["enabled"] {
+		b, err := strconv.ParseBool(e.enabled)
+		if err != nil {
+			return usagef("invalid --enabled %q: use true or false", e.enabled)
+		}
+		p.Enabled = &b
+	}
+	if e.given["max-in-flight"] {
+		p.MaxInFlight = &e.maxInFlight
+	}
+	if p == (outbox.EndpointPatch{}) {
+		return usagef("update needs at least one of --url, --description, --event-types, --enabled, --max-in-flight")
+	}
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	ep, err := e.store.UpdateEndpoint(ctx, id, p)
+	if err != nil {
+		return endpointErr("update", id, err)
+	}
+	return e.printEndpoint(ep)
+}
+
+const deleteUsage = `
+Usage: hookrelay endpoints delete ID [flags]
+
+Deletes an endpoint and cancels its unfinished deliveries.
+`
+
+func (e *endpointsCmd) delete(ctx context.Context, pos []string) error {
+	id, err := oneID("delete", pos)
+	if err != nil {
+		return err
+	}
+	if err := e.store.DeleteEndpoint(ctx, id); err != nil {
+		return endpointErr("delete", id, err)
+	}
+	if e.output == "json" {
+		return writeJSON(e.stdout, struct {
+			ID      string `json:"id"`
+			Deleted bool   `json:"deleted"`
+		}{id, true})
+	}
+	fmt.Fprintf(e.stdout, "endpoint %s deleted\n", id)
+	return nil
+}
+
+const rotateUsage = `
+Usage: hookrelay endpoints rotate-secret ID [flags]
+
+Makes a new secret (generated unless --secret is given) the endpoint's
+signing secret and prints the endpoint with it. The previous secret keeps
+signing alongside for the grace period, so receivers can switch over.
+`
+
+func (e *endpointsCmd) rotateFlags(fs *flag.FlagSet) {
+	fs.StringVar(&e.secret, "secret", "", "the new signing `secret` whsec_... (default: generated)")
+	fs.DurationVar(&e.grace, "grace", 0, "how long the old secret keeps signing (default HOOKRELAY_ROTATION_GRACE, 24h)")
+}
+
+func (e *endpointsCmd) rotate(ctx context.Context, pos []string) error {
+	id, err := oneID("rotate-secret", pos)
+	if err != nil {
+		return err
+	}
+	secret := e.secret
+	if e.given["secret"] {
+		if _, err := signature.ParseSecret(secret); err != nil {
+			return err
+		}
+	} else {
+		s, err := signature.GenerateSecret()
+		if err != nil {
+			return fmt.Errorf("generate secret: %w", err)
+		}
+		secret = s
+	}
+	grace := e.cfg.RotationGrace
+	if e.given["grace"] {
+		if e.grace <= 0 {
+			return usagef("invalid --grace %s: must be positive", e.grace)
+		}
+		grace = e.grace
+	}
+	ep, err := e.store.RotateSecret(ctx, id, secret, grace)
+	if err != nil {
+		return endpointErr("rotate secret of", id, err)
+	}
+	return e.printEndpoint(ep)
+}
+
+const testUsage = `
+Usage: hookrelay endpoints test ID [flags]
+
+Sends a sample event (type hookrelay.test) to the endpoint now, signed with
+its current secrets, outside the queue, and prints the outcome. Exits 0 when
+the endpoint answered 2xx, 1 otherwise. Destinations are checked as the relay
+checks them (HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS and friends).
+`
+
+func (e *endpointsCmd) test(ctx context.Context, pos []string) error {
+	id, err := oneID("test", pos)
+	if err != nil {
+		return err
+	}
+	sender, err := newSender(e.cfg)
+	if err != nil {
+		return err
+	}
+	defer sender.Close()
+	res, err := relay.SendTest(ctx, e.store, sender, id)
+	if err != nil {
+		return endpointErr("test", id, err)
+	}
+	if e.output == "json" {
+		if err := writeJSON(e.stdout, res); err != nil {
+			return err
+		}
+	} else {
+		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "Delivered:\t%s\n", yesNo(res.Delivered))
+		if res.StatusCode != 0 {
+			fmt.Fprintf(tw, "Status:\t%d\n", res.StatusCode)
+		} else {
+			fmt.Fprintf(tw, "Status:\t-\n")
+		}
+		fmt.Fprintf(tw, "Latency:\t%s\n", res.Duration.Round(time.Millisecond))
+		fmt.Fprintf(tw, "Webhook ID:\t%s\n", res.WebhookID)
+		if res.ErrorClass != "" {
+			fmt.Fprintf(tw, "Error class:\t%s\n", res.ErrorClass)
+		}
+		if res.Error != "" {
+			fmt.Fprintf(tw, "Error:\t%s\n", res.Error)
+		}
+		fmt.Fprintf(tw, "Response:\t%s\n", excerpt(res.Response, 300))
+		if err := tw.Flush(); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
+	}
+	if !res.Delivered {
+		msg := res.Error
+		if res.ErrorClass != "" {
+			msg = res.ErrorClass + ": " + msg
+		}
+		return fmt.Errorf("test delivery to endpoint %s failed (%s)", id, msg)
+	}
+	return nil
+}
+
+// newSender builds the delivery sender the way the relay does, destination
+// guard and outbound proxy included.
+func newSender(cfg config.Config) (*relay.Sender, error) {
+	sc := relay.SenderConfig{
+		Timeout:         cfg.RequestTimeout,
+		MaxConnsPerHost: cfg.EndpointMaxInFlight,
+		Guard:           destguard.New(cfg.AllowPrivateDestinations, cfg.AllowedDestinationCIDRs),
+	}
+	if cfg.HTTPProxy != "" {
+		u, err := url.Parse(cfg.HTTPProxy)
+		if err != nil {
+			return nil, &config.Error{Problems: []config.Problem{{Var: "HOOKRELAY_HTTP_PROXY", Message: "not a URL"}}}
+		}
+		sc.Proxy = u
+	}
+	return relay.NewSender(sc), nil
+}
+
+func (e *endpointsCmd) printEndpoint(ep outbox.Endpoint) error {
+	if e.output == "json" {
+		return writeJSON(e.stdout, ep)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "ID:\t%s\n", ep.ID)
+	fmt.Fprintf(tw, "Tenant:\t%s\n", orDash(ep.Tenant))
+	fmt.Fprintf(tw, "URL:\t%s\n", ep.URL)
+	fmt.Fprintf(tw, "Description:\t%s\n", orDash(ep.Description))
+	fmt.Fprintf(tw, "Event types:\t%s\n", eventTypesText(ep.EventTypes))
+	fmt.Fprintf(tw, "Enabled:\t%t\n", ep.Enabled)
+	if ep.DisabledReason != "" {
+		fmt.Fprintf(tw, "Disabled reason:\t%s\n", ep.DisabledReason)
+	}
+	if ep.DisabledAt != nil {
+		fmt.Fprintf(tw, "Disabled at:\t%s\n", ep.DisabledAt.UTC().Format(time.RFC3339))
+	}
+	if ep.MaxInFlight > 0 {
+		fmt.Fprintf(tw, "Max in flight:\t%d\n", ep.MaxInFlight)
+	}
+	if ep.LastSuccessAt != nil {
+		fmt.Fprintf(tw, "Last success:\t%s\n", ep.LastSuccessAt.UTC().Format(time.RFC3339))
+	}
+	if ep.LastFailureAt != nil {
+		fmt.Fprintf(tw, "Last failure:\t%s\n", ep.LastFailureAt.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(tw, "Consecutive failures:\t%d\n", ep.ConsecutiveFailures)
+	fmt.Fprintf(tw, "Created:\t%s\n", ep.CreatedAt.UTC().Format(time.RFC3339))
+	fmt.Fprintf(tw, "Updated:\t%s\n", ep.UpdatedAt.UTC().Format(time.RFC3339))
+	if ep.Secret != "" {
+		fmt.Fprintf(tw, "Secret:\t%s\n", ep.Secret)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}
+
+// oneID returns the single positional ID argument.
+func oneID(cmd string, pos []string) (string, error) {
+	switch len(pos) {
+	case 0:
+		return "", usagef("%s needs an endpoint ID", cmd)
+	case 1:
+		return pos[0], nil
+	default:
+		return "", usagef("%s takes one endpoint ID, got %d arguments", cmd, len(pos))
+	}
+}
+
+// endpointErr turns ErrNotFound into "endpoint <id> not found" and wraps the rest.
+func endpointErr(action, id string, err error) error {
+	if errors.Is(err, outbox.ErrNotFound) {
+		return fmt.Errorf("endpoint %s not found", id)
+	}
+	var fe *outbox.FieldError
+	if errors.As(err, &fe) {
+		return err
+	}
+	return fmt.Errorf("%s endpoint %s: %w", action, id, err)
+}
+
+// splitList splits a comma-separated flag value, trimming blanks and
+// dropping empty entries; "" gives an empty (non-nil) list.
+func splitList(s string) []string {
+	out := []string{}
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+func eventTypesText(types []string) string {
+	if len(types) == 0 {
+		return "* (all)"
+	}
+	return strings.Join(types, ",")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// excerpt shortens s to at most n runes on one line.
+func excerpt(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if s == "" {
+		return "-"
+	}
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n]) + "…"
+}

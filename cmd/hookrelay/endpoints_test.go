@@ -1,0 +1,275 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/relay/signature"
+)
+
+// decodeEndpoint parses the JSON form of one endpoint.
+func decodeEndpoint(t *testing.T, res result) outbox.Endpoint {
+	t.Helper()
+	if res.code != 0 {
+		t.Fatalf("want exit 0:\n%s", res)
+	}
+	var ep outbox.Endpoint
+	if err := json.Unmarshal([]byte(res.stdout), &ep); err != nil {
+		t.Fatalf("stdout is not an endpoint: %v\n%s", err, res)
+	}
+	return ep
+}
+
+func TestEndpointsLifecycle(t *testing.T) {
+	env := testEnv(newSchema(t))
+
+	// The raw JSON carries the contract's field names.
+	res := hookrelay(t, env, "endpoints", "create", "--url", "https://example.com/hooks",
+		"--tenant", "acme", "--event-types", "signup.created, signup.deleted", "--description", "CRM", "--output", "json")
+	var raw map[string]any
+	if err := json.Unmarshal([]byte(res.stdout), &raw); err != nil {
+		t.Fatalf("create output is not JSON: %v\n%s", err, res)
+	}
+	for _, k := range []string{"id", "tenant", "url", "event_types", "enabled", "secret"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("create output lacks %q: %s", k, res.stdout)
+		}
+	}
+	ep := decodeEndpoint(t, res)
+	if !strings.HasPrefix(ep.Secret, "whsec_") {
+		t.Errorf("secret = %q, want whsec_ prefix", ep.Secret)
+	}
+	if _, err := signature.ParseSecret(ep.Secret); err != nil {
+		t.Errorf("generated secret does not parse: %v", err)
+	}
+	if ep.Tenant != "acme" || ep.URL != "https://example.com/hooks" || !ep.Enabled ||
+		!slices.Equal(ep.EventTypes, []string{"signup.created", "signup.deleted"}) || ep.Description != "CRM" {
+		t.Errorf("created endpoint = %+v", ep)
+	}
+
+	// A second endpoint with a given secret, for another tenant.
+	given := "whsec_" + strings.Repeat("QUJD", 8) // 24 bytes
+	other := decodeEndpoint(t, hookrelay(t, env, "endpoints", "create", "--url", "https://example.org/x", "--secret", given, "--output", "json"))
+	if other.Secret != given {
+		t.Errorf("given secret not kept: %q", other.Secret)
+	}
+
+	// list: JSON object with endpoints and next_cursor; filters.
+	res = hookrelay(t, env, "endpoints", "list", "--output", "json")
+	var page struct {
+		Endpoints  []outbox.Endpoint `json:"endpoints"`
+		NextCursor *string           `json:"next_cursor"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &page); err != nil || res.code != 0 {
+		t.Fatalf("list output: %v\n%s", err, res)
+	}
+	if len(page.Endpoints) != 2 || page.NextCursor == nil {
+		t.Fatalf("list = %+v", page)
+	}
+	res = hookrelay(t, env, "endpoints", "list", "--tenant", "acme", "--output", "json")
+	if err := json.Unmarshal([]byte(res.stdout), &page); err != nil || len(page.Endpoints) != 1 || page.Endpoints[0].ID != ep.ID {
+		t.Fatalf("list --tenant acme: %v\n%s", err, res)
+	}
+	res = hookrelay(t, env, "endpoints", "list", "--limit", "1")
+	if res.code != 0 || !strings.Contains(res.stdout, "ID") || !strings.Contains(res.stdout, "EVENT TYPES") ||
+		!strings.Contains(res.stdout, ep.ID) || !strings.Contains(res.stdout, "--cursor ") {
+		t.Fatalf("list table:\n%s", res)
+	}
+
+	// get, with the flag after the ID; no secret.
+	got := decodeEndpoint(t, hookrelay(t, env, "endpoints", "get", ep.ID, "--output", "json"))
+	if got.ID != ep.ID || got.Secret != "" {
+		t.Errorf("get = %+v", got)
+	}
+	res = hookrelay(t, env, "endpoints", "get", ep.ID)
+	if res.code != 0 || !strings.Contains(res.stdout, "https://example.com/hooks") || strings.Contains(res.stdout, "whsec_") {
+		t.Errorf("get table:\n%s", res)
+	}
+
+	// update changes only what is given.
+	upd := decodeEndpoint(t, hookrelay(t, env, "endpoints", "update", ep.ID, "--enabled", "false", "--output", "json"))
+	if upd.Enabled || upd.URL != ep.URL || upd.Description != "CRM" || len(upd.EventTypes) != 2 {
+		t.Errorf("update --enabled false = %+v", upd)
+	}
+	upd = decodeEndpoint(t, hookrelay(t, env, "endpoints", "update", ep.ID, "--event-types", "", "--output", "json"))
+	if len(upd.EventTypes) != 0 || upd.Enabled {
+		t.Errorf(`update --event-types "" = %+v`, upd)
+	}
+	res = hookrelay(t, env, "endpoints", "list", "--enabled", "false", "--output", "json")
+	if err := json.Unmarshal([]byte(res.stdout), &page); err != nil || len(page.Endpoints) != 1 || page.Endpoints[0].ID != ep.ID {
+		t.Fatalf("list --enabled false: %v\n%s", err, res)
+	}
+
+	// rotate-secret prints a new secret.
+	rot := decodeEndpoint(t, hookrelay(t, env, "endpoints", "rotate-secret", ep.ID, "--grace", "1h", "--output", "json"))
+	if !strings.HasPrefix(rot.Secret, "whsec_") || rot.Secret == ep.Secret {
+		t.Errorf("rotate-secret secret = %q (old %q)", rot.Secret, ep.Secret)
+	}
+
+	// delete, then get is not found.
+	res = hookrelay(t, env, "endpoints", "delete", ep.ID)
+	if res.code != 0 || !strings.Contains(res.stdout, "deleted") {
+		t.Fatalf("delete:\n%s", res)
+	}
+	for _, args := range [][]string{{"get", ep.ID}, {"delete", ep.ID}, {"update", ep.ID, "--description", "x"}, {"get", "not-a-uuid"}} {
+		res = hookrelay(t, env, append([]string{"endpoints"}, args...)...)
+		if res.code != 1 || !strings.Contains(res.stderr, "endpoint "+args[1]+" not found") {
+			t.Errorf("%v after delete: want exit 1 and not found:\n%s", args, res)
+		}
+	}
+}
+
+func TestEndpointsBadInput(t *testing.T) {
+	env := testEnv(newSchema(t))
+	ep := decodeEndpoint(t, hookrelay(t, env, "endpoints", "create", "--url", "https://example.com/", "--output", "json"))
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"ftp url", []string{"create", "--url", "ftp://x"}, "--url"},
+		{"no url", []string{"create"}, "--url"},
+		{"bad secret", []string{"create", "--url", "https://example.com/", "--secret", "whsec_!!!"}, "--secret"},
+		{"short secret", []string{"create", "--url", "https://example.com/", "--secret", "whsec_QUJD"}, "--secret"},
+		{"bad event type", []string{"create", "--url", "https://example.com/", "--event-types", "a b"}, "--event-types"},
+		{"bad enabled", []string{"update", ep.ID, "--enabled", "maybe"}, "--enabled"},
+		{"update nothing", []string{"update", ep.ID}, "at least one"},
+		{"update bad url", []string{"update", ep.ID, "--url", "mailto:x@y"}, "--url"},
+		{"rotate bad secret", []string{"rotate-secret", ep.ID, "--secret", "nope"}, "--secret"},
+		{"list bad limit", []string{"list", "--limit", "0"}, "--limit"},
+		{"list bad cursor", []string{"list", "--cursor", "garbage"}, "--cursor"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := hookrelay(t, env, append([]string{"endpoints"}, tt.args...)...)
+			if res.code != 2 {
+				t.Fatalf("want exit 2:\n%s", res)
+			}
+			if !strings.Contains(res.stderr, tt.want) {
+				t.Errorf("stderr lacks %q:\n%s", tt.want, res.stderr)
+			}
+		})
+	}
+}
+
+// verifyingReceiver is a webhook receiver that checks signatures the way a
+// customer would. It answers status to every request and counts the verified
+// deliveries of each event type.
+type verifyingReceiver struct {
+	t        *testing.T
+	secret   atomic.Pointer[signature.Secret]
+	status   int
+	verified chan string // event types of verified deliveries
+}
+
+func newReceiver(t *testing.T, status int) (*verifyingReceiver, *httptest.Server) {
+	r := &verifyingReceiver{t: t, status: status, verified: make(chan string, 16)}
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	return r, srv
+}
+
+func (rc *verifyingReceiver) setSecret(s string) {
+	sec, err := signature.ParseSecret(s)
+	if err != nil {
+		rc.t.Fatalf("parse secret: %v", err)
+	}
+	rc.secret.Store(&sec)
+}
+
+func (rc *verifyingReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "read", http.StatusBadRequest)
+		return
+	}
+	sec := rc.secret.Load()
+	if sec == nil {
+		http.Error(w, "no secret yet", http.StatusServiceUnavailable)
+		return
+	}
+	if err := signature.Verify(r.Header, body, *sec, 5*time.Minute, time.Now()); err != nil {
+		rc.t.Errorf("receiver: signature does not verify: %v", err)
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	var msg struct {
+		Type string          `json:"type"`
+		Data json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(body, &msg); err != nil {
+		rc.t.Errorf("receiver: body is not JSON: %v", err)
+	}
+	select {
+	case rc.verified <- msg.Type:
+	default:
+	}
+	w.WriteHeader(rc.status)
+	_, _ = io.WriteString(w, `{"received":true}`)
+}
+
+func TestEndpointsTest(t *testing.T) {
+	tests := []struct {
+		name     string
+		status   int
+		wantCode int
+		want     string
+	}{
+		{"delivered", http.StatusOK, 0, "Status:"},
+		{"failed", http.StatusInternalServerError, 1, "500"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := testEnv(newSchema(t), "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS=true")
+			rc, srv := newReceiver(t, tt.status)
+			ep := decodeEndpoint(t, hookrelay(t, env, "endpoints", "create", "--url", srv.URL+"/hook", "--output", "json"))
+			rc.setSecret(ep.Secret)
+			res := hookrelay(t, env, "endpoints", "test", ep.ID)
+			if res.code != tt.wantCode {
+				t.Fatalf("want exit %d:\n%s", tt.wantCode, res)
+			}
+			if !strings.Contains(res.stdout, tt.want) || !strings.Contains(res.stdout, "Latency:") {
+				t.Errorf("stdout lacks %q and the latency:\n%s", tt.want, res)
+			}
+			select {
+			case typ := <-rc.verified:
+				if typ != "hookrelay.test" {
+					t.Errorf("event type = %q", typ)
+				}
+			default:
+				t.Error("the receiver verified no delivery")
+			}
+		})
+	}
+}
+
+func TestEndpointsTestGuarded(t *testing.T) {
+	// Without HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS the loopback receiver is
+	// refused by the destination guard, as the relay would refuse it.
+	env := testEnv(newSchema(t))
+	rc, srv := newReceiver(t, http.StatusOK)
+	ep := decodeEndpoint(t, hookrelay(t, env, "endpoints", "create", "--url", srv.URL, "--output", "json"))
+	rc.setSecret(ep.Secret)
+	res := hookrelay(t, env, "endpoints", "test", ep.ID, "--output", "json")
+	if res.code != 1 {
+		t.Fatalf("want exit 1:\n%s", res)
+	}
+	var tr struct {
+		Delivered  bool   `json:"delivered"`
+		ErrorClass string `json:"error_class"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &tr); err != nil || tr.Delivered || tr.ErrorClass == "" {
+		t.Errorf("test result: %v\n%s", err, res)
+	}
+	if len(rc.verified) != 0 {
+		t.Error("the guarded destination received a request")
+	}
+}

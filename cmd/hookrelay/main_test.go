@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hookrelay/hookrelay/outbox/outboxtest"
+	"github.com/hookrelay/hookrelay/relay"
+)
+
+// The tests drive the real binary, built once, against one throwaway
+// PostgreSQL server; each test works in its own schema.
+var (
+	binPath string // the hookrelay binary under test
+	pgURL   string // the test server
+)
+
+func TestMain(m *testing.M) { os.Exit(testMain(m)) }
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "hookrelay-cmd-test-*")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "temp dir:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binPath = filepath.Join(dir, "hookrelay")
+	build := exec.Command("go", "build", "-o", binPath, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build hookrelay:", err)
+		return 1
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	srv, err := outboxtest.Start(ctx, outboxtest.Options{})
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start PostgreSQL:", err)
+		return 1
+	}
+	defer func() { _ = srv.Stop() }()
+	pgURL = srv.URL()
+	return m.Run()
+}
+
+// newSchema returns a fresh schema name for t and drops the schema when t ends.
+func newSchema(t *testing.T) string {
+	t.Helper()
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	name := "cmd_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, pgURL)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+// testEnv returns a clean environment for the binary: PATH and HOME from the
+// parent, the test database, schema, and the extra NAME=value pairs.
+func testEnv(schema string, extra ...string) []string {
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + os.Getenv("HOME"),
+		"HOOKRELAY_DATABASE_URL=" + pgURL,
+		"HOOKRELAY_SCHEMA=" + schema,
+	}
+	return append(env, extra...)
+}
+
+// result is what one run of the binary produced.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// hookrelay runs the binary with env and args and waits for it to exit.
+func hookrelay(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, args...)
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	res := result{stdout: stdout.String(), stderr: stderr.String()}
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exitErr) && ctx.Err() == nil:
+		res.code = exitErr.ExitCode()
+	default:
+		t.Fatalf("hookrelay %s: %v\n%s", strings.Join(args, " "), err, res)
+	}
+	return res
+}
+
+func TestVersion(t *testing.T) {
+	res := hookrelay(t, []string{"PATH=" + os.Getenv("PATH")}, "version")
+	if res.code != 0 {
+		t.Fatalf("want exit 0:\n%s", res)
+	}
+	if want := "hookrelay " + relay.Version + " (go"; !strings.HasPrefix(res.stdout, want) {
+		t.Errorf("stdout = %q, want prefix %q", res.stdout, want)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	tests := []struct {
+		args []string
+		want []string // substrings of stdout
+	}{
+		{[]string{"--help"}, []string{"Commands:", "endpoints", "migrate", "version", "HOOKRELAY_DATABASE_URL", "HOOKRELAY_POLL_INTERVAL"}},
+		{[]string{"-h"}, []string{"Commands:"}},
+		{[]string{"help"}, []string{"Commands:"}},
+		{[]string{"help", "env"}, []string{"HOOKRELAY_RETRY_SCHEDULE", "5s,1m"}},
+		{[]string{"run", "--help"}, []string{"Usage: hookrelay [run]"}},
+		{[]string{"migrate", "-h"}, []string{"Usage: hookrelay migrate"}},
+		{[]string{"endpoints", "--help"}, []string{"rotate-secret", "test ID"}},
+		{[]string{"endpoints", "create", "--help"}, []string{"-url", "-event-types", "-secret", "-output"}},
+		{[]string{"help", "endpoints", "update"}, []string{"-enabled", "-max-in-flight"}},
+		{[]string{"endpoints", "rotate-secret", "-h"}, []string{"-grace"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			res := hookrelay(t, []string{"PATH=" + os.Getenv("PATH")}, tt.args...)
+			if res.code != 0 {
+				t.Fatalf("want exit 0:\n%s", res)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(res.stdout, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, res.stdout)
+				}
+			}
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	env := []string{"PATH=" + os.Getenv("PATH")}
+	tests := []struct {
+		args []string
+		want string // substring of stderr
+	}{
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"migrate", "--bogus"}, "-bogus"},
+		{[]string{"endpoints"}, "endpoints needs a command"},
+		{[]string{"endpoints", "frob"}, `unknown endpoints command "frob"`},
+		{[]string{"endpoints", "get"}, "get needs an endpoint ID"},
+		{[]string{"endpoints", "delete", "a", "b"}, "one endpoint ID"},
+		{[]string{"endpoints", "list", "--output", "yaml"}, "invalid --output"},
+		{[]string{"version", "extra"}, "no arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			res := hookrelay(t, env, tt.args...)
+			if res.code != 2 {
+				t.Fatalf("want exit 2:\n%s", res)
+			}
+			if !strings.Contains(res.stderr, tt.want) {
+				t.Errorf("stderr lacks %q:\n%s", tt.want, res.stderr)
+			}
+		})
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOOKRELAY_POLL_INTERVAL=abc"}
+	for _, args := range [][]string{{"run"}, {}, {"migrate"}, {"endpoints", "list"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			res := hookrelay(t, env, args...)
+			if res.code != 2 {
+				t.Fatalf("want exit 2:\n%s", res)
+			}
+			for _, v := range []string{"HOOKRELAY_DATABASE_URL", "HOOKRELAY_POLL_INTERVAL"} {
+				if !strings.Contains(res.stderr, v) {
+					t.Errorf("stderr does not name %s:\n%s", v, res.stderr)
+				}
+			}
+		})
+	}
+}
+
+func TestMigrate(t *testing.T) {
+	schema := newSchema(t)
+	env := testEnv(schema)
+	first := hookrelay(t, env, "migrate")
+	if first.code != 0 || !strings.Contains(first.stdout, "schema "+schema+" migrated from version 0 to ") {
+		t.Fatalf("first migrate:\n%s", first)
+	}
+	second := hookrelay(t, env, "migrate")
+	if second.code != 0 || !strings.Contains(second.stdout, "schema "+schema+" is up to date (version ") {
+		t.Fatalf("second migrate:\n%s", second)
+	}
+}
+
+func TestMigrateSchemaTooNew(t *testing.T) {
+	schema := newSchema(t)
+	env := testEnv(schema)
+	if res := hookrelay(t, env, "migrate"); res.code != 0 {
+		t.Fatalf("migrate:\n%s", res)
+	}
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// Pretend a newer binary migrated.
+	if _, err := conn.Exec(ctx, fmt.Sprintf("INSERT INTO %s (version, name) VALUES (1000, 'future')",
+		pgx.Identifier{schema, "schema_migrations"}.Sanitize())); err != nil {
+		t.Fatalf("record a future version: %v", err)
+	}
+	res := hookrelay(t, env, "migrate")
+	if res.code != 1 || !strings.Contains(res.stderr, "upgrade hookrelay") {
+		t.Fatalf("want exit 1 with the too-new message:\n%s", res)
+	}
+}

@@ -1,0 +1,180 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hookrelay/hookrelay/outbox"
+)
+
+// decodeBody reads one JSON object from r's body (at most limit bytes) into
+// v, rejecting unknown fields, wrong types and trailing data with 400 errors
+// that name the field. An empty body is an error unless allowEmpty.
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, allowEmpty bool, v any) error {
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) && allowEmpty {
+			return nil
+		}
+		return jsonError(err)
+	}
+	if err := dec.Decode(&json.RawMessage{}); !errors.Is(err, io.EOF) {
+		var maxBytes *http.MaxBytesError
+		if errors.As(err, &maxBytes) {
+			return err
+		}
+		return &apiError{status: http.StatusBadRequest, code: "invalid_json", msg: "the body must hold one JSON object and nothing after it"}
+	}
+	return nil
+}
+
+// jsonError translates a decoding error.
+func jsonError(err error) error {
+	var (
+		maxBytes *http.MaxBytesError
+		syntax   *json.SyntaxError
+		typeErr  *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &maxBytes):
+		return err
+	case errors.Is(err, io.EOF):
+		return &apiError{status: http.StatusBadRequest, code: "invalid_json", msg: "the body is empty: send a JSON object"}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &apiError{status: http.StatusBadRequest, code: "invalid_json", msg: "the body ends in the middle of a JSON value"}
+	case errors.As(err, &syntax):
+		return &apiError{status: http.StatusBadRequest, code: "invalid_json", msg: fmt.Sprintf("invalid JSON at byte %d: %s", syntax.Offset, syntax.Error())}
+	case errors.As(err, &typeErr):
+		if typeErr.Field == "" {
+			return &apiError{status: http.StatusBadRequest, code: "invalid_json", msg: "the body must be a JSON object, not " + typeErr.Value}
+		}
+		return &apiError{status: http.StatusBadRequest, code: "invalid_field", field: typeErr.Field,
+			msg: fmt.Sprintf("%s: must be %s, not %s", typeErr.Field, jsonTypeName(typeErr.Type.Kind().String()), typeErr.Value)}
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		field, uerr := strconv.Unquote(name)
+		if uerr != nil {
+			field = name
+		}
+		return &apiError{status: http.StatusBadRequest, code: "unknown_field", field: field, msg: fmt.Sprintf("%s: unknown field", field)}
+	}
+	return &apiError{status: http.StatusBadRequest, code: "invalid_json", msg: "invalid JSON: " + err.Error()}
+}
+
+func jsonTypeName(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "int", "int64", "int32", "float64":
+		return "a number"
+	case "slice":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	}
+	return "a " + kind
+}
+
+// query reads validated query parameters; the first problem is kept.
+type query struct {
+	v   url.Values
+	err error
+}
+
+func newQuery(r *http.Request) *query { return &query{v: r.URL.Query()} }
+
+func (q *query) fail(field, format string, args ...any) {
+	if q.err == nil {
+		q.err = badField(field, format, args...)
+	}
+}
+
+// str returns the parameter, or nil when absent.
+func (q *query) str(name string) *string {
+	if !q.v.Has(name) {
+		return nil
+	}
+	s := q.v.Get(name)
+	return &s
+}
+
+func (q *query) boolean(name string) *bool {
+	s := q.str(name)
+	if s == nil {
+		return nil
+	}
+	b, err := strconv.ParseBool(*s)
+	if err != nil {
+		q.fail(name, "must be true or false")
+		return nil
+	}
+	return &b
+}
+
+func (q *query) limit() int {
+	s := q.str("limit")
+	if s == nil {
+		return 0
+	}
+	n, err := strconv.Atoi(*s)
+	if err != nil || n < 1 || n > 500 {
+		q.fail("limit", "must be a whole number from 1 to 500")
+		return 0
+	}
+	return n
+}
+
+func (q *query) time(name string) *time.Time {
+	s := q.str(name)
+	if s == nil {
+		return nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, *s)
+	if err != nil {
+		q.fail(name, "must be an RFC 3339 time like 2024-05-01T12:00:00Z")
+		return nil
+	}
+	return &t
+}
+
+func (q *query) id(name string) *int64 {
+	s := q.str(name)
+	if s == nil {
+		return nil
+	}
+	n, err := strconv.ParseInt(*s, 10, 64)
+	if err != nil || n < 1 {
+		q.fail(name, "must be a positive integer id")
+		return nil
+	}
+	return &n
+}
+
+func (q *query) cursor() string {
+	c := q.v.Get("cursor")
+	if len(c) > 256 {
+		q.fail("cursor", "is not a cursor returned by this API")
+		return ""
+	}
+	return c
+}
+
+// pathID parses a bigint id from the path; anything else is not found.
+func pathID(r *http.Request) (int64, error) {
+	n, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || n < 1 {
+		return 0, outbox.ErrNotFound
+	}
+	return n, nil
+}

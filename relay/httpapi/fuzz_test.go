@@ -1,0 +1,86 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/outbox/outboxtest"
+	"github.com/hookrelay/hookrelay/relay/httpapi"
+)
+
+// fuzzHandler is an API on a real store, called in-process.
+func fuzzHandler(f *testing.F) (http.Handler, *outbox.Store) {
+	store := outboxtest.Store(f)
+	h, err := httpapi.New(httpapi.Options{Store: store, AdminToken: token, Registerer: prometheus.NewRegistry(), Log: zap.NewNop()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	return h, store
+}
+
+func serve(t *testing.T, h http.Handler, method, target string, body []byte) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, target, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code >= 500 {
+		t.Fatalf("%s %s %q: status %d: %s", method, target, body, rec.Code, rec.Body)
+	}
+	return rec
+}
+
+var bodySeeds = []string{
+	``, `{}`, `null`, `[]`, `"x"`, `{"url":"https://a.test"}`, `{"url":"https://a.test","tenant":"t","event_types":["a.b"],"description":"d","max_in_flight":3,"rate_limit":5}`,
+	`{"url":"https://a.test","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}`, `{"url":"https://a.test","secret":"whsec_"}`,
+	`{"url":"http://[::1]:99999/"}`, `{"url":"https://a.test","event_types":null}`, `{"url":"https://a.test","tenant":"\xff"}`,
+	`{"url":1}`, `{"url":"https://a.test","max_in_flight":1e99}`, `{"enabled":true}`, `{"enabled":false,"event_types":[]}`,
+	`{"url":"https://a.test","description":"\u0000"}`, `{"url":"https://a.test"}{}`, `{"x":1}`, `{"url":"https://a.test","rate_limit":-5}`,
+}
+
+func FuzzCreateEndpointBody(f *testing.F) {
+	h, _ := fuzzHandler(f)
+	for _, s := range bodySeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		serve(t, h, "POST", "/v1/endpoints", body)
+	})
+}
+
+func FuzzUpdateEndpointBody(f *testing.F) {
+	h, store := fuzzHandler(f)
+	ep, err := store.CreateEndpoint(f.Context(), outbox.EndpointInput{URL: "https://a.test", Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, 0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range bodySeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		serve(t, h, "PATCH", "/v1/endpoints/"+ep.ID, body)
+		serve(t, h, "POST", "/v1/endpoints/"+ep.ID+"/rotate-secret", body)
+		serve(t, h, "POST", "/v1/endpoints/"+ep.ID+"/recover", body)
+		serve(t, h, "POST", "/v1/events", body)
+	})
+}
+
+func FuzzCursor(f *testing.F) {
+	h, _ := fuzzHandler(f)
+	for _, s := range []string{"", "AAAA", "aTE", "aS0x", "aTk5OTk5OTk5OTk5OTk5OTk5OTk5", "MTcwMDAwMDAwMDAwMDAwMF8xMjM",
+		"MTcwMDAwMDAwMDAwMDAwMF8wMDAwMDAwMC0wMDAwLTAwMDAtMDAwMC0wMDAwMDAwMDAwMDE", "%%%", "=", "\x00", "LTFfeA"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, cursor string) {
+		q := url.QueryEscape(cursor)
+		for _, path := range []string{"/v1/endpoints", "/v1/events", "/v1/deliveries"} {
+			serve(t, h, "GET", path+"?cursor="+q, nil)
+		}
+	})
+}

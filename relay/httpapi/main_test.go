@@ -1,0 +1,194 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/outbox/outboxtest"
+	"github.com/hookrelay/hookrelay/relay"
+	"github.com/hookrelay/hookrelay/relay/httpapi"
+)
+
+func TestMain(m *testing.M) { os.Exit(outboxtest.Main(m)) }
+
+const token = "test-admin-token"
+
+// env is one API under test on a fresh schema.
+type env struct {
+	t     *testing.T
+	store *outbox.Store
+	srv   *httptest.Server
+	reg   *prometheus.Registry
+	token string
+}
+
+func newEnv(t *testing.T, mod func(*httpapi.Options)) *env {
+	t.Helper()
+	store := outboxtest.Store(t)
+	reg := prometheus.NewRegistry()
+	sender := relay.NewSender(relay.SenderConfig{Timeout: 5 * time.Second})
+	t.Cleanup(sender.Close)
+	o := httpapi.Options{
+		Store: store, Sender: sender, AdminToken: token, Gatherer: reg, Registerer: reg,
+		Log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	h, err := httpapi.New(o)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &env{t: t, store: store, srv: srv, reg: reg, token: o.AdminToken}
+}
+
+// resp is a decoded answer.
+type resp struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r resp) json(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+}
+
+// errorBody returns the error code and field of an error answer.
+func (r resp) err(t *testing.T) (code, field string) {
+	t.Helper()
+	var b struct {
+		Error struct{ Code, Message, Field string } `json:"error"`
+	}
+	r.json(t, &b)
+	if b.Error.Code == "" || b.Error.Message == "" {
+		t.Fatalf("not the error shape: %s", r.body)
+	}
+	return b.Error.Code, b.Error.Field
+}
+
+// do sends a request with the admin token; body may be nil, a string or a
+// value to encode.
+func (e *env) do(method, path string, body any) resp {
+	e.t.Helper()
+	return e.doAuth(method, path, "Bearer "+e.token, body)
+}
+
+func (e *env) doAuth(method, path, auth string, body any) resp {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, e.srv.URL+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	res, err := e.srv.Client().Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp{status: res.StatusCode, header: res.Header, body: b}
+}
+
+// must checks the status.
+func (r resp) must(t *testing.T, status int) resp {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d: %s", r.status, status, r.body)
+	}
+	return r
+}
+
+// createEndpoint creates an endpoint through the API.
+func (e *env) createEndpoint(body map[string]any) outbox.Endpoint {
+	e.t.Helper()
+	var ep outbox.Endpoint
+	e.do("POST", "/v1/endpoints", body).must(e.t, http.StatusCreated).json(e.t, &ep)
+	return ep
+}
+
+// exec runs SQL, with {{s}} replaced by the env's schema.
+func (e *env) exec(sql string, args ...any) {
+	e.t.Helper()
+	sql = strings.ReplaceAll(sql, "{{s}}", e.store.Schema())
+	if _, err := e.store.Pool().Exec(context.Background(), sql, args...); err != nil {
+		e.t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// queryInt runs a one-integer query in the env's schema.
+func (e *env) queryInt(sql string, args ...any) int {
+	e.t.Helper()
+	var n int
+	sql = strings.ReplaceAll(sql, "{{s}}", e.store.Schema())
+	if err := e.store.Pool().QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		e.t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
+}
+
+// runEngine runs a relay engine on e's store until the test ends.
+func (e *env) runEngine(policy relay.Policy, metrics *relay.Metrics) {
+	e.t.Helper()
+	sender := relay.NewSender(relay.SenderConfig{Timeout: 5 * time.Second})
+	eng := relay.New(relay.Config{PollInterval: 20 * time.Millisecond, Policy: policy}, e.store, sender, nil, zap.NewNop(), metrics)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { _ = eng.Run(ctx) }()
+	e.t.Cleanup(func() {
+		cancel()
+		<-eng.Done()
+		sender.Close()
+	})
+}
