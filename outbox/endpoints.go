@@ -133,6 +133,9 @@ func validateText(field, s string, maxLen int) error {
 	if !utf8.ValidString(s) {
 		return &FieldError{Field: field, Reason: "is not valid UTF-8"}
 	}
+	if strings.ContainsRune(s, 0) {
+		return &FieldError{Field: field, Reason: "must not contain NUL characters"}
+	}
 	return nil
 }
 
@@ -481,7 +484,8 @@ func (s *Store) DeleteEndpoint(ctx context.Context, id string) error {
 
 // RotateSecret makes newSecret the endpoint's signing secret; the previous
 // one keeps signing (a second signature) for grace. Old secrets past their
-// window are dropped. The returned endpoint carries the new secret.
+// window are dropped; a grace of 0 drops every old secret at once (the
+// "secret leaked" case). The returned endpoint carries the new secret.
 func (s *Store) RotateSecret(ctx context.Context, id, newSecret string, grace time.Duration) (Endpoint, error) {
 	if !ValidID(id) {
 		return Endpoint{}, ErrNotFound
@@ -495,7 +499,7 @@ func (s *Store) RotateSecret(ctx context.Context, id, newSecret string, grace ti
 	}
 	e, err := scanEndpoint(s.pool.QueryRow(ctx, qualify(`UPDATE {{schema}}.endpoints SET
     old_secrets = (SELECT coalesce(jsonb_agg(x), '[]'::jsonb) FROM jsonb_array_elements(old_secrets) x
-                    WHERE (x->>'expires_at')::timestamptz > now())
+                    WHERE $3 > 0 AND (x->>'expires_at')::timestamptz > now())
                   || CASE WHEN $3 > 0 THEN jsonb_build_array(jsonb_build_object('secret', secret,
                          'expires_at', now() + make_interval(secs => $3))) ELSE '[]'::jsonb END,
     secret = $2, updated_at = now()

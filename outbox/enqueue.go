@@ -312,7 +312,7 @@ func enqueueError(err error) error {
 			return &ValidationError{Field: "type", Reason: "rejected by the database", Err: ErrInvalidEventType}
 		}
 	}
-	if errors.As(err, &pgErr) && pgErr.Code == "22P02" {
+	if errors.As(err, &pgErr) && (pgErr.Code == "22P02" || pgErr.Code == "22P05" || pgErr.Code == "22021") {
 		return &ValidationError{Field: "payload", Reason: "rejected by the database: " + pgErr.Message, Err: ErrInvalidPayload}
 	}
 	return fmt.Errorf("enqueue: %w", err)

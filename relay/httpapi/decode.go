@@ -178,3 +178,36 @@ func pathID(r *http.Request) (int64, error) {
 	}
 	return n, nil
 }
+
+// noNUL rejects text PostgreSQL cannot store: a NUL character.
+func noNUL(field, s string) error {
+	if strings.IndexByte(s, 0) >= 0 {
+		return badField(field, "must not contain NUL characters")
+	}
+	return nil
+}
+
+// jsonHasNUL reports whether valid JSON text holds a \u0000 escape, which
+// PostgreSQL's jsonb cannot store.
+func jsonHasNUL(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' || i+1 >= len(b) {
+			continue
+		}
+		if b[i+1] == 'u' && i+6 <= len(b) && string(b[i+2:i+6]) == "0000" {
+			return true
+		}
+		i++ // skip the escaped character
+	}
+	return false
+}
+
+// firstErr returns the first non-nil error.
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -41,7 +41,8 @@ var bodySeeds = []string{
 	`{"url":"https://a.test","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}`, `{"url":"https://a.test","secret":"whsec_"}`,
 	`{"url":"http://[::1]:99999/"}`, `{"url":"https://a.test","event_types":null}`, `{"url":"https://a.test","tenant":"\xff"}`,
 	`{"url":1}`, `{"url":"https://a.test","max_in_flight":1e99}`, `{"enabled":true}`, `{"enabled":false,"event_types":[]}`,
-	`{"url":"https://a.test","description":"\u0000"}`, `{"url":"https://a.test"}{}`, `{"x":1}`, `{"url":"https://a.test","rate_limit":-5}`,
+	`{"url":"https://a.test","description":"\u0000"}`, `{"url":"https://a.test"}{}`, `{"type":"a","tenant":"\u0000","payload":{}}`, `{"type":"a","payload":"\u0000"}`,
+	`{"type":"a","payload":"\\u0000"}`, `{"type":"a","payload":{},"ordering_key":"\u0000"}`, `{"url":"https://a.test","tenant":"\u0000"}`, `{"x":1}`, `{"url":"https://a.test","rate_limit":-5}`,
 }
 
 func FuzzCreateEndpointBody(f *testing.F) {

@@ -58,6 +58,9 @@ func (s *server) createEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(w, r, maxBody, false, &b); err != nil {
 		return err
 	}
+	if err := firstErr(noNUL("tenant", b.Tenant), noNUL("description", b.Description)); err != nil {
+		return err
+	}
 	secret, err := s.secretOrNew(b.Secret, b.Secret != "")
 	if err != nil {
 		return err
@@ -135,6 +138,9 @@ func (s *server) updateEndpoint(w http.ResponseWriter, r *http.Request) error {
 	}
 	var b updateEndpointBody
 	if err := decodeBody(w, r, maxBody, false, &b); err != nil {
+		return err
+	}
+	if err := noNUL("description", deref(b.Description)); err != nil {
 		return err
 	}
 	if b.EventTypes != nil && *b.EventTypes == nil {
@@ -325,6 +331,12 @@ func (s *server) publishEvent(w http.ResponseWriter, r *http.Request) error {
 	}
 	if len(b.Tenant) > outbox.MaxTenantLen {
 		return badField("tenant", "is %d bytes, at most %d allowed", len(b.Tenant), outbox.MaxTenantLen)
+	}
+	if err := firstErr(noNUL("tenant", b.Tenant), noNUL("idempotency_key", b.IdempotencyKey), noNUL("ordering_key", b.OrderingKey)); err != nil {
+		return err
+	}
+	if jsonHasNUL(b.Payload) {
+		return badField("payload", `must not contain \u0000 (PostgreSQL cannot store it)`)
 	}
 	if ev.EndpointID != "" {
 		if _, err := s.o.Store.GetEndpoint(r.Context(), ev.EndpointID); err != nil {
