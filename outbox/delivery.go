@@ -33,6 +33,7 @@ type Claimed struct {
 	URL         string
 	Secrets     []string // current first, then old ones still in their rotation window
 	MaxInFlight int      // the endpoint's own cap, 0 when it has none
+	RateLimit   int      // the endpoint's requests per second, 0 when unlimited
 }
 
 // ClaimParams bounds a claim.
@@ -105,7 +106,7 @@ func (s *Store) Claim(ctx context.Context, p ClaimParams) ([]Claimed, error) {
 		var c Claimed
 		var uid [16]byte
 		if err := rows.Scan(&c.DeliveryID, &c.EventID, &c.EndpointID, &c.Attempts, &uid, &c.EventType,
-			&c.Tenant, &c.Payload, &c.CreatedAt, &c.URL, &c.Secrets, &c.MaxInFlight); err != nil {
+			&c.Tenant, &c.Payload, &c.CreatedAt, &c.URL, &c.Secrets, &c.MaxInFlight, &c.RateLimit); err != nil {
 			return nil, fmt.Errorf("claim deliveries: %w", err)
 		}
 		c.LeaseToken = token

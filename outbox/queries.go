@@ -94,7 +94,7 @@ RETURNING d.id, d.event_id, d.endpoint_id::text, d.attempts, o.uid, o.event_type
           o.payload::text::bytea, o.created_at, e.url,
           ARRAY[e.secret] || ARRAY(SELECT x->>'secret' FROM jsonb_array_elements(e.old_secrets) x
                                     WHERE (x->>'expires_at')::timestamptz > now()),
-          coalesce(e.max_in_flight, 0)`
+          coalesce(e.max_in_flight, 0), coalesce(e.rate_limit, 0)`
 
 const completeSQL = `WITH r AS (
     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::int[], $6::text[])

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sethvargo/go-retry"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/relay/signature"
@@ -93,6 +94,9 @@ type Engine struct {
 
 	jobs chan outbox.Claimed
 
+	limitersMu sync.Mutex
+	limiters   map[string]*rate.Limiter
+
 	mu       sync.Mutex
 	inFlight int
 	busy     map[string]int
@@ -115,17 +119,18 @@ func New(cfg Config, store *outbox.Store, sender *Sender, wake <-chan struct{}, 
 		metrics = NewMetrics(nil)
 	}
 	return &Engine{
-		cfg:     cfg,
-		store:   store,
-		sender:  sender,
-		log:     log,
-		metrics: metrics,
-		wake:    wake,
-		done:    make(chan struct{}),
-		busy:    map[string]int{},
-		freed:   make(chan struct{}, 1),
-		results: make(chan result, cfg.MaxInFlight+cfg.CompleteBatch),
-		jobs:    make(chan outbox.Claimed, cfg.MaxInFlight),
+		cfg:      cfg,
+		store:    store,
+		sender:   sender,
+		log:      log,
+		metrics:  metrics,
+		wake:     wake,
+		done:     make(chan struct{}),
+		busy:     map[string]int{},
+		limiters: map[string]*rate.Limiter{},
+		freed:    make(chan struct{}, 1),
+		results:  make(chan result, cfg.MaxInFlight+cfg.CompleteBatch),
+		jobs:     make(chan outbox.Claimed, cfg.MaxInFlight),
 	}
 }
 
@@ -336,6 +341,13 @@ func (e *Engine) deliver(ctx context.Context, c outbox.Claimed) {
 		}
 		secrets = append(secrets, sec)
 	}
+	if c.RateLimit > 0 {
+		if err := e.limiter(c.EndpointID, c.RateLimit).Wait(ctx); err != nil {
+			// Shutdown while waiting for the endpoint's rate: not sent.
+			e.results <- result{out: outbox.Outcome{DeliveryID: c.DeliveryID, LeaseToken: c.LeaseToken}, release: true}
+			return
+		}
+	}
 	var resp Response
 	var v Verdict
 	if len(secrets) == 0 {
@@ -441,6 +453,22 @@ func itoa(n int) string {
 		b[i] = '-'
 	}
 	return string(b[i:])
+}
+
+// limiter returns the endpoint's rate limiter (requests per second, burst
+// of one second's worth), updating it when the endpoint's limit changed.
+func (e *Engine) limiter(endpointID string, perSecond int) *rate.Limiter {
+	e.limitersMu.Lock()
+	defer e.limitersMu.Unlock()
+	l, ok := e.limiters[endpointID]
+	if !ok {
+		l = rate.NewLimiter(rate.Limit(perSecond), perSecond)
+		e.limiters[endpointID] = l
+	} else if l.Limit() != rate.Limit(perSecond) {
+		l.SetLimit(rate.Limit(perSecond))
+		l.SetBurst(perSecond)
+	}
+	return l
 }
 
 // release frees the request slot of a finished attempt.

@@ -485,3 +485,23 @@ func TestGracefulShutdownReleasesLeases(t *testing.T) {
 	}
 	_ = strconv.Itoa
 }
+
+func TestEndpointRateLimit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := outboxtest.Store(t)
+	rc := newReceiver(t, nil)
+	ep := createEndpoint(t, st, rc, "")
+	five := 5
+	if _, err := st.UpdateEndpoint(ctx, ep.ID, outbox.EndpointPatch{RateLimit: &five}); err != nil {
+		t.Fatal(err)
+	}
+	startEngine(t, st, engineOpts{})
+	insertSQL(t, st, "", "signup.created", 15, 15)
+	got := rc.waitAccepted(15, 20*time.Second)
+	// A burst of 5, then 5 per second: the last arrives at least ~2s after
+	// the first.
+	if span := got[14].At.Sub(got[0].At); span < 1800*time.Millisecond {
+		t.Fatalf("15 deliveries at 5/s took %v", span)
+	}
+}
