@@ -73,8 +73,12 @@ const (
 	// failed attempts before an endpoint is disabled.
 	DefaultDisableAfterFailures = 10
 	// DefaultOperationalTenant is the tenant hookrelay's own operational
-	// events are written for; empty means none are written.
-	DefaultOperationalTenant = ""
+	// events are written for; a tenant of its own, so nobody receives them
+	// without subscribing an endpoint of that tenant.
+	DefaultOperationalTenant = "hookrelay"
+	// DefaultOperationalEvents says whether hookrelay writes its own
+	// operational events (hookrelay.endpoint.disabled, ...).
+	DefaultOperationalEvents = true
 	// DefaultRotationGrace is how long an endpoint's previous secret keeps
 	// signing alongside the new one after a rotation.
 	DefaultRotationGrace = 24 * time.Hour
@@ -173,14 +177,23 @@ type Config struct {
 	// endpoint is auto-disabled; > 0.
 	DisableAfterFailures int `env:"HOOKRELAY_DISABLE_AFTER_FAILURES" envDefault:"10"`
 	// OperationalTenant is the tenant hookrelay's own events (such as
-	// endpoint disabled) are written for; empty writes none.
-	OperationalTenant string `env:"HOOKRELAY_OPERATIONAL_TENANT" envDefault:""`
+	// endpoint disabled) are written for.
+	OperationalTenant string `env:"HOOKRELAY_OPERATIONAL_TENANT" envDefault:"hookrelay"`
+	// OperationalEvents turns hookrelay's own events on or off:
+	// hookrelay.endpoint.disabled, hookrelay.endpoint.enabled and
+	// hookrelay.delivery.dead, written to the outbox for OperationalTenant.
+	OperationalEvents bool `env:"HOOKRELAY_OPERATIONAL_EVENTS" envDefault:"true"`
 	// RotationGrace is how long an old secret keeps signing after
 	// rotate-secret; > 0.
 	RotationGrace time.Duration `env:"HOOKRELAY_ROTATION_GRACE" envDefault:"24h"`
 	// SecretKey encrypts endpoint secrets at rest; empty stores them in
 	// plain text. When set, standard base64 of exactly 32 bytes.
 	SecretKey string `env:"HOOKRELAY_SECRET_KEY"`
+	// PreviousSecretKeys are earlier values of SecretKey that can still
+	// open secrets sealed with them (until `hookrelay rotate-secret-key`
+	// re-encrypts them with SecretKey); each standard base64 of 32 bytes.
+	// Only meaningful with SecretKey set.
+	PreviousSecretKeys []string `env:"HOOKRELAY_PREVIOUS_SECRET_KEYS" envSeparator:","`
 	// HTTPProxy is the outbound proxy for deliveries (http, https, socks5
 	// or socks5h URL); empty means direct. The HTTP_PROXY variable is
 	// deliberately not used.
@@ -229,9 +242,11 @@ func Vars() []Var {
 		{Name: "HOOKRELAY_MAX_ENDPOINTS_PER_TENANT", Default: strconv.Itoa(DefaultMaxEndpointsPerTenant), Meaning: "maximum endpoints one tenant may register; 0 = unlimited"},
 		{Name: "HOOKRELAY_DISABLE_AFTER", Default: "120h", Meaning: "disable an endpoint failing for this long without a success (120h = 5 days); 0 turns auto-disable off"},
 		{Name: "HOOKRELAY_DISABLE_AFTER_FAILURES", Default: strconv.Itoa(DefaultDisableAfterFailures), Meaning: "minimum consecutive failures before an endpoint is auto-disabled"},
-		{Name: "HOOKRELAY_OPERATIONAL_TENANT", Default: DefaultOperationalTenant, Meaning: "tenant that hookrelay's own events (e.g. endpoint disabled) are written for; empty writes none"},
+		{Name: "HOOKRELAY_OPERATIONAL_TENANT", Default: DefaultOperationalTenant, Meaning: "tenant that hookrelay's own events (endpoint disabled or enabled, delivery dead) are written for; subscribe an endpoint of this tenant to receive them"},
+		{Name: "HOOKRELAY_OPERATIONAL_EVENTS", Default: strconv.FormatBool(DefaultOperationalEvents), Meaning: "write hookrelay.endpoint.disabled, hookrelay.endpoint.enabled and hookrelay.delivery.dead events to the outbox for OPERATIONAL_TENANT"},
 		{Name: "HOOKRELAY_ROTATION_GRACE", Default: "24h", Meaning: "how long an old endpoint secret keeps signing after rotate-secret"},
 		{Name: "HOOKRELAY_SECRET_KEY", Meaning: "standard base64 of 32 random bytes encrypting endpoint secrets at rest; empty stores them unencrypted", Secret: true},
+		{Name: "HOOKRELAY_PREVIOUS_SECRET_KEYS", Meaning: "comma-separated earlier SECRET_KEY values that can still decrypt secrets until `hookrelay rotate-secret-key` re-encrypts them", Secret: true},
 		{Name: "HOOKRELAY_HTTP_PROXY", Meaning: "outbound proxy URL for deliveries (http, https, socks5); HTTP_PROXY is not used", Secret: false},
 	}
 }
@@ -289,6 +304,7 @@ func Default() Config {
 		DisableAfter:             DefaultDisableAfter,
 		DisableAfterFailures:     DefaultDisableAfterFailures,
 		OperationalTenant:        DefaultOperationalTenant,
+		OperationalEvents:        DefaultOperationalEvents,
 		RotationGrace:            DefaultRotationGrace,
 		AllowPrivateDestinations: false,
 	}
@@ -510,6 +526,19 @@ func (c Config) problems(skip map[string]bool) []Problem {
 		case len(key) != secretKeyBytes:
 			add("HOOKRELAY_SECRET_KEY", "decodes to %d bytes, want %d: generate one with `openssl rand -base64 32`", len(key), secretKeyBytes)
 		}
+	}
+
+	for i, k := range c.PreviousSecretKeys {
+		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k))
+		switch {
+		case err != nil:
+			add("HOOKRELAY_PREVIOUS_SECRET_KEYS", "entry %d is not standard base64 (each entry is an earlier HOOKRELAY_SECRET_KEY)", i+1)
+		case len(key) != secretKeyBytes:
+			add("HOOKRELAY_PREVIOUS_SECRET_KEYS", "entry %d decodes to %d bytes, want %d (each entry is an earlier HOOKRELAY_SECRET_KEY)", i+1, len(key), secretKeyBytes)
+		}
+	}
+	if len(c.PreviousSecretKeys) > 0 && c.SecretKey == "" {
+		add("HOOKRELAY_PREVIOUS_SECRET_KEYS", "is set but HOOKRELAY_SECRET_KEY is empty: set HOOKRELAY_SECRET_KEY to the key secrets should be encrypted with")
 	}
 
 	if c.HTTPProxy != "" {
@@ -797,8 +826,10 @@ func (c Config) encode(enc zapcore.ObjectEncoder) error {
 	enc.AddDuration("disable_after", c.DisableAfter)
 	enc.AddInt("disable_after_failures", c.DisableAfterFailures)
 	enc.AddString("operational_tenant", c.OperationalTenant)
+	enc.AddBool("operational_events", c.OperationalEvents)
 	enc.AddDuration("rotation_grace", c.RotationGrace)
 	enc.AddString("secret_key", redactSecret(c.SecretKey))
+	enc.AddInt("previous_secret_keys", len(c.PreviousSecretKeys))
 	enc.AddString("http_proxy", redactURLString(c.HTTPProxy))
 	return nil
 }

@@ -129,7 +129,7 @@ func TestVarsMatchStruct(t *testing.T) {
 			secrets = append(secrets, v.Name)
 		}
 	}
-	wantSecrets := []string{"HOOKRELAY_DATABASE_URL", "HOOKRELAY_ADMIN_TOKEN", "HOOKRELAY_SECRET_KEY"}
+	wantSecrets := []string{"HOOKRELAY_DATABASE_URL", "HOOKRELAY_ADMIN_TOKEN", "HOOKRELAY_SECRET_KEY", "HOOKRELAY_PREVIOUS_SECRET_KEYS"}
 	if !slices.Equal(secrets, wantSecrets) {
 		t.Errorf("secret vars = %v, want %v", secrets, wantSecrets)
 	}
@@ -137,10 +137,12 @@ func TestVarsMatchStruct(t *testing.T) {
 
 func TestLoadFromVariables(t *testing.T) {
 	const goodKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // 32 bytes
+	const oldKey = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="  // 32 bytes
 	tests := []struct {
 		name, key, value string
 		check            func(Config) bool // valid rows
 		wantMsg          string            // invalid rows: substring of the one problem
+		also             map[string]string // other variables the row needs
 	}{
 		{name: "database keyword form", key: "HOOKRELAY_DATABASE_URL", value: "host=localhost dbname=app user=app password=pw",
 			check: func(c Config) bool { return c.DatabaseURL == "host=localhost dbname=app user=app password=pw" }},
@@ -258,6 +260,9 @@ func TestLoadFromVariables(t *testing.T) {
 
 		{name: "operational tenant", key: "HOOKRELAY_OPERATIONAL_TENANT", value: "ops", check: func(c Config) bool { return c.OperationalTenant == "ops" }},
 
+		{name: "operational events off", key: "HOOKRELAY_OPERATIONAL_EVENTS", value: "false", check: func(c Config) bool { return !c.OperationalEvents }},
+		{name: "operational events not bool", key: "HOOKRELAY_OPERATIONAL_EVENTS", value: "sometimes", wantMsg: "not a boolean"},
+
 		{name: "rotation grace", key: "HOOKRELAY_ROTATION_GRACE", value: "1h", check: func(c Config) bool { return c.RotationGrace == time.Hour }},
 		{name: "rotation grace zero", key: "HOOKRELAY_ROTATION_GRACE", value: "0s", wantMsg: "must be greater than 0"},
 
@@ -265,6 +270,14 @@ func TestLoadFromVariables(t *testing.T) {
 		{name: "secret key not base64", key: "HOOKRELAY_SECRET_KEY", value: "not*base64!", wantMsg: "not standard base64"},
 		{name: "secret key url base64", key: "HOOKRELAY_SECRET_KEY", value: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZW__", wantMsg: "not standard base64"},
 		{name: "secret key short", key: "HOOKRELAY_SECRET_KEY", value: "c2hvcnQta2V5", wantMsg: "decodes to 9 bytes, want 32"},
+
+		{name: "previous secret keys", key: "HOOKRELAY_PREVIOUS_SECRET_KEYS", value: oldKey + ", " + goodKey, also: map[string]string{"HOOKRELAY_SECRET_KEY": goodKey},
+			check: func(c Config) bool { return slices.Equal(c.PreviousSecretKeys, []string{oldKey, " " + goodKey}) }},
+		{name: "previous secret keys short", key: "HOOKRELAY_PREVIOUS_SECRET_KEYS", value: goodKey + ",c2hvcnQta2V5", also: map[string]string{"HOOKRELAY_SECRET_KEY": oldKey},
+			wantMsg: "entry 2 decodes to 9 bytes, want 32"},
+		{name: "previous secret keys not base64", key: "HOOKRELAY_PREVIOUS_SECRET_KEYS", value: "not*base64!", also: map[string]string{"HOOKRELAY_SECRET_KEY": goodKey},
+			wantMsg: "entry 1 is not standard base64"},
+		{name: "previous secret keys without secret key", key: "HOOKRELAY_PREVIOUS_SECRET_KEYS", value: goodKey, wantMsg: "HOOKRELAY_SECRET_KEY is empty"},
 
 		{name: "http proxy", key: "HOOKRELAY_HTTP_PROXY", value: "socks5://proxy:1080", check: func(c Config) bool { return c.HTTPProxy == "socks5://proxy:1080" }},
 		{name: "http proxy scheme", key: "HOOKRELAY_HTTP_PROXY", value: "ftp://u:proxy-pw@proxy", wantMsg: `"ftp://u:REDACTED@proxy" has scheme "ftp"`},
@@ -274,6 +287,9 @@ func TestLoadFromVariables(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := baseEnv()
+			for k, v := range tt.also {
+				env[k] = v
+			}
 			env[tt.key] = tt.value
 			cfg, err := LoadFrom(env)
 			if tt.wantMsg == "" {

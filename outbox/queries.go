@@ -32,17 +32,22 @@ const dispatchSQL = `WITH ev AS (
         OR (ev.endpoint_id IS NULL AND e.tenant = ev.tenant
             AND (cardinality(e.event_types) = 0 OR ev.event_type = ANY (e.event_types)))
     ON CONFLICT (event_id, endpoint_id) DO NOTHING
-    RETURNING event_id
-), counted AS (
-    SELECT event_id, count(*) AS n FROM ins GROUP BY event_id
+    RETURNING 1
 ), upd AS (
+    -- The count is computed per row (an index lookup) rather than by
+    -- joining the inserted rows back, which the planner would do with a
+    -- nested loop over both CTEs: quadratic in the batch size.
     UPDATE {{schema}}.outbox o
-       SET dispatched_at = now(), delivery_count = coalesce(c.n, 0)
-      FROM ev LEFT JOIN counted c ON c.event_id = ev.id
+       SET dispatched_at = now(),
+           delivery_count = (SELECT count(*) FROM {{schema}}.endpoints e
+                              WHERE (o.endpoint_id IS NOT NULL AND e.id = o.endpoint_id)
+                                 OR (o.endpoint_id IS NULL AND e.tenant = o.tenant
+                                     AND (cardinality(e.event_types) = 0 OR o.event_type = ANY (e.event_types))))
+      FROM ev
      WHERE o.id = ev.id
-    RETURNING o.delivery_count
+    RETURNING 1
 )
-SELECT count(*)::int, coalesce(sum(delivery_count), 0)::int FROM upd`
+SELECT (SELECT count(*) FROM upd)::int, (SELECT count(*) FROM ins)::int`
 
 // The old secrets still inside their rotation window follow the current one.
 const claimSQL = `WITH cand AS (
@@ -68,7 +73,7 @@ const claimSQL = `WITH cand AS (
       LIMIT $3)
 ), ranked AS (
     SELECT c.id,
-           row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.kind, c.due, c.id) AS rn,
+           row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.due, c.id) AS rn,
            row_number() OVER (PARTITION BY c.kind ORDER BY c.due, c.id) AS turn,
            least(coalesce(e.max_in_flight, $4), $4) - coalesce(b.busy, 0) AS room
       FROM cand c

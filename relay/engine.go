@@ -91,6 +91,7 @@ type Engine struct {
 
 	running atomic.Bool
 	done    chan struct{}
+	hooks   sync.WaitGroup // OnDead calls in progress
 
 	jobs chan outbox.Claimed
 
@@ -188,6 +189,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	t.Stop()
 	close(e.results)
 	<-completerDone
+	e.hooks.Wait()
 	e.log.Info("engine stopped")
 	return nil
 }
@@ -202,47 +204,74 @@ func jittered(d time.Duration) time.Duration {
 	return d - d/10 + time.Duration(rand.Int64N(int64(d)/5+1))
 }
 
-// fetchLoop runs fetch cycles until ctx ends.
+// fetchLoop runs the dispatcher (fan-out of new events) and the claimer
+// (leasing due deliveries) side by side until ctx ends, so a long fan-out
+// of a backlog never leaves the workers idle.
 func (e *Engine) fetchLoop(ctx context.Context) {
-	errBackoff := func() retry.Backoff {
-		return retry.WithJitterPercent(20, retry.WithCappedDuration(10*time.Second, retry.NewExponential(100*time.Millisecond)))
+	dispatched := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() { e.dispatchLoop(ctx, dispatched) })
+	e.claimLoop(ctx, dispatched)
+	wg.Wait()
+}
+
+func errBackoff() retry.Backoff {
+	return retry.WithJitterPercent(20, retry.WithCappedDuration(10*time.Second, retry.NewExponential(100*time.Millisecond)))
+}
+
+// resetTimer makes t fire after d.
+func resetTimer(t *time.Timer, d time.Duration) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
 	}
+	t.Reset(d)
+}
+
+// dispatchLoop fans out new events on every notification and poll, in
+// batches until none are left, and tells the claimer after each batch that
+// created deliveries.
+func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 	backoff := errBackoff()
 	poll := time.NewTimer(0)
 	defer poll.Stop()
 	trigger := "timer"
 	for {
-		more, err := e.cycle(ctx)
-		e.metrics.Polls.WithLabelValues(trigger).Inc()
+		full := false
 		wait := jittered(e.cfg.PollInterval)
-		if err != nil {
+		events, deliveries, err := e.store.Dispatch(ctx, e.cfg.BatchSize)
+		e.metrics.Polls.WithLabelValues(trigger).Inc()
+		switch {
+		case err != nil:
 			if ctx.Err() != nil {
 				return
 			}
 			wait, _ = backoff.Next()
-			e.log.Error("fetch cycle failed", zap.Error(err), zap.Duration("retry_in", wait))
-			more = noMore
-		} else {
+			e.log.Error("fan-out failed", zap.Error(err), zap.Duration("retry_in", wait))
+		default:
 			backoff = errBackoff()
-		}
-		if !poll.Stop() {
-			select {
-			case <-poll.C:
-			default:
+			if events > 0 {
+				e.metrics.Dispatched.Add(float64(events))
+				e.log.Debug("fanned out events", zap.Int("events", events), zap.Int("deliveries", deliveries))
 			}
+			if deliveries > 0 {
+				select {
+				case dispatched <- struct{}{}:
+				default:
+				}
+			}
+			full = events == e.cfg.BatchSize
 		}
-		poll.Reset(wait)
-		var freed <-chan struct{}
-		if more == moreCapacity {
-			freed = e.freed
-		}
-		if more == moreNow {
+		if full {
 			trigger = "backlog"
 			if ctx.Err() != nil {
 				return
 			}
 			continue
 		}
+		resetTimer(poll, wait)
 		select {
 		case <-ctx.Done():
 			return
@@ -251,8 +280,47 @@ func (e *Engine) fetchLoop(ctx context.Context) {
 			e.metrics.Notifications.Inc()
 		case <-poll.C:
 			trigger = "timer"
+		}
+	}
+}
+
+// claimLoop leases due deliveries whenever there is room: after a fan-out,
+// when capacity frees up while work is waiting, and on a jittered poll
+// (retries coming due, expired leases of crashed relays).
+func (e *Engine) claimLoop(ctx context.Context, dispatched <-chan struct{}) {
+	backoff := errBackoff()
+	poll := time.NewTimer(0)
+	defer poll.Stop()
+	for {
+		more, err := e.claim(ctx)
+		wait := jittered(e.cfg.PollInterval)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			wait, _ = backoff.Next()
+			e.log.Error("claim failed", zap.Error(err), zap.Duration("retry_in", wait))
+			more = noMore
+		} else {
+			backoff = errBackoff()
+		}
+		if more == moreNow {
+			if ctx.Err() != nil {
+				return
+			}
+			continue
+		}
+		var freed <-chan struct{}
+		if more == moreCapacity {
+			freed = e.freed
+		}
+		resetTimer(poll, wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-dispatched:
+		case <-poll.C:
 		case <-freed:
-			trigger = "capacity"
 		}
 	}
 }
@@ -261,27 +329,13 @@ type moreWork int
 
 const (
 	noMore       moreWork = iota // nothing known to be waiting
-	moreNow                      // a batch came back full and there is room: go again
+	moreNow                      // a claim came back full and there is room: go again
 	moreCapacity                 // work is waiting for capacity: go again when some frees
 )
 
-// cycle fans out new events, then claims as many due deliveries as there is
-// room for and starts sending them.
-func (e *Engine) cycle(ctx context.Context) (moreWork, error) {
-	dispatchLimit := e.cfg.BatchSize * 2
-	events, deliveries, err := e.store.Dispatch(ctx, dispatchLimit)
-	if err != nil {
-		return noMore, err
-	}
-	if events > 0 {
-		e.metrics.Dispatched.Add(float64(events))
-		e.log.Debug("fanned out events", zap.Int("events", events), zap.Int("deliveries", deliveries))
-	}
-	more := noMore
-	if events == dispatchLimit {
-		more = moreNow
-	}
-
+// claim leases as many due deliveries as there is room for and hands them
+// to the workers.
+func (e *Engine) claim(ctx context.Context) (moreWork, error) {
 	e.mu.Lock()
 	room := e.cfg.MaxInFlight - e.inFlight
 	busy := make(map[string]int, len(e.busy))
@@ -290,9 +344,9 @@ func (e *Engine) cycle(ctx context.Context) (moreWork, error) {
 	}
 	e.mu.Unlock()
 	limit := min(room, e.cfg.BatchSize)
-	if limit < min(e.cfg.BatchSize, e.cfg.MaxInFlight)/8 {
+	if limit < max(min(e.cfg.BatchSize, e.cfg.MaxInFlight)/8, 1) {
 		// Too little room for a worthwhile claim: wait for capacity.
-		return max(more, moreCapacity), nil
+		return moreCapacity, nil
 	}
 	claimed, err := e.store.Claim(ctx, outbox.ClaimParams{
 		Limit:       limit,
@@ -304,7 +358,13 @@ func (e *Engine) cycle(ctx context.Context) (moreWork, error) {
 		return noMore, err
 	}
 	if len(claimed) == 0 {
-		return more, nil
+		for _, n := range busy {
+			if n >= e.cfg.EndpointMaxInFlight {
+				// Work may be waiting behind a saturated endpoint.
+				return moreCapacity, nil
+			}
+		}
+		return noMore, nil
 	}
 	e.metrics.ClaimBatch.Observe(float64(len(claimed)))
 	e.mu.Lock()
@@ -323,7 +383,9 @@ func (e *Engine) cycle(ctx context.Context) (moreWork, error) {
 		}
 		return moreNow, nil
 	}
-	return more, nil
+	// A short claim may have been cut by per-endpoint caps or the share for
+	// retries: claim again as soon as a slot frees.
+	return moreCapacity, nil
 }
 
 // deliver sends one claimed delivery and hands its outcome to the
@@ -555,9 +617,11 @@ func (e *Engine) complete() {
 // still fails the leases expire and the deliveries are sent again (at least
 // once, never lost).
 func (e *Engine) record(batch []outbox.Outcome) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Keep trying while the leases hold: an outcome given up on is sent
+	// again (a duplicate) once its lease expires.
+	ctx, cancel := context.WithTimeout(context.Background(), max(e.cfg.Lease-5*time.Second, 5*time.Second))
 	defer cancel()
-	b := retry.WithMaxRetries(5, retry.WithJitterPercent(20, retry.NewExponential(100*time.Millisecond)))
+	b := retry.WithJitterPercent(20, retry.WithCappedDuration(2*time.Second, retry.NewExponential(100*time.Millisecond)))
 	var applied []int64
 	err := retry.Do(ctx, b, func(ctx context.Context) error {
 		var err error
@@ -569,7 +633,7 @@ func (e *Engine) record(batch []outbox.Outcome) {
 		return nil
 	})
 	if err != nil {
-		e.log.Error("record outcomes failed; the deliveries will be sent again when their leases expire",
+		e.log.Error("record outcomes failed until the leases ran out; the deliveries will be sent again",
 			zap.Int("outcomes", len(batch)), zap.Error(err))
 		return
 	}
@@ -590,7 +654,13 @@ func (e *Engine) record(batch []outbox.Outcome) {
 			e.metrics.Deliveries.WithLabelValues(o.EndpointID, o.State).Inc()
 		}
 		if o.State == outbox.StateDead && e.OnDead != nil {
-			e.OnDead(ctx, o)
+			// Off the completer's path: a slow hook must not hold up the
+			// recording of other outcomes.
+			e.hooks.Go(func() {
+				hctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				e.OnDead(hctx, o)
+			})
 		}
 	}
 }

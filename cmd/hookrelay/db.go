@@ -12,6 +12,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/relay/secretbox"
 )
 
 // defaultConnectTimeout bounds one connection attempt when the database URL
@@ -121,7 +122,13 @@ func newStore(pool *pgxpool.Pool, cfg config.Config) (*outbox.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	// TODO(lead): no outbox.SecretCodec implementation exists yet; when one
-	// does, call store.SetSecretCodec with it when cfg.SecretKey is set.
+	if cfg.SecretKey != "" {
+		box, err := secretbox.FromConfig(cfg.SecretKey, cfg.PreviousSecretKeys...)
+		if err != nil {
+			// Validate checked both variables; this only names which one.
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		store.SetSecretCodec(box)
+	}
 	return store, nil
 }

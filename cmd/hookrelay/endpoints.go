@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.uber.org/zap"
+
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/relay"
@@ -59,7 +61,7 @@ func runEndpoints(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		c   *command
 		act func(e *endpointsCmd, ctx context.Context, pos []string) error
 	)
-	e := &endpointsCmd{stdout: stdout}
+	e := &endpointsCmd{stdout: stdout, stderr: stderr}
 	switch sub {
 	case "create":
 		c = newCommand("endpoints create", createUsage, stdout, stderr)
@@ -139,6 +141,7 @@ type endpointsCmd struct {
 	cfg    config.Config
 	store  *outbox.Store
 	stdout io.Writer
+	stderr io.Writer
 	output string
 	given  map[string]bool // flags set on the command line
 
@@ -328,9 +331,18 @@ func (e *endpointsCmd) update(ctx context.Context, pos []string) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
+	var before outbox.Endpoint
+	if p.Enabled != nil {
+		if before, err = e.store.GetEndpoint(ctx, id); err != nil {
+			return endpointErr("update", id, err)
+		}
+	}
 	ep, err := e.store.UpdateEndpoint(ctx, id, p)
 	if err != nil {
 		return endpointErr("update", id, err)
+	}
+	if p.Enabled != nil && before.Enabled != ep.Enabled {
+		e.opsEvent(ctx, ep)
 	}
 	return e.printEndpoint(ep)
 }
@@ -594,4 +606,22 @@ func excerpt(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:n]) + "…"
+}
+
+// opsEvent writes hookrelay.endpoint.enabled or .disabled for ep, whose
+// enabled flag the operator just changed (HOOKRELAY_OPERATIONAL_EVENTS).
+func (e *endpointsCmd) opsEvent(ctx context.Context, ep outbox.Endpoint) {
+	if !e.cfg.OperationalEvents {
+		return
+	}
+	log, err := newLogger(e.cfg, e.stderr)
+	if err != nil {
+		log = zap.NewNop()
+	}
+	ops := relay.NewOpsEvents(e.store, e.cfg.OperationalTenant, log.Named("ops"))
+	if ep.Enabled {
+		ops.EndpointEnabled(ctx, ep)
+	} else {
+		ops.OnDisabled(ctx, ep.ID, ep.DisabledReason)
+	}
 }

@@ -49,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exit(stderr, runMigrate(ctx, rest, stdout, stderr))
 	case "endpoints", "endpoint":
 		return exit(stderr, runEndpoints(ctx, rest, stdout, stderr))
+	case "rotate-secret-key":
+		return exit(stderr, runRotateSecretKey(ctx, rest, stdout, stderr))
 	case "demo":
 		return runDemo(ctx, rest, stdout, stderr)
 	case "version":
@@ -227,6 +229,8 @@ Commands:
   migrate     Apply the database schema migrations and exit.
   endpoints   Manage webhook endpoints: create, list, get, update, delete,
               rotate-secret, test.
+  rotate-secret-key
+              Re-encrypt every endpoint secret with HOOKRELAY_SECRET_KEY.
   demo        Start a throwaway database, a receiver and the relay, and show
               a delivery end to end.
   version     Print the version.
@@ -276,7 +280,7 @@ func runHelp(args []string, stdout, stderr io.Writer) error {
 	case "env", "environment", "config":
 		printEnv(stdout)
 		return nil
-	case "run", "serve", "migrate", "endpoints", "endpoint", "version":
+	case "run", "serve", "migrate", "endpoints", "endpoint", "version", "rotate-secret-key":
 		// The command prints its own usage on --help.
 		return errorOrNil(run(context.Background(), append(args[:len(args):len(args)], "--help"), stdout, stderr))
 	case "demo":

@@ -65,8 +65,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer func() { _ = log.Sync() }()
 	log.Info("starting hookrelay", zap.String("version", relay.Version), zap.Object("config", cfg))
-	if cfg.SecretKey != "" {
-		log.Warn("HOOKRELAY_SECRET_KEY is set, but this build does not encrypt endpoint secrets at rest yet: they are stored in plain text")
+	if cfg.SecretKey == "" {
+		log.Warn("HOOKRELAY_SECRET_KEY is not set: endpoint signing secrets are stored in plain text in the database")
 	}
 	if err := serve(ctx, cfg, log); err != nil {
 		log.Error("hookrelay stopped with an error", zap.Error(err))
@@ -145,6 +145,18 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 		Policy:              relay.Policy{Schedule: cfg.RetrySchedule},
 	}, store, sender, listener.Wake(), log.Named("engine"), metrics)
 
+	maint := &relay.Maintenance{
+		Store:                store,
+		Log:                  log.Named("maintenance"),
+		DisableAfter:         cfg.DisableAfter,
+		DisableAfterFailures: cfg.DisableAfterFailures,
+		Retention:            cfg.Retention,
+	}
+	if cfg.OperationalEvents {
+		ops := relay.NewOpsEvents(store, cfg.OperationalTenant, log.Named("ops"))
+		engine.OnDisabled, engine.OnDead, maint.OnDisabled = ops.OnDisabled, ops.OnDead, ops.OnDisabled
+	}
+
 	handler, err := httpapi.New(httpapi.Options{
 		Store:  store,
 		Sender: sender,
@@ -202,6 +214,9 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 			return fmt.Errorf("engine: %w", err)
 		}
 		return nil
+	})
+	g.Go(func() error {
+		return maint.Run(gctx)
 	})
 	g.Go(func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

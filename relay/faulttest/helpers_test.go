@@ -1,0 +1,661 @@
+package faulttest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/outbox/outboxtest"
+	"github.com/hookrelay/hookrelay/relay/signature"
+)
+
+// Relay settings shared by the cases. The lease must exceed
+// requestTimeout+5s; a short one makes crash recovery fast.
+const (
+	maxInFlight     = 64
+	requestTimeout  = 2 * time.Second
+	leaseDuration   = 8 * time.Second
+	shutdownTimeout = 5 * time.Second
+	retrySchedule   = "200ms,500ms,1s,2s,5s,10s"
+)
+
+// binPath is the hookrelay binary under test, built once by TestMain.
+var binPath string
+
+func TestMain(m *testing.M) { os.Exit(testMain(m)) }
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "hookrelay-faulttest-*")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "faulttest: temp dir:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binPath = filepath.Join(dir, "hookrelay")
+	build := exec.Command("go", "build", "-o", binPath, "github.com/hookrelay/hookrelay/cmd/hookrelay")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "faulttest: build hookrelay:", err)
+		return 1
+	}
+	return outboxtest.Main(m)
+}
+
+// eventually polls cond every 25ms until it holds or timeout passes.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+	}
+}
+
+// freeAddr returns a loopback address with a port that was free a moment
+// ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// ---------------------------------------------------------------------------
+// The relay process.
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// relayEnv is the environment of one relay: a clean base, the database and
+// schema, the suite's settings, then extra NAME=value pairs (later values
+// win).
+func relayEnv(dbURL, schema string, extra ...string) []string {
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + os.Getenv("HOME"),
+		"HOOKRELAY_DATABASE_URL=" + dbURL,
+		"HOOKRELAY_SCHEMA=" + schema,
+		"HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS=true",
+		"HOOKRELAY_POLL_INTERVAL=200ms",
+		"HOOKRELAY_REQUEST_TIMEOUT=" + requestTimeout.String(),
+		"HOOKRELAY_LEASE_DURATION=" + leaseDuration.String(),
+		"HOOKRELAY_RETRY_SCHEDULE=" + retrySchedule,
+		"HOOKRELAY_SHUTDOWN_TIMEOUT=" + shutdownTimeout.String(),
+		"HOOKRELAY_LOG_LEVEL=warn",
+		fmt.Sprintf("HOOKRELAY_MAX_IN_FLIGHT=%d", maxInFlight),
+		fmt.Sprintf("HOOKRELAY_ENDPOINT_MAX_IN_FLIGHT=%d", maxInFlight),
+	}
+	return append(env, extra...)
+}
+
+// relayProc is one running `hookrelay run`.
+type relayProc struct {
+	t    testing.TB
+	cmd  *exec.Cmd
+	base string // http://host:port
+	logs *syncBuffer
+	done chan struct{} // closed when the process has exited and been reaped
+	code int           // exit code; read after done
+}
+
+// startRelay starts `hookrelay run` with env on a free port and waits until
+// /readyz answers 200. The process is killed (by its pid) when the test
+// ends if it is still running.
+func startRelay(t testing.TB, env []string) *relayProc {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(binPath, "run")
+	cmd.Env = append(append([]string(nil), env...), "HOOKRELAY_LISTEN_ADDR="+addr)
+	p := &relayProc{t: t, cmd: cmd, base: "http://" + addr, logs: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start hookrelay: %v", err)
+	}
+	go func() {
+		err := cmd.Wait()
+		var exitErr *exec.ExitError
+		switch {
+		case err == nil:
+		case errors.As(err, &exitErr):
+			p.code = exitErr.ExitCode() // -1 when killed by a signal
+		default:
+			p.code = -2
+		}
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("hookrelay (pid %d) log tail:\n%s", cmd.Process.Pid, tail(p.logs.String(), 4000))
+		}
+	})
+	eventually(t, 30*time.Second, "hookrelay ready", func() bool {
+		select {
+		case <-p.done:
+			t.Fatalf("hookrelay exited with %d before becoming ready:\n%s", p.code, tail(p.logs.String(), 4000))
+		default:
+		}
+		return p.ready() == http.StatusOK
+	})
+	return p
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "..." + s[len(s)-n:]
+}
+
+// ready returns the status of GET /readyz (0 when the request failed).
+func (p *relayProc) ready() int {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(p.base + "/readyz")
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// exited reports whether the process has exited.
+func (p *relayProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// signal sends sig to this process (by pid) unless it has exited.
+func (p *relayProc) signal(sig syscall.Signal) {
+	if p.exited() {
+		return
+	}
+	if err := syscall.Kill(p.cmd.Process.Pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		p.t.Errorf("signal %v to pid %d: %v", sig, p.cmd.Process.Pid, err)
+	}
+}
+
+// kill sends SIGKILL and waits for the process to be reaped.
+func (p *relayProc) kill() {
+	p.signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// wait waits up to timeout for the process to exit and returns its exit
+// code.
+func (p *relayProc) wait(timeout time.Duration) (int, bool) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return p.code, true
+	case <-t.C:
+		return 0, false
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Receivers.
+
+// receiver is a webhook endpoint that verifies every request's signature
+// the way a customer would and counts deliveries per webhook-id. It can be
+// taken down (connection refused) and brought back on the same address.
+type receiver struct {
+	t      testing.TB
+	secret signature.Secret
+	raw    string
+	// hang makes every request wait until the client gives up or the test
+	// ends (a receiver that never answers in time).
+	hang bool
+	// delay is added to every request (via a timer, not a sleep).
+	delay time.Duration
+
+	stop chan struct{} // closed when the test ends
+
+	mu       sync.Mutex
+	addr     string
+	srv      *http.Server
+	byID     map[string]int
+	requests int
+	bad      int
+	lastNew  time.Time // when the last not-seen-before id arrived
+}
+
+// newReceiver starts a receiver on a fresh loopback port.
+func newReceiver(t testing.TB) *receiver {
+	t.Helper()
+	raw, err := signature.GenerateSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := signature.ParseSecret(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &receiver{t: t, secret: sec, raw: raw, byID: map[string]int{}, stop: make(chan struct{})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.addr = ln.Addr().String()
+	rc.serve(ln)
+	t.Cleanup(func() {
+		close(rc.stop)
+		rc.down()
+	})
+	return rc
+}
+
+func (rc *receiver) serve(ln net.Listener) {
+	srv := &http.Server{Handler: http.HandlerFunc(rc.handle), ReadHeaderTimeout: 10 * time.Second}
+	rc.mu.Lock()
+	rc.srv = srv
+	rc.mu.Unlock()
+	go func() { _ = srv.Serve(ln) }()
+}
+
+// down closes the listener and every connection: new connections are
+// refused until up.
+func (rc *receiver) down() {
+	rc.mu.Lock()
+	srv := rc.srv
+	rc.srv = nil
+	rc.mu.Unlock()
+	if srv != nil {
+		_ = srv.Close()
+	}
+}
+
+// up listens again on the same address.
+func (rc *receiver) up() {
+	rc.t.Helper()
+	ln, err := net.Listen("tcp", rc.addr)
+	if err != nil {
+		rc.t.Fatalf("receiver: listen again on %s: %v", rc.addr, err)
+	}
+	rc.serve(ln)
+}
+
+// url is the endpoint URL of the receiver.
+func (rc *receiver) url() string { return "http://" + rc.addr + "/hook" }
+
+func (rc *receiver) handle(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	if rc.hang {
+		select {
+		case <-r.Context().Done():
+		case <-rc.stop:
+		}
+		return
+	}
+	if rc.delay > 0 {
+		timer := time.NewTimer(rc.delay)
+		select {
+		case <-timer.C:
+		case <-r.Context().Done():
+		case <-rc.stop:
+		}
+		timer.Stop()
+	}
+	if err := signature.Verify(r.Header, body, rc.secret, 5*time.Minute, time.Now()); err != nil {
+		rc.mu.Lock()
+		rc.bad++
+		rc.mu.Unlock()
+		rc.t.Errorf("receiver: bad signature: %v", err)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	id := r.Header.Get("webhook-id")
+	rc.mu.Lock()
+	rc.requests++
+	rc.byID[id]++
+	if rc.byID[id] == 1 {
+		rc.lastNew = time.Now()
+	}
+	rc.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// stats returns the number of distinct ids received, the duplicate count
+// (requests beyond the first per id), the signature failures and when the
+// last new id arrived.
+func (rc *receiver) stats() (unique, dups, bad int, lastNew time.Time) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.byID), rc.requests - len(rc.byID), rc.bad, rc.lastNew
+}
+
+func (rc *receiver) unique() int {
+	u, _, _, _ := rc.stats()
+	return u
+}
+
+func (rc *receiver) has(id string) bool {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.byID[id] > 0
+}
+
+// ---------------------------------------------------------------------------
+// Database helpers.
+
+// migratedStore opens a pool on dbURL (closed when the test ends) and
+// migrates schema there; for servers that are not the shared one.
+func migratedStore(t testing.TB, dbURL, schema string) *outbox.Store {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := outbox.Migrate(ctx, pool, schema); err != nil {
+		t.Fatalf("migrate %s: %v", schema, err)
+	}
+	st, err := outbox.NewStore(pool, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// ownServer starts a PostgreSQL server for one test, stopped when it ends.
+func ownServer(t testing.TB) *outboxtest.Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := outboxtest.Start(ctx, outboxtest.Options{ForceLocal: true, Logf: t.Logf})
+	if err != nil {
+		t.Fatalf("start PostgreSQL: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Errorf("stop PostgreSQL: %v", err)
+		}
+	})
+	return srv
+}
+
+func qualified(st *outbox.Store, table string) string {
+	return pgx.Identifier{st.Schema(), table}.Sanitize()
+}
+
+// addEndpoint subscribes rc to every event of tenant "".
+func addEndpoint(t testing.TB, st *outbox.Store, rc *receiver) string {
+	t.Helper()
+	ep, err := st.CreateEndpoint(context.Background(), outbox.EndpointInput{URL: rc.url(), Secret: rc.raw}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ep.ID
+}
+
+// insertEvents inserts n events of tenant "" with one SQL statement.
+func insertEvents(t testing.TB, st *outbox.Store, n int) {
+	t.Helper()
+	_, err := st.Pool().Exec(context.Background(), `INSERT INTO `+qualified(st, "outbox")+` (event_type, tenant, payload)
+		SELECT 'fault.test', '', jsonb_build_object('n', g, 'pad', repeat('x', 64)) FROM generate_series(1, $1) g`, n)
+	if err != nil {
+		t.Fatalf("insert events: %v", err)
+	}
+}
+
+// count runs a count(*) style query; errors count as -1 so that polls
+// across a database restart keep polling.
+func count(st *outbox.Store, sql string, args ...any) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var n int
+	if err := st.Pool().QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+		return -1
+	}
+	return n
+}
+
+// waitDelivered waits until every event is dispatched and each of its
+// deliveries to the given endpoints is delivered.
+func waitDelivered(t testing.TB, st *outbox.Store, events, endpoints int, timeout time.Duration) {
+	t.Helper()
+	want := events * endpoints
+	q := `SELECT count(*) FROM ` + qualified(st, "deliveries") + ` WHERE state = 'delivered'`
+	eventually(t, timeout, fmt.Sprintf("%d delivered deliveries", want), func() bool { return count(st, q) >= want })
+}
+
+// figures are what a case reports.
+type figures struct {
+	events     int
+	duplicates int
+	bad        int
+}
+
+// verify asserts that every event in the outbox has a delivered delivery to
+// the receiver's endpoint and that the receiver got its webhook-id, and
+// that no signature failed. It returns the figures.
+func verify(t testing.TB, st *outbox.Store, endpointID string, rc *receiver) figures {
+	t.Helper()
+	rows, err := st.Pool().Query(context.Background(), `SELECT 'msg_' || replace(o.uid::text, '-', ''), coalesce(d.state, '<none>')
+		FROM `+qualified(st, "outbox")+` o
+		LEFT JOIN `+qualified(st, "deliveries")+` d ON d.event_id = o.id AND d.endpoint_id = $1
+		ORDER BY o.id`, endpointID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct{ id, state string }
+	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+		var x row
+		err := r.Scan(&x.id, &x.state)
+		return x, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var missing []string
+	for _, r := range all {
+		if r.state != outbox.StateDelivered || !rc.has(r.id) {
+			missing = append(missing, fmt.Sprintf("%s (state %s, received %v)", r.id, r.state, rc.has(r.id)))
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("%d of %d events missing, e.g. %s", len(missing), len(all), strings.Join(missing[:min(5, len(missing))], ", "))
+	}
+	unique, dups, bad, _ := rc.stats()
+	if unique != len(all) {
+		t.Errorf("receiver saw %d distinct webhook ids, the outbox holds %d events", unique, len(all))
+	}
+	if bad != 0 {
+		t.Errorf("%d signature failures", bad)
+	}
+	return figures{events: len(all), duplicates: dups, bad: bad}
+}
+
+// report logs a case's figures.
+func report(t testing.TB, f figures, d time.Duration) {
+	t.Helper()
+	t.Logf("figures: events=%d duration=%v events/s=%.0f duplicates=%d signature_failures=%d",
+		f.events, d.Round(time.Millisecond), float64(f.events)/d.Seconds(), f.duplicates, f.bad)
+}
+
+// ---------------------------------------------------------------------------
+// TCP proxy between the relay and PostgreSQL.
+
+// proxy forwards loopback TCP connections to a target and can cut them all
+// and refuse new ones, to simulate losing the database.
+type proxy struct {
+	t      testing.TB
+	ln     net.Listener
+	target string
+
+	mu     sync.Mutex
+	refuse bool
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+}
+
+func newProxy(t testing.TB, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{t: t, ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+// addr is the proxy's listen address.
+func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+// setRefuse makes the proxy close new connections at once (true) or
+// forward them again (false).
+func (p *proxy) setRefuse(v bool) {
+	p.mu.Lock()
+	p.refuse = v
+	p.mu.Unlock()
+}
+
+// cut closes every open connection (both sides).
+func (p *proxy) cut() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.conns)
+	for c := range p.conns {
+		_ = c.Close()
+		delete(p.conns, c)
+	}
+	return n
+}
+
+func (p *proxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.refuse {
+		return false
+	}
+	p.conns[c] = struct{}{}
+	return true
+}
+
+func (p *proxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		refuse := p.refuse
+		p.mu.Unlock()
+		if refuse {
+			_ = c.Close()
+			continue
+		}
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+			if err != nil {
+				_ = c.Close()
+				return
+			}
+			if !p.track(c) || !p.track(up) {
+				_ = c.Close()
+				_ = up.Close()
+				return
+			}
+			done := make(chan struct{}, 2)
+			pipe := func(dst, src net.Conn) {
+				_, _ = io.Copy(dst, src)
+				_ = dst.Close()
+				_ = src.Close()
+				done <- struct{}{}
+			}
+			go pipe(up, c)
+			go pipe(c, up)
+			<-done
+			<-done
+			p.mu.Lock()
+			delete(p.conns, c)
+			delete(p.conns, up)
+			p.mu.Unlock()
+		}()
+	}
+}
+
+// viaProxy rewrites a postgres:// URL to connect through addr.
+func viaProxy(t testing.TB, dbURL, addr string) string {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = addr
+	return u.String()
+}
+
+// hostPort is the host:port of a postgres:// URL.
+func hostPort(t testing.TB, dbURL string) string {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Host
+}
