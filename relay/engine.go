@@ -348,7 +348,14 @@ func (e *Engine) claim(ctx context.Context) (moreWork, error) {
 		// Too little room for a worthwhile claim: wait for capacity.
 		return moreCapacity, nil
 	}
-	claimed, err := e.store.Claim(ctx, outbox.ClaimParams{
+	if ctx.Err() != nil {
+		return noMore, nil
+	}
+	// The claim must not be cut off by shutdown: a claim that commits on
+	// the server after the client gave up would hold leases nobody sends.
+	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	claimed, err := e.store.Claim(qctx, outbox.ClaimParams{
 		Limit:       limit,
 		Lease:       e.cfg.Lease,
 		PerEndpoint: e.cfg.EndpointMaxInFlight,
