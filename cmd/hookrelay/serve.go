@@ -152,8 +152,9 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 		DisableAfterFailures: cfg.DisableAfterFailures,
 		Retention:            cfg.Retention,
 	}
+	var ops *relay.OpsEvents
 	if cfg.OperationalEvents {
-		ops := relay.NewOpsEvents(store, cfg.OperationalTenant, log.Named("ops"))
+		ops = relay.NewOpsEvents(store, cfg.OperationalTenant, log.Named("ops"))
 		engine.OnDisabled, engine.OnDead, maint.OnDisabled = ops.OnDisabled, ops.OnDead, ops.OnDisabled
 	}
 
@@ -174,6 +175,7 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 		MaxPayloadBytes:       cfg.MaxPayloadBytes,
 		MaxEndpointsPerTenant: cfg.MaxEndpointsPerTenant,
 		RotationGrace:         cfg.RotationGrace,
+		Ops:                   ops,
 		Log:                   log.Named("http"),
 	})
 	if err != nil {

@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/relay/httpapi"
 	"github.com/hookrelay/hookrelay/relay/signature"
 )
@@ -488,5 +491,20 @@ func TestRecover(t *testing.T) {
 	}
 	if res.Requeued != want {
 		t.Errorf("requeued %d, want %d", res.Requeued, want)
+	}
+}
+
+func TestEnableFlipWritesOperationalEvents(t *testing.T) {
+	e := newEnv(t, func(o *httpapi.Options) { o.Ops = relay.NewOpsEvents(o.Store, "ops", zap.NewNop()) })
+	ep := e.createEndpoint(map[string]any{"url": "https://a.test/hook"})
+	count := func(typ string) int {
+		return e.queryInt(`SELECT count(*) FROM {{s}}.outbox WHERE tenant = 'ops' AND event_type = $1 AND payload->>'endpoint_id' = $2`, typ, ep.ID)
+	}
+	e.do("PATCH", "/v1/endpoints/"+ep.ID, map[string]any{"enabled": false}).must(t, 200)
+	e.do("PATCH", "/v1/endpoints/"+ep.ID, map[string]any{"enabled": false}).must(t, 200) // no flip, no event
+	e.do("PATCH", "/v1/endpoints/"+ep.ID, map[string]any{"description": "x"}).must(t, 200)
+	e.do("PATCH", "/v1/endpoints/"+ep.ID, map[string]any{"enabled": true}).must(t, 200)
+	if d, en := count(relay.EventEndpointDisabled), count(relay.EventEndpointEnabled); d != 1 || en != 1 {
+		t.Fatalf("operational events: %d disabled, %d enabled; want 1 and 1", d, en)
 	}
 }

@@ -62,6 +62,9 @@ type Options struct {
 	MaxEndpointsPerTenant int
 	// RotationGrace is how long an old secret keeps signing by default.
 	RotationGrace time.Duration
+	// Ops, when set, writes hookrelay.endpoint.enabled/disabled events
+	// when an update flips an endpoint's enabled flag.
+	Ops *relay.OpsEvents
 	// Log receives request errors.
 	Log *zap.Logger
 	// ReadyTimeout bounds the readiness checks (default 2s).

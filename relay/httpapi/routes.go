@@ -146,12 +146,27 @@ func (s *server) updateEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if b.EventTypes != nil && *b.EventTypes == nil {
 		*b.EventTypes = []string{}
 	}
+	var wasEnabled bool
+	if b.Enabled != nil && s.o.Ops != nil {
+		before, err := s.o.Store.GetEndpoint(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		wasEnabled = before.Enabled
+	}
 	e, err := s.o.Store.UpdateEndpoint(r.Context(), id, outbox.EndpointPatch{
 		URL: b.URL, Description: b.Description, EventTypes: b.EventTypes, Enabled: b.Enabled,
 		MaxInFlight: b.MaxInFlight, RateLimit: b.RateLimit,
 	})
 	if err != nil {
 		return err
+	}
+	if b.Enabled != nil && s.o.Ops != nil && wasEnabled != e.Enabled {
+		if e.Enabled {
+			s.o.Ops.EndpointEnabled(r.Context(), e)
+		} else {
+			s.o.Ops.OnDisabled(r.Context(), e.ID, e.DisabledReason)
+		}
 	}
 	writeJSON(w, http.StatusOK, e)
 	return nil
