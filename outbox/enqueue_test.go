@@ -25,10 +25,14 @@ func countRows(t *testing.T, st *outbox.Store, table string) int {
 	return n
 }
 
-// listen opens a second connection listening on the store's channel.
+// listen opens a second connection listening on the store's channel, as an
+// idle relay does (the trigger notifies only while a relay is idle).
 func listen(t *testing.T, st *outbox.Store) *pgx.Conn {
 	t.Helper()
 	ctx := context.Background()
+	if err := st.SetIdle(ctx, "test-relay", true); err != nil {
+		t.Fatal(err)
+	}
 	conn, err := pgx.Connect(ctx, outboxtest.Shared().URL())
 	if err != nil {
 		t.Fatal(err)
@@ -272,4 +276,30 @@ func TestEnqueueThroughPgxTxAndSQLTx(t *testing.T) {
 		t.Fatalf("Enqueue(string) = %v", err)
 	}
 	var _ *sql.Tx = stx
+}
+
+func TestNoNotificationWhileNoRelayIsIdle(t *testing.T) {
+	ctx := context.Background()
+	st := outboxtest.Store(t)
+	l := listen(t, st)
+	// The relay is busy (polling): inserts must not pay for a NOTIFY.
+	if err := st.SetIdle(ctx, "test-relay", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := outbox.Enqueue(ctx, st.Pool(), outbox.Event{Type: "a", Payload: json.RawMessage(`{}`)}, outbox.Options{Schema: st.Schema()}); err != nil {
+		t.Fatal(err)
+	}
+	if n := notifications(t, l, 300*time.Millisecond); n != 0 {
+		t.Fatalf("notifications while busy = %d, want 0", n)
+	}
+	// A stale idle mark (a crashed relay) does not count either.
+	if _, err := st.Pool().Exec(ctx, `UPDATE `+pgx.Identifier{st.Schema()}.Sanitize()+`.relays SET idle = true, seen_at = now() - interval '1 minute'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := outbox.Enqueue(ctx, st.Pool(), outbox.Event{Type: "a", Payload: json.RawMessage(`{}`)}, outbox.Options{Schema: st.Schema()}); err != nil {
+		t.Fatal(err)
+	}
+	if n := notifications(t, l, 300*time.Millisecond); n != 0 {
+		t.Fatalf("notifications with a stale idle mark = %d, want 0", n)
+	}
 }

@@ -130,3 +130,28 @@ func (l *Listener) session(ctx context.Context, connected func()) error {
 		}
 	}
 }
+
+// SetIdle records whether the relay relayID is waiting for notifications
+// (idle) or polling (busy). The outbox trigger only sends NOTIFYs while some
+// relay is idle, so a busy relay spares the application the commit
+// serialisation that NOTIFY costs. An idle relay calls it again at least
+// every few seconds as a heartbeat: an idle mark older than 30 seconds is
+// ignored (a crashed relay stops counting).
+func (s *Store) SetIdle(ctx context.Context, relayID string, idle bool) error {
+	_, err := s.pool.Exec(ctx, qualify(`INSERT INTO {{schema}}.relays (id, idle, seen_at) VALUES ($1, $2, now())
+ON CONFLICT (id) DO UPDATE SET idle = excluded.idle, seen_at = excluded.seen_at`, s.schema), relayID, idle)
+	if err != nil {
+		return fmt.Errorf("mark relay idle=%v: %w", idle, translate(err))
+	}
+	return nil
+}
+
+// ForgetRelay removes the relay's row, and rows of relays not seen for a
+// day.
+func (s *Store) ForgetRelay(ctx context.Context, relayID string) error {
+	_, err := s.pool.Exec(ctx, qualify(`DELETE FROM {{schema}}.relays WHERE id = $1 OR seen_at < now() - interval '1 day'`, s.schema), relayID)
+	if err != nil {
+		return fmt.Errorf("forget relay: %w", translate(err))
+	}
+	return nil
+}

@@ -137,7 +137,7 @@ func (s *Store) PurgeEvents(ctx context.Context, cutoff time.Time, limit int) (i
     SELECT o.id FROM {{schema}}.outbox o
      WHERE o.created_at < $1 AND o.dispatched_at IS NOT NULL AND o.dispatched_at < $1
        AND NOT EXISTS (SELECT 1 FROM {{schema}}.deliveries d WHERE d.event_id = o.id)
-     ORDER BY o.created_at
+     ORDER BY o.id -- oldest first, by the primary key (no index on created_at: it would tax every insert)
      LIMIT $2
        FOR UPDATE SKIP LOCKED)`, s.schema), cutoff, limit)
 	if err != nil {

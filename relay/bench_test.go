@@ -71,7 +71,7 @@ func BenchmarkLatency(b *testing.B) {
 		})
 		createEndpoint(b, st, rc, "")
 		eventually(b, 10*time.Second, "listener", l.Connected)
-		startEngineQuiet(b, st, relay.Config{}, l.Wake())
+		startEngine(b, st, engineOpts{wake: l.Wake(), listening: l.Connected, log: zapNop()})
 		b.StartTimer()
 		q := `INSERT INTO ` + pgx.Identifier{st.Schema()}.Sanitize() + `.outbox (event_type, payload) VALUES ('lat', $1)`
 		tick := time.NewTicker(time.Second / rate)

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -85,10 +86,15 @@ type Engine struct {
 	// OnDisabled, if set before Run, is called after an endpoint is
 	// disabled because it answered 410 Gone.
 	OnDisabled func(ctx context.Context, endpointID, reason string)
+	// Listening, if set before Run, reports whether notifications can
+	// arrive (the LISTEN connection is up); only then does the dispatcher
+	// ask the database to send them.
+	Listening func() bool
 	// OnDead, if set before Run, is called for each delivery that became
 	// dead (after it was recorded).
 	OnDead func(ctx context.Context, o outbox.Outcome)
 
+	id      string // this relay's row in the relays table
 	running atomic.Bool
 	done    chan struct{}
 	hooks   sync.WaitGroup // OnDead calls in progress
@@ -126,6 +132,7 @@ func New(cfg Config, store *outbox.Store, sender *Sender, wake <-chan struct{}, 
 		log:      log,
 		metrics:  metrics,
 		wake:     wake,
+		id:       fmt.Sprintf("relay-%016x", outbox.NewLeaseToken()),
 		done:     make(chan struct{}),
 		busy:     map[string]int{},
 		limiters: map[string]*rate.Limiter{},
@@ -230,6 +237,20 @@ func resetTimer(t *time.Timer, d time.Duration) {
 	t.Reset(d)
 }
 
+// Wake-up modes of the dispatcher. Idle, it waits for notifications and
+// the poll timer, and has told the database so (the outbox trigger only
+// notifies while some relay is idle). When notifications come faster than
+// busyWakeRate it turns busy: it stops the notifications (each one
+// serialises the application's commits) and polls every busyPoll instead,
+// until nothing has arrived for busyLinger.
+const (
+	busyWakeRate   = 20                     // wakes within busyWakeWindow that make the dispatcher busy
+	busyWakeWindow = 100 * time.Millisecond // the window busyWakeRate counts in
+	busyPoll       = 5 * time.Millisecond
+	busyLinger     = 500 * time.Millisecond
+	idleHeartbeat  = 10 * time.Second
+)
+
 // dispatchLoop fans out new events on every notification and poll, in
 // batches until none are left, and tells the claimer after each batch that
 // created deliveries.
@@ -238,6 +259,29 @@ func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 	poll := time.NewTimer(0)
 	defer poll.Stop()
 	trigger := "timer"
+	var (
+		busy       bool      // polling fast, notifications off
+		markedIdle bool      // the database knows this relay is idle
+		markedAt   time.Time // when the idle mark was last written
+		lastWork   time.Time // when a fan-out last found events
+		wakes      []time.Time
+	)
+	defer func() {
+		if markedIdle {
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = e.store.ForgetRelay(fctx, e.id)
+		}
+	}()
+	setIdle := func(idle bool) {
+		if err := e.store.SetIdle(ctx, e.id, idle); err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("could not record the relay's wake-up mode", zap.Error(err))
+			}
+			return
+		}
+		markedIdle, markedAt = idle, time.Now()
+	}
 	for {
 		full := false
 		wait := jittered(e.cfg.PollInterval)
@@ -253,6 +297,7 @@ func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 		default:
 			backoff = errBackoff()
 			if events > 0 {
+				lastWork = time.Now()
 				e.metrics.Dispatched.Add(float64(events))
 				e.log.Debug("fanned out events", zap.Int("events", events), zap.Int("deliveries", deliveries))
 			}
@@ -264,12 +309,30 @@ func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 			}
 			full = events == e.cfg.BatchSize
 		}
+		if ctx.Err() != nil {
+			return
+		}
 		if full {
 			trigger = "backlog"
-			if ctx.Err() != nil {
-				return
-			}
 			continue
+		}
+		listening := e.Listening != nil && e.Listening()
+		switch {
+		case err != nil:
+		case busy && time.Since(lastWork) < busyLinger:
+			wait = busyPoll
+		case listening && (!markedIdle || time.Since(markedAt) > idleHeartbeat):
+			// Going (or staying) idle: say so, then look once more, since
+			// a commit whose trigger ran before the mark sent nothing.
+			busy = false
+			wasIdle := markedIdle
+			setIdle(true)
+			if !wasIdle {
+				trigger = "idle"
+				continue
+			}
+		default:
+			busy = false
 		}
 		resetTimer(poll, wait)
 		select {
@@ -278,6 +341,15 @@ func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 		case <-e.wake:
 			trigger = "notify"
 			e.metrics.Notifications.Inc()
+			now := time.Now()
+			wakes = append(wakes, now)
+			for len(wakes) > 0 && now.Sub(wakes[0]) > busyWakeWindow {
+				wakes = wakes[1:]
+			}
+			if !busy && len(wakes) >= busyWakeRate {
+				busy, lastWork, wakes = true, now, wakes[:0]
+				setIdle(false)
+			}
 		case <-poll.C:
 			trigger = "timer"
 		}

@@ -377,7 +377,7 @@ func TestListenerWakesEngine(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 	eventually(t, 10*time.Second, "listener connected", l.Connected)
 	// A long poll interval: only the notification can explain a fast delivery.
-	startEngine(t, st, engineOpts{cfg: relay.Config{PollInterval: time.Hour}, wake: l.Wake()})
+	startEngine(t, st, engineOpts{cfg: relay.Config{PollInterval: time.Hour}, wake: l.Wake(), listening: l.Connected})
 	insertSQL(t, st, "", "signup.created", 5, 5)
 	rc.waitAccepted(5, 10*time.Second)
 	if l.Received() == 0 {
@@ -413,7 +413,7 @@ func TestDatabaseRestartMidDrain(t *testing.T) {
 	ldone := make(chan struct{})
 	go func() { defer close(ldone); _ = l.Run(lctx) }()
 	t.Cleanup(func() { cancel(); <-ldone })
-	startEngine(t, st, engineOpts{cfg: relay.Config{BatchSize: 50, PollInterval: 200 * time.Millisecond}, wake: l.Wake()})
+	startEngine(t, st, engineOpts{cfg: relay.Config{BatchSize: 50, PollInterval: 200 * time.Millisecond}, wake: l.Wake(), listening: l.Connected})
 	insertSQL(t, st, "", "signup.created", 500, 100)
 	rc.waitAccepted(50, 20*time.Second)
 	if err := srv.Restart(ctx); err != nil {

@@ -150,9 +150,10 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 }
 
 type engineOpts struct {
-	cfg  relay.Config
-	wake <-chan struct{}
-	log  *zap.Logger
+	cfg       relay.Config
+	wake      <-chan struct{}
+	listening func() bool
+	log       *zap.Logger
 }
 
 // startEngine runs an engine on st until the test ends.
@@ -176,6 +177,7 @@ func startEngine(t testing.TB, st *outbox.Store, o engineOpts) *relay.Engine {
 	}
 	sender := relay.NewSender(relay.SenderConfig{Timeout: 5 * time.Second})
 	e := relay.New(o.cfg, st, sender, o.wake, log, nil)
+	e.Listening = o.listening
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()

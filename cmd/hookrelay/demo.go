@@ -228,6 +228,7 @@ func (d *demo) run(ctx context.Context) (err error) {
 		ShutdownTimeout: demoShutdownTimeout,
 		Policy:          relay.Policy{Schedule: []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}},
 	}, store, sender, listener.Wake(), log.Named("engine"), metrics)
+	engine.Listening = listener.Connected
 
 	adminToken := randomHex(16)
 	api, err := httpapi.New(httpapi.Options{

@@ -144,6 +144,7 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 		ShutdownTimeout:     cfg.ShutdownTimeout,
 		Policy:              relay.Policy{Schedule: cfg.RetrySchedule},
 	}, store, sender, listener.Wake(), log.Named("engine"), metrics)
+	engine.Listening = listener.Connected
 
 	maint := &relay.Maintenance{
 		Store:                store,

@@ -48,7 +48,6 @@ CREATE TABLE {{schema}}.outbox (
 CREATE INDEX outbox_undispatched_idx ON {{schema}}.outbox (id) WHERE dispatched_at IS NULL;
 CREATE UNIQUE INDEX outbox_idempotency_idx ON {{schema}}.outbox (tenant, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
-CREATE INDEX outbox_created_idx ON {{schema}}.outbox (created_at, id);
 
 -- One per (event, endpoint).
 CREATE TABLE {{schema}}.deliveries (
@@ -101,13 +100,26 @@ CREATE TABLE {{schema}}.attempts (
 CREATE INDEX attempts_delivery_idx ON {{schema}}.attempts (delivery_id, id);
 CREATE INDEX attempts_started_idx ON {{schema}}.attempts (started_at);
 
--- A statement-level trigger: one NOTIFY per inserting statement, and
--- PostgreSQL folds identical notifications within a transaction, so a
+-- Relays waiting for work. A NOTIFY makes PostgreSQL serialise the commits
+-- of the notifying transactions, which would cap the application's insert
+-- rate; so the trigger only notifies while some relay is idle (waiting on
+-- LISTEN) and has said so recently. A busy relay polls instead.
+CREATE TABLE {{schema}}.relays (
+    id      text        PRIMARY KEY,
+    idle    boolean     NOT NULL DEFAULT false,
+    seen_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- A statement-level trigger: at most one NOTIFY per inserting statement,
+-- and PostgreSQL folds identical notifications within a transaction, so a
 -- transaction inserting many rows wakes the relay once. A rolled-back
 -- transaction sends nothing.
 CREATE FUNCTION {{schema}}.notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-    PERFORM pg_notify({{channel}}, '');
+    IF EXISTS (SELECT 1 FROM {{schema}}.relays
+                WHERE idle AND seen_at > now() - interval '30 seconds') THEN
+        PERFORM pg_notify({{channel}}, '');
+    END IF;
     RETURN NULL;
 END
 $fn$;
