@@ -45,6 +45,9 @@ CREATE TABLE {{schema}}.outbox (
     dispatched_at    timestamptz,
     delivery_count   integer
 );
+ALTER TABLE {{schema}}.outbox SET (autovacuum_vacuum_scale_factor = 0.01,
+    autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_insert_scale_factor = 0.01,
+    autovacuum_vacuum_cost_delay = 0);
 CREATE INDEX outbox_undispatched_idx ON {{schema}}.outbox (id) WHERE dispatched_at IS NULL;
 CREATE UNIQUE INDEX outbox_idempotency_idx ON {{schema}}.outbox (tenant, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
@@ -70,6 +73,13 @@ CREATE TABLE {{schema}}.deliveries (
     CHECK ((state = 'in_flight') = (lease_expires_at IS NOT NULL)),
     UNIQUE (event_id, endpoint_id)
 );
+-- A queue table: every delivery is updated twice soon after insertion, so
+-- vacuum it early and often to keep the due-work indexes free of dead
+-- entries.
+ALTER TABLE {{schema}}.deliveries SET (autovacuum_vacuum_scale_factor = 0.01,
+    autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_insert_scale_factor = 0.01,
+    autovacuum_vacuum_cost_delay = 0);
+
 -- Due work: first attempts and retries are claimed separately so a retry
 -- backlog cannot starve fresh events.
 CREATE INDEX deliveries_due_first_idx ON {{schema}}.deliveries (next_attempt_at, id)
