@@ -378,6 +378,13 @@ func TestListenerWakesEngine(t *testing.T) {
 	eventually(t, 10*time.Second, "listener connected", l.Connected)
 	// A long poll interval: only the notification can explain a fast delivery.
 	startEngine(t, st, engineOpts{cfg: relay.Config{PollInterval: time.Hour}, wake: l.Wake(), listening: l.Connected})
+	// Once the relay has found nothing to do it marks itself idle, which
+	// turns the trigger's notifications on.
+	eventually(t, 10*time.Second, "relay idle", func() bool {
+		var idle bool
+		_ = st.Pool().QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.relays WHERE idle)`).Scan(&idle)
+		return idle
+	})
 	insertSQL(t, st, "", "signup.created", 5, 5)
 	rc.waitAccepted(5, 10*time.Second)
 	if l.Received() == 0 {

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary serve as the receiver subprocess, since
+// hookbench re-executes itself for it.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == receiverFlag {
+		os.Exit(receiverMain(os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
+
+func TestQuickWritesJSON(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	path := filepath.Join(t.TempDir(), "bench.json")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	if code := run(ctx, []string{"--quick", "--scenarios", "drain,latency", "--json", path}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Quick   bool
+		Runs    int
+		Machine struct {
+			CPU      string
+			Cores    int
+			Postgres string
+		}
+		Results []struct {
+			Scenario, Metric, Unit string
+			Values                 []float64
+			Median, Min, Max       float64
+			Target, Status         string
+		}
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatalf("results are not JSON: %v", err)
+	}
+	if !rep.Quick || rep.Runs != 1 {
+		t.Errorf("quick = %v, runs = %d; want true, 1", rep.Quick, rep.Runs)
+	}
+	if rep.Machine.CPU == "" || rep.Machine.Cores < 1 || !strings.HasPrefix(rep.Machine.Postgres, "PostgreSQL ") {
+		t.Errorf("machine = %+v", rep.Machine)
+	}
+	want := map[string]bool{
+		"drain/events_per_s": true, "drain/relay_cpu_s_per_10k": true, "drain/peak_rss": true,
+		"latency/p50": true, "latency/p95": true, "latency/p99": true,
+	}
+	for _, r := range rep.Results {
+		key := r.Scenario + "/" + r.Metric
+		if !want[key] {
+			continue
+		}
+		delete(want, key)
+		if len(r.Values) != 1 || r.Median != r.Values[0] || r.Min > r.Median || r.Max < r.Median {
+			t.Errorf("%s: values %v, median %v, min %v, max %v", key, r.Values, r.Median, r.Min, r.Max)
+		}
+		if r.Median <= 0 {
+			t.Errorf("%s = %v, want > 0", key, r.Median)
+		}
+	}
+	for key := range want {
+		t.Errorf("results lack %s", key)
+	}
+	for _, key := range []string{"drain/events_per_s", "latency/p99", "drain/peak_rss"} {
+		for _, r := range rep.Results {
+			if r.Scenario+"/"+r.Metric == key && (r.Target == "" || (r.Status != "PASS" && r.Status != "MISS")) {
+				t.Errorf("%s: target %q status %q", key, r.Target, r.Status)
+			}
+		}
+	}
+	if !strings.Contains(out.String(), "events_per_s") {
+		t.Errorf("table lacks events_per_s:\n%s", out.String())
+	}
+}
+
+func TestRunRejectsBadUsage(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"unknown scenario", []string{"--scenarios", "drain,nope"}},
+		{"zero runs", []string{"--runs", "0"}},
+		{"unknown flag", []string{"--nope"}},
+		{"zero endpoint cap", []string{"--endpoint-max-in-flight", "0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if code := run(context.Background(), tt.args, &out, &errOut); code != 2 {
+				t.Errorf("exit %d, want 2 (stderr %q)", code, errOut.String())
+			}
+		})
+	}
+}
+
+func TestFigureFinish(t *testing.T) {
+	tests := []struct {
+		name           string
+		values         []float64
+		op             string
+		goal           float64
+		median, lo, hi float64
+		status         string
+	}{
+		{"odd", []float64{3, 1, 2}, ">=", 2, 2, 1, 3, "PASS"},
+		{"even", []float64{4, 1, 3, 2}, ">=", 3, 2.5, 1, 4, "MISS"},
+		{"at most", []float64{30, 20, 10}, "<=", 25, 20, 10, 30, "PASS"},
+		{"no target", []float64{5}, "", 0, 5, 5, 5, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &figure{Values: tt.values, op: tt.op, goal: tt.goal}
+			f.finish()
+			if f.Median != tt.median || f.Min != tt.lo || f.Max != tt.hi || f.Status != tt.status {
+				t.Errorf("got median %v min %v max %v status %q", f.Median, f.Min, f.Max, f.Status)
+			}
+		})
+	}
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// figure is one measured (or derived) quantity over all runs.
+type figure struct {
+	Scenario string    `json:"scenario"`
+	Metric   string    `json:"metric"`
+	Unit     string    `json:"unit"`
+	Values   []float64 `json:"values"`
+	Median   float64   `json:"median"`
+	Min      float64   `json:"min"`
+	Max      float64   `json:"max"`
+	Target   string    `json:"target,omitempty"`
+	Status   string    `json:"status,omitempty"`
+
+	op   string
+	goal float64
+}
+
+// targets are issue 8's goals, by scenario/metric.
+var targets = map[string]struct {
+	op   string
+	goal float64
+}{
+	"drain/events_per_s":          {">=", 10000},
+	"drain/x_baseline":            {">=", 5},
+	"drain/peak_rss":              {"<=", 64},
+	"latency/p99":                 {"<=", 25},
+	"appcost/overhead_1conn":      {"<=", 10},
+	"appcost/overhead_16conn":     {"<=", 10},
+	"isolation/healthy_loss":      {"<=", 10},
+	"history/slowdown":            {"<=", 10},
+	"drain/pct_of_bare_post_rate": {">=", 70},
+}
+
+// record adds one run's value of a figure.
+func (b *bench) record(scenario, metric, unit string, v float64) {
+	for _, f := range b.figs {
+		if f.Scenario == scenario && f.Metric == metric {
+			f.Values = append(f.Values, v)
+			return
+		}
+	}
+	f := &figure{Scenario: scenario, Metric: metric, Unit: unit, Values: []float64{v}}
+	if t, ok := targets[scenario+"/"+metric]; ok {
+		f.op, f.goal = t.op, t.goal
+		f.Target = fmt.Sprintf("%s %g", t.op, t.goal)
+	}
+	b.figs = append(b.figs, f)
+}
+
+// find returns the figure, or nil.
+func (b *bench) find(scenario, metric string) *figure {
+	for _, f := range b.figs {
+		if f.Scenario == scenario && f.Metric == metric {
+			f.finish()
+			return f
+		}
+	}
+	return nil
+}
+
+// finish computes the median, min, max and the target's status.
+func (f *figure) finish() {
+	if len(f.Values) == 0 {
+		return
+	}
+	s := slices.Clone(f.Values)
+	slices.Sort(s)
+	f.Min, f.Max = s[0], s[len(s)-1]
+	if n := len(s); n%2 == 1 {
+		f.Median = s[n/2]
+	} else {
+		f.Median = (s[n/2-1] + s[n/2]) / 2
+	}
+	if f.op != "" {
+		ok := f.Median >= f.goal
+		if f.op == "<=" {
+			ok = f.Median <= f.goal
+		}
+		f.Status = "MISS"
+		if ok {
+			f.Status = "PASS"
+		}
+	}
+}
+
+// derive adds the ratios between scenarios, from their medians.
+func (b *bench) derive() {
+	drain := b.find("drain", "events_per_s")
+	var best *figure
+	for _, m := range []string{"events_per_s_16_workers", "events_per_s_64_workers"} {
+		if f := b.find("baseline", m); f != nil && (best == nil || f.Median > best.Median) {
+			best = f
+		}
+	}
+	if drain != nil && best != nil && best.Median > 0 {
+		b.record("drain", "x_baseline", "×", drain.Median/best.Median)
+		for _, m := range []string{"events_per_s_16_workers", "events_per_s_64_workers"} {
+			if f := b.find("baseline", m); f != nil && f.Median > 0 {
+				b.record("drain", "x_baseline_"+strings.TrimPrefix(m, "events_per_s_"), "×", drain.Median/f.Median)
+			}
+		}
+		for _, m := range []string{"relay_cpu_s_per_10k", "pg_cpu_s_per_10k"} {
+			d := b.find("drain", m)
+			bl := b.find("baseline", strings.Replace(m, "relay_", "", 1)+"_"+strings.TrimPrefix(best.Metric, "events_per_s_"))
+			if d != nil && bl != nil && bl.Median > 0 {
+				b.record("drain", m+"_x_baseline", "×", d.Median/bl.Median)
+			}
+		}
+	}
+	if bare := b.find("bare", "posts_per_s"); drain != nil && bare != nil && bare.Median > 0 {
+		b.record("drain", "pct_of_bare_post_rate", "%", 100*drain.Median/bare.Median)
+	}
+}
+
+// printTable writes the results table.
+func printTable(out io.Writer, rep report) {
+	fmt.Fprintf(out, "\nhookrelay benchmark — %s, %d cores, %s, %s, %s\n", rep.Machine.CPU, rep.Machine.Cores, rep.Machine.Postgres, rep.Machine.GoVersion, rep.Machine.OS)
+	fmt.Fprintf(out, "command: %s (runs per figure: %d; median and min–max)\n", rep.Command, rep.Runs)
+	fmt.Fprintf(out, "relay: pool %d conns, batch %d, %d in flight, %d per endpoint\n\n",
+		rep.Relay.PoolConns, rep.Relay.BatchSize, rep.Relay.MaxInFlight, rep.Relay.EndpointMaxInFlight)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario\tmetric\tmedian\tmin–max\tunit\ttarget\t")
+	for _, f := range rep.Results {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s–%s\t%s\t%s %s\t\n", f.Scenario, f.Metric, num(f.Median), num(f.Min), num(f.Max), f.Unit, f.Target, f.Status)
+	}
+	_ = tw.Flush()
+	if len(rep.Notes) > 0 {
+		fmt.Fprintln(out, "\nnotes:")
+		for _, n := range rep.Notes {
+			fmt.Fprintln(out, "  -", n)
+		}
+	}
+	fmt.Fprintln(out)
+}
+
+// num formats a figure with sensible precision.
+func num(v float64) string {
+	switch {
+	case v >= 1000 || v <= -1000:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10 || v <= -10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}

@@ -1,0 +1,946 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/relay"
+	"github.com/hookrelay/hookrelay/relay/signature"
+)
+
+// relayRequestTimeout is the sender's timeout outside the isolation
+// scenario (the `hookrelay run` default).
+const relayRequestTimeout = 10 * time.Second
+
+// env is one scenario run's schema with the relay's and the app's pools.
+type env struct {
+	b      *bench
+	schema string
+	pool   *pgxpool.Pool // the relay's
+	app    *pgxpool.Pool // the application's
+	st     *outbox.Store
+}
+
+// setup creates and migrates a fresh schema.
+func (b *bench) setup(ctx context.Context, name string, appConns int32) (*env, error) {
+	b.seq++
+	e := &env{b: b, schema: fmt.Sprintf("hb_%s_%d", name, b.seq)}
+	var err error
+	if e.pool, err = b.pool(ctx, int32(b.o.relay.PoolConns)); err != nil {
+		return nil, err
+	}
+	if e.app, err = b.pool(ctx, appConns); err != nil {
+		e.pool.Close()
+		return nil, err
+	}
+	if _, err := outbox.Migrate(ctx, e.pool, e.schema); err != nil {
+		e.close()
+		return nil, fmt.Errorf("migrate %s: %w", e.schema, err)
+	}
+	if e.st, err = outbox.NewStore(e.pool, e.schema); err != nil {
+		e.close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return e, nil
+}
+
+// pool opens a pool of n connections to the benchmark server.
+func (b *bench) pool(ctx context.Context, n int32) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(b.srv.URL())
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	pc.MaxConns = n
+	p, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("open pool: %w", err)
+	}
+	return p, nil
+}
+
+// close drops the schema and closes the pools.
+func (e *env) close() {
+	e.pool.Close()
+	e.app.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, _ = e.b.admin.Exec(ctx, "DROP SCHEMA IF EXISTS "+e.ident()+" CASCADE")
+}
+
+func (e *env) ident() string { return pgx.Identifier{e.schema}.Sanitize() }
+
+// endpoint registers an endpoint at path on the receiver.
+func (e *env) endpoint(ctx context.Context, path string) (string, error) {
+	ep, err := e.st.CreateEndpoint(ctx, outbox.EndpointInput{URL: e.b.rc.base + path, Secret: e.b.rawSec}, 0)
+	if err != nil {
+		return "", fmt.Errorf("create endpoint %s: %w", path, err)
+	}
+	return ep.ID, nil
+}
+
+// insertBacklog inserts n events in one statement.
+func (e *env) insertBacklog(ctx context.Context, n int) error {
+	_, err := e.app.Exec(ctx, `INSERT INTO `+e.ident()+`.outbox (event_type, payload)
+		SELECT 'bench.event', jsonb_build_object('n', g, 'email', 'user'||g||'@example.com') FROM generate_series(1, $1) g`, n)
+	if err != nil {
+		return fmt.Errorf("insert backlog: %w", err)
+	}
+	return nil
+}
+
+// maxDeliveryID is the highest delivery id so far.
+func (e *env) maxDeliveryID(ctx context.Context) (int64, error) {
+	var id int64
+	if err := e.b.admin.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM `+e.ident()+`.deliveries`).Scan(&id); err != nil {
+		return 0, fmt.Errorf("max delivery id: %w", err)
+	}
+	return id, nil
+}
+
+// waitDelivered polls until n deliveries with id > after are delivered.
+func (e *env) waitDelivered(ctx context.Context, after int64, n int, timeout time.Duration) error {
+	q := `SELECT count(*) FROM ` + e.ident() + `.deliveries WHERE id > $1 AND state = 'delivered'`
+	return poll(ctx, timeout, 10*time.Millisecond, func() (bool, error) {
+		var got int
+		if err := e.b.admin.QueryRow(ctx, q, after).Scan(&got); err != nil {
+			return false, fmt.Errorf("count delivered: %w", err)
+		}
+		return got >= n, nil
+	}, func() string { return fmt.Sprintf("%d deliveries recorded as delivered", n) })
+}
+
+// poll calls cond every interval until it is true, fails, or timeout.
+func poll(ctx context.Context, timeout, interval time.Duration, cond func() (bool, error), what func() string) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		ok, err := cond()
+		if err != nil || ok {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return fmt.Errorf("timed out after %s waiting for %s", timeout, what())
+		case <-tick.C:
+		}
+	}
+}
+
+// relayHandle is a running listener and engine.
+type relayHandle struct {
+	cancel  context.CancelFunc
+	done    chan error
+	ldone   chan struct{}
+	sender  *relay.Sender
+	started time.Time
+}
+
+// startRelay starts the listener, waits until it listens, then starts the
+// engine; started is taken right before the engine starts.
+func (e *env) startRelay(ctx context.Context, timeout time.Duration) (*relayHandle, error) {
+	b := e.b
+	rctx, cancel := context.WithCancel(ctx)
+	h := &relayHandle{cancel: cancel, done: make(chan error, 1), ldone: make(chan struct{})}
+	l := outbox.NewListener(e.pool.Config().ConnConfig.Copy(), e.schema, e.b.log)
+	go func() { defer close(h.ldone); _ = l.Run(rctx) }()
+	if err := poll(ctx, 15*time.Second, 5*time.Millisecond, func() (bool, error) { return l.Connected(), nil },
+		func() string { return "the listener to connect" }); err != nil {
+		cancel()
+		<-h.ldone
+		return nil, err
+	}
+	h.sender = relay.NewSender(relay.SenderConfig{Timeout: timeout, MaxIdleConnsPerHost: b.o.relay.MaxInFlight})
+	eng := relay.New(relay.Config{
+		BatchSize:           b.o.relay.BatchSize,
+		MaxInFlight:         b.o.relay.MaxInFlight,
+		EndpointMaxInFlight: b.o.relay.EndpointMaxInFlight,
+		PollInterval:        time.Second,
+		Lease:               time.Minute,
+		Policy:              relay.Policy{Schedule: []time.Duration{5 * time.Second, time.Minute, 5 * time.Minute}},
+	}, e.st, h.sender, l.Wake(), e.b.log, relay.NewMetrics(nil))
+	// As `hookrelay run` does: the engine tells the trigger it is idle only
+	// while the listener is connected.
+	eng.Listening = l.Connected
+	h.started = time.Now()
+	go func() { h.done <- eng.Run(rctx) }()
+	return h, nil
+}
+
+// stop cancels the relay and waits for the engine to drain.
+func (h *relayHandle) stop() error {
+	h.cancel()
+	err := <-h.done
+	<-h.ldone
+	h.sender.Close()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("engine: %w", err)
+	}
+	return nil
+}
+
+// meter is a CPU snapshot of this process, PostgreSQL and the receiver.
+type meter struct {
+	self, pg, recv float64 // CPU seconds
+}
+
+func (b *bench) meter() meter {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	self := float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+	return meter{self: self, pg: pgCPU(b.srv.PID()), recv: procCPU(b.rc.pid())}
+}
+
+// perTenK records CPU seconds per 10k items between m0 and m1.
+func (b *bench) perTenK(scenario, suffix string, m0, m1 meter, items int) {
+	k := 10000 / float64(items)
+	b.record(scenario, "relay_cpu_s_per_10k"+suffix, "s", (m1.self-m0.self)*k)
+	b.record(scenario, "pg_cpu_s_per_10k"+suffix, "s", (m1.pg-m0.pg)*k)
+	b.record(scenario, "receiver_cpu_s_per_10k"+suffix, "s", (m1.recv-m0.recv)*k)
+}
+
+// clkTck is USER_HZ, the unit of /proc/<pid>/stat CPU times.
+const clkTck = 100
+
+// procStat returns the ppid and CPU seconds (utime+stime) of pid.
+func procStat(pid int) (ppid int, cpu float64, ok bool) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return 0, 0, false
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return ppid, (ut + st) / clkTck, true
+}
+
+func procCPU(pid int) float64 {
+	_, c, _ := procStat(pid)
+	return c
+}
+
+// pgCPU sums the CPU seconds of the postmaster and its live children
+// (backends, walwriter, checkpointer, ...).
+func pgCPU(postmaster int) float64 {
+	if postmaster <= 0 {
+		return 0
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	total := 0.0
+	for _, d := range ents {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		ppid, c, ok := procStat(pid)
+		if ok && (pid == postmaster || ppid == postmaster) {
+			total += c
+		}
+	}
+	return total
+}
+
+// resetPeakRSS resets this process's VmHWM (Linux clear_refs 5).
+func resetPeakRSS() bool {
+	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
+}
+
+// peakRSS is this process's VmHWM in MiB.
+func peakRSS() float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// note adds a note once.
+func (b *bench) note(s string) {
+	if !slices.Contains(b.notes, s) {
+		b.notes = append(b.notes, s)
+	}
+}
+
+// drainOnce drains n backlog events to one endpoint and returns events/s;
+// with measure set it also records CPU, RSS and the profile.
+func (b *bench) drainOnce(ctx context.Context, e *env, path string, n int, measure bool) (float64, error) {
+	if err := b.rc.reset(ctx); err != nil {
+		return 0, err
+	}
+	after, err := e.maxDeliveryID(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := e.insertBacklog(ctx, n); err != nil {
+		return 0, err
+	}
+	var m0 meter
+	stopProf := func() {}
+	if measure {
+		runtimeGC()
+		if !resetPeakRSS() {
+			b.note("peak RSS could not be reset (/proc/self/clear_refs); it is the process's lifetime peak")
+		}
+		m0 = b.meter()
+		if stopProf, err = b.startProfile(); err != nil {
+			return 0, err
+		}
+	}
+	h, err := e.startRelay(ctx, relayRequestTimeout)
+	if err != nil {
+		stopProf()
+		return 0, err
+	}
+	err = b.rc.waitCount(ctx, path, int64(n), 10*time.Minute)
+	if err == nil {
+		err = e.waitDelivered(ctx, after, n, 5*time.Minute)
+	}
+	elapsed := time.Since(h.started)
+	m1 := b.meter()
+	stopProf()
+	if serr := h.stop(); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return 0, err
+	}
+	if measure {
+		b.perTenK("drain", "", m0, m1, n)
+		b.record("drain", "peak_rss", "MiB", peakRSS())
+	}
+	return float64(n) / elapsed.Seconds(), nil
+}
+
+func runtimeGC() { debugFreeOSMemory() }
+
+// drain is scenario 1 (and 7): a backlog to one endpoint.
+func (b *bench) drain(ctx context.Context, _ int) error {
+	e, err := b.setup(ctx, "drain", 4)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if _, err := e.endpoint(ctx, "/hook/drain"); err != nil {
+		return err
+	}
+	rate, err := b.drainOnce(ctx, e, "/hook/drain", b.sz.Drain, true)
+	if err != nil {
+		return err
+	}
+	b.record("drain", "events_per_s", "events/s", rate)
+	b.note("drain: the relay runs in the hookbench process with the driver; the driver only polls during the drain, so relay CPU and peak RSS (VmHWM, reset before the drain) are the relay's plus a little; the receiver and PostgreSQL are separate processes")
+	return nil
+}
+
+// fanout is scenario 2: events × endpoints.
+func (b *bench) fanout(ctx context.Context, _ int) error {
+	e, err := b.setup(ctx, "fanout", 4)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	var paths []string
+	for i := range b.sz.FanoutEPs {
+		p := fmt.Sprintf("/hook/fan%d", i)
+		if _, err := e.endpoint(ctx, p); err != nil {
+			return err
+		}
+		paths = append(paths, p)
+	}
+	if err := b.rc.reset(ctx); err != nil {
+		return err
+	}
+	if err := e.insertBacklog(ctx, b.sz.FanoutEvents); err != nil {
+		return err
+	}
+	m0 := b.meter()
+	h, err := e.startRelay(ctx, relayRequestTimeout)
+	if err != nil {
+		return err
+	}
+	total := b.sz.FanoutEvents * b.sz.FanoutEPs
+	for _, p := range paths {
+		if err = b.rc.waitCount(ctx, p, int64(b.sz.FanoutEvents), 10*time.Minute); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = e.waitDelivered(ctx, 0, total, 5*time.Minute)
+	}
+	elapsed := time.Since(h.started)
+	m1 := b.meter()
+	if serr := h.stop(); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return err
+	}
+	b.record("fanout", "deliveries_per_s", "deliveries/s", float64(total)/elapsed.Seconds())
+	b.perTenK("fanout", "", m0, m1, total)
+	return nil
+}
+
+// latency is scenario 3: a steady offered rate, one INSERT per committed
+// transaction, commit→receipt percentiles.
+func (b *bench) latency(ctx context.Context, _ int) error {
+	e, err := b.setup(ctx, "latency", 16)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if _, err := e.endpoint(ctx, "/hook/lat"); err != nil {
+		return err
+	}
+	if err := warm(ctx, e.app, 16); err != nil {
+		return err
+	}
+	h, err := e.startRelay(ctx, relayRequestTimeout)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = h.stop() }()
+	if err := b.rc.reset(ctx); err != nil {
+		return err
+	}
+	q := `INSERT INTO ` + e.ident() + `.outbox (event_type, payload) VALUES ('lat.event', $1)`
+	total := b.sz.LatencyRate * int(b.sz.LatencyFor/time.Second)
+	period := time.Second / time.Duration(b.sz.LatencyRate)
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	tick := time.NewTicker(time.Millisecond)
+	start := time.Now()
+	for sent := 0; sent < total; {
+		select {
+		case <-ctx.Done():
+			tick.Stop()
+			wg.Wait()
+			return ctx.Err()
+		case now := <-tick.C:
+			due := min(total, int(now.Sub(start)/period)+1)
+			for ; sent < due; sent++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					// One INSERT is one transaction: t is taken just before
+					// it is sent, so the figure includes the commit.
+					payload := `{"t": ` + strconv.FormatInt(time.Now().UnixNano(), 10) + `}`
+					if _, err := e.app.Exec(ctx, q, payload); err != nil {
+						failed.Add(1)
+						firstErr.CompareAndSwap(nil, err)
+					}
+				}()
+			}
+		}
+	}
+	tick.Stop()
+	wg.Wait()
+	offered := float64(total) / time.Since(start).Seconds()
+	if n := failed.Load(); n > 0 {
+		return fmt.Errorf("%d inserts failed: %v", n, firstErr.Load())
+	}
+	if err := b.rc.waitCount(ctx, "/hook/lat", int64(total), time.Minute); err != nil {
+		return err
+	}
+	st, err := b.rc.stats(ctx, true)
+	if err != nil {
+		return err
+	}
+	lat := st.LatencyUS
+	if len(lat) == 0 {
+		return errors.New("no latency samples")
+	}
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return float64(lat[int(float64(len(lat)-1)*p)]) / 1000 }
+	b.record("latency", "p50", "ms", pct(0.50))
+	b.record("latency", "p95", "ms", pct(0.95))
+	b.record("latency", "p99", "ms", pct(0.99))
+	b.record("latency", "max", "ms", float64(lat[len(lat)-1])/1000)
+	b.record("latency", "offered_rate", "events/s", offered)
+	b.note("latency: one autocommit INSERT per event from 16 app connections; the timestamp in the payload is taken just before the INSERT is sent, so the figure includes the INSERT's round trip and its durable commit; receipt is when the receiver has verified the signature")
+	return nil
+}
+
+// warm opens n connections of pool.
+func warm(ctx context.Context, pool *pgxpool.Pool, n int) error {
+	conns := make([]*pgxpool.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Release()
+		}
+	}()
+	for range n {
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			return fmt.Errorf("warm pool: %w", err)
+		}
+		conns = append(conns, c)
+	}
+	return nil
+}
+
+// appCost is scenario 4: outbox INSERT (trigger) vs a plain table with the
+// same columns, relay running.
+func (b *bench) appCost(ctx context.Context, _ int) error {
+	e, err := b.setup(ctx, "appcost", 16)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if _, err := e.endpoint(ctx, "/hook/app"); err != nil {
+		return err
+	}
+	if _, err := e.app.Exec(ctx, `CREATE TABLE `+e.ident()+`.plain_events (LIKE `+e.ident()+`.outbox INCLUDING ALL)`); err != nil {
+		return fmt.Errorf("create plain table: %w", err)
+	}
+	if err := warm(ctx, e.app, 16); err != nil {
+		return err
+	}
+	h, err := e.startRelay(ctx, relayRequestTimeout)
+	if err != nil {
+		return err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = h.stop()
+		}
+	}()
+	for _, conc := range []int{1, 16} {
+		var rates [2]float64
+		for i, tbl := range []string{"plain_events", "outbox"} {
+			r, err := insertLoop(ctx, e.app, `INSERT INTO `+e.ident()+`.`+tbl+` (event_type, payload) VALUES ('app.event', $1)`, conc, b.sz.AppCostFor)
+			if err != nil {
+				return err
+			}
+			rates[i] = r
+		}
+		suffix := fmt.Sprintf("_%dconn", conc)
+		b.record("appcost", "plain_inserts_per_s"+suffix, "inserts/s", rates[0])
+		b.record("appcost", "outbox_inserts_per_s"+suffix, "inserts/s", rates[1])
+		b.record("appcost", "overhead"+suffix, "%", 100*(rates[0]-rates[1])/rates[0])
+	}
+	stopped = true
+	if err := h.stop(); err != nil {
+		return err
+	}
+	// The same without the relay: what the trigger alone costs.
+	bare, err := b.setup(ctx, "appcost_norelay", 16)
+	if err != nil {
+		return err
+	}
+	defer bare.close()
+	if _, err := bare.endpoint(ctx, "/hook/app"); err != nil {
+		return err
+	}
+	if _, err := bare.app.Exec(ctx, `CREATE TABLE `+bare.ident()+`.plain_events (LIKE `+bare.ident()+`.outbox INCLUDING ALL)`); err != nil {
+		return fmt.Errorf("create plain table: %w", err)
+	}
+	if err := warm(ctx, bare.app, 16); err != nil {
+		return err
+	}
+	for _, conc := range []int{1, 16} {
+		var rates [2]float64
+		for i, tbl := range []string{"plain_events", "outbox"} {
+			r, err := insertLoop(ctx, bare.app, `INSERT INTO `+bare.ident()+`.`+tbl+` (event_type, payload) VALUES ('app.event', $1)`, conc, b.sz.AppCostFor)
+			if err != nil {
+				return err
+			}
+			rates[i] = r
+		}
+		b.record("appcost", fmt.Sprintf("overhead_relay_stopped_%dconn", conc), "%", 100*(rates[0]-rates[1])/rates[0])
+	}
+	b.note("appcost: autocommit single-row INSERTs, plain table = CREATE TABLE (LIKE outbox INCLUDING ALL) (same columns, defaults, checks and indexes, no trigger); the relay delivers the outbox rows meanwhile; overhead_relay_stopped_* is the same on a fresh schema with no relay running (the trigger's NOTIFY alone)")
+	return nil
+}
+
+// insertLoop runs conc connections inserting for d; it returns inserts/s.
+func insertLoop(ctx context.Context, pool *pgxpool.Pool, q string, conc int, d time.Duration) (float64, error) {
+	lctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var n atomic.Int64
+	errs := make(chan error, conc)
+	start := time.Now()
+	for i := range conc {
+		go func() {
+			payload := fmt.Sprintf(`{"worker": %d, "email": "user@example.com", "amount": 1234}`, i)
+			for lctx.Err() == nil {
+				if _, err := pool.Exec(lctx, q, payload); err != nil {
+					if lctx.Err() != nil {
+						break
+					}
+					errs <- fmt.Errorf("insert: %w", err)
+					return
+				}
+				n.Add(1)
+			}
+			errs <- nil
+		}()
+	}
+	var first error
+	for range conc {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			cancel()
+		}
+	}
+	if first != nil {
+		return 0, first
+	}
+	return float64(n.Load()) / time.Since(start).Seconds(), nil
+}
+
+// isolation is scenario 5: a healthy endpoint's rate alone and next to
+// one that never answers within the request timeout.
+func (b *bench) isolation(ctx context.Context, _ int) error {
+	rate := func(slow bool) (float64, error) {
+		e, err := b.setup(ctx, "isolation", 4)
+		if err != nil {
+			return 0, err
+		}
+		defer e.close()
+		if slow {
+			if _, err := e.endpoint(ctx, "/slow/hang"); err != nil {
+				return 0, err
+			}
+		}
+		if _, err := e.endpoint(ctx, "/hook/iso"); err != nil {
+			return 0, err
+		}
+		if err := b.rc.reset(ctx); err != nil {
+			return 0, err
+		}
+		if err := e.insertBacklog(ctx, b.sz.Isolation); err != nil {
+			return 0, err
+		}
+		h, err := e.startRelay(ctx, b.sz.IsoTimeout)
+		if err != nil {
+			return 0, err
+		}
+		err = b.rc.waitCount(ctx, "/hook/iso", int64(b.sz.Isolation), 10*time.Minute)
+		elapsed := time.Since(h.started)
+		if serr := h.stop(); err == nil {
+			err = serr
+		}
+		return float64(b.sz.Isolation) / elapsed.Seconds(), err
+	}
+	alone, err := rate(false)
+	if err != nil {
+		return err
+	}
+	with, err := rate(true)
+	if err != nil {
+		return err
+	}
+	b.record("isolation", "healthy_alone_events_per_s", "events/s", alone)
+	b.record("isolation", "healthy_with_hung_events_per_s", "events/s", with)
+	b.record("isolation", "healthy_loss", "%", 100*(alone-with)/alone)
+	b.note(fmt.Sprintf("isolation: request timeout %s; every event goes to both endpoints; the hung endpoint's receiver holds each request until the relay gives up", b.sz.IsoTimeout))
+	return nil
+}
+
+// history is scenario 6: drain rate with many finished rows vs empty.
+type history struct {
+	b *bench
+	e *env
+}
+
+func (h *history) prepare(ctx context.Context) error {
+	b := h.b
+	e, err := b.setup(ctx, "history", 4)
+	if err != nil {
+		return err
+	}
+	h.e = e
+	ep, err := e.endpoint(ctx, "/hook/hist")
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	s := e.ident()
+	stmts := []string{
+		`INSERT INTO ` + s + `.outbox (event_type, payload, created_at, dispatched_at, delivery_count)
+			SELECT 'hist.event', jsonb_build_object('n', g, 'email', 'user'||g||'@example.com'),
+				now() - interval '2 days' + g * interval '1 ms', now() - interval '2 days' + g * interval '1 ms', 1
+			FROM generate_series(1, $1) g`,
+		`INSERT INTO ` + s + `.deliveries (event_id, endpoint_id, state, attempts, next_attempt_at, last_status,
+				last_attempt_at, created_at, updated_at, finished_at)
+			SELECT g, $2::uuid, 'delivered', 1, t, 204, t, t, t, t
+			FROM generate_series(1, $1) g, LATERAL (SELECT now() - interval '2 days' + g * interval '1 ms' AS t) x`,
+		`INSERT INTO ` + s + `.attempts (delivery_id, event_id, endpoint_id, attempt, started_at, duration_ms, status_code, outcome)
+			SELECT g, g, $2::uuid, 1, now() - interval '2 days' + g * interval '1 ms', 3, 204, 'delivered'
+			FROM generate_series(1, $1) g`,
+	}
+	for i, q := range stmts {
+		args := []any{b.sz.HistoryRows}
+		if i > 0 {
+			args = append(args, ep)
+		}
+		if _, err := e.app.Exec(ctx, q, args...); err != nil {
+			return fmt.Errorf("generate history: %w", err)
+		}
+	}
+	for _, t := range []string{"outbox", "deliveries", "attempts"} {
+		if _, err := e.app.Exec(ctx, `VACUUM ANALYZE `+s+`.`+t); err != nil {
+			return fmt.Errorf("vacuum %s: %w", t, err)
+		}
+	}
+	fmt.Fprintf(b.out, "hookbench: generated %d finished rows in outbox, deliveries and attempts in %s\n", b.sz.HistoryRows, time.Since(start).Round(100*time.Millisecond))
+	b.note(fmt.Sprintf("history: %d finished rows each in outbox, deliveries (delivered, finished_at set) and attempts, then VACUUM ANALYZE; %d-event drains compared with an empty schema", b.sz.HistoryRows, b.sz.HistoryEvents))
+	return nil
+}
+
+func (h *history) run(ctx context.Context, _ int) error {
+	b := h.b
+	empty, err := b.setup(ctx, "histempty", 4)
+	if err != nil {
+		return err
+	}
+	defer empty.close()
+	if _, err := empty.endpoint(ctx, "/hook/histempty"); err != nil {
+		return err
+	}
+	r0, err := b.drainOnce(ctx, empty, "/hook/histempty", b.sz.HistoryEvents, false)
+	if err != nil {
+		return err
+	}
+	r1, err := b.drainOnce(ctx, h.e, "/hook/hist", b.sz.HistoryEvents, false)
+	if err != nil {
+		return err
+	}
+	b.record("history", "empty_events_per_s", "events/s", r0)
+	b.record("history", "with_history_events_per_s", "events/s", r1)
+	b.record("history", "slowdown", "%", 100*(r0-r1)/r0)
+	return nil
+}
+
+func (h *history) cleanup() {
+	if h.e != nil {
+		h.e.close()
+	}
+}
+
+// baseline is scenario 8: the hand-written relay, N workers each looping
+// BEGIN; SELECT … FOR UPDATE SKIP LOCKED LIMIT 1; POST; UPDATE; COMMIT.
+func (b *bench) baseline(ctx context.Context, _ int) error {
+	for _, workers := range []int{16, 64} {
+		e, err := b.setup(ctx, "baseline", int32(workers))
+		if err != nil {
+			return err
+		}
+		rate, m0, m1, err := b.baselineOnce(ctx, e, workers)
+		e.close()
+		if err != nil {
+			return err
+		}
+		suffix := fmt.Sprintf("_%d_workers", workers)
+		b.record("baseline", "events_per_s"+suffix, "events/s", rate)
+		k := 10000 / float64(b.sz.Baseline)
+		b.record("baseline", "cpu_s_per_10k"+suffix, "s", (m1.self-m0.self)*k)
+		b.record("baseline", "pg_cpu_s_per_10k"+suffix, "s", (m1.pg-m0.pg)*k)
+	}
+	b.note("baseline: outbox_baseline(id bigserial, event_type, payload jsonb, state, created_at) with a partial index on id WHERE state = 'pending'; each worker holds one connection and one row lock across its POST (same signing, same receiver)")
+	return nil
+}
+
+func (b *bench) baselineOnce(ctx context.Context, e *env, workers int) (float64, meter, meter, error) {
+	s := e.ident()
+	for _, q := range []string{
+		`CREATE TABLE ` + s + `.outbox_baseline (id bigserial PRIMARY KEY, event_type text NOT NULL, payload jsonb NOT NULL,
+			state text NOT NULL DEFAULT 'pending', created_at timestamptz NOT NULL DEFAULT now())`,
+		`CREATE INDEX ON ` + s + `.outbox_baseline (id) WHERE state = 'pending'`,
+		`INSERT INTO ` + s + `.outbox_baseline (event_type, payload)
+			SELECT 'bench.event', jsonb_build_object('n', g, 'email', 'user'||g||'@example.com') FROM generate_series(1, ` + strconv.Itoa(b.sz.Baseline) + `) g`,
+		`VACUUM ANALYZE ` + s + `.outbox_baseline`,
+	} {
+		if _, err := e.app.Exec(ctx, q); err != nil {
+			return 0, meter{}, meter{}, fmt.Errorf("prepare baseline: %w", err)
+		}
+	}
+	if err := warm(ctx, e.app, workers); err != nil {
+		return 0, meter{}, meter{}, err
+	}
+	if err := b.rc.reset(ctx); err != nil {
+		return 0, meter{}, meter{}, err
+	}
+	client := &http.Client{Timeout: relayRequestTimeout, Transport: &http.Transport{MaxIdleConnsPerHost: workers, MaxIdleConns: workers}}
+	defer client.CloseIdleConnections()
+	url := b.rc.base + "/hook/base"
+	sel := `SELECT id, event_type, payload::text, created_at FROM ` + s + `.outbox_baseline WHERE state = 'pending' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED`
+	upd := `UPDATE ` + s + `.outbox_baseline SET state = 'done' WHERE id = $1`
+	one := func() (bool, error) {
+		tx, err := e.app.Begin(ctx)
+		if err != nil {
+			return false, err
+		}
+		defer func() { _ = tx.Rollback(ctx) }()
+		var id int64
+		var typ, payload string
+		var created time.Time
+		if err := tx.QueryRow(ctx, sel).Scan(&id, &typ, &payload, &created); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return false, nil
+			}
+			return false, err
+		}
+		body := signature.Body(typ, created, []byte(payload))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return false, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		signature.Headers(req.Header, "msg_"+strconv.FormatInt(id, 10), created, body, b.secret)
+		resp, err := client.Do(req)
+		if err != nil {
+			return false, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			return false, fmt.Errorf("receiver answered %d", resp.StatusCode)
+		}
+		if _, err := tx.Exec(ctx, upd, id); err != nil {
+			return false, err
+		}
+		return true, tx.Commit(ctx)
+	}
+	m0 := b.meter()
+	start := time.Now()
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			for {
+				more, err := one()
+				if err != nil || !more {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	var first error
+	for range workers {
+		if err := <-errs; err != nil && first == nil {
+			first = fmt.Errorf("baseline worker: %w", err)
+		}
+	}
+	elapsed := time.Since(start)
+	m1 := b.meter()
+	if first != nil {
+		return 0, m0, m1, first
+	}
+	st, err := b.rc.stats(ctx, false)
+	if err != nil {
+		return 0, m0, m1, err
+	}
+	if got := st.OK["/hook/base"]; got != int64(b.sz.Baseline) {
+		return 0, m0, m1, fmt.Errorf("baseline: receiver verified %d of %d", got, b.sz.Baseline)
+	}
+	return float64(b.sz.Baseline) / elapsed.Seconds(), m0, m1, nil
+}
+
+// bare measures a bare signed-POST client (64 goroutines, no database)
+// against the same receiver: the ceiling the relay is compared with.
+func (b *bench) bare(ctx context.Context, _ int) error {
+	const workers = 64
+	if err := b.rc.reset(ctx); err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: relayRequestTimeout, Transport: &http.Transport{MaxIdleConnsPerHost: workers, MaxIdleConns: workers}}
+	defer client.CloseIdleConnections()
+	url := b.rc.base + "/hook/bare"
+	var next atomic.Int64
+	errs := make(chan error, workers)
+	m0 := b.meter()
+	start := time.Now()
+	for range workers {
+		go func() {
+			buf := make([]byte, 0, 256)
+			for {
+				i := next.Add(1)
+				if i > int64(b.sz.Bare) {
+					errs <- nil
+					return
+				}
+				now := time.Now()
+				payload := fmt.Appendf(nil, `{"n": %d, "email": "user%d@example.com"}`, i, i)
+				body := signature.AppendBody(buf[:0], "bench.event", now, payload)
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+				if err != nil {
+					errs <- err
+					return
+				}
+				req.Header.Set("Content-Type", "application/json")
+				signature.Headers(req.Header, "msg_"+strconv.FormatInt(i, 10), now, body, b.secret)
+				resp, err := client.Do(req)
+				if err != nil {
+					errs <- fmt.Errorf("bare post: %w", err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+				if resp.StatusCode/100 != 2 {
+					errs <- fmt.Errorf("bare post: receiver answered %d", resp.StatusCode)
+					return
+				}
+			}
+		}()
+	}
+	var first error
+	for range workers {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	elapsed := time.Since(start)
+	m1 := b.meter()
+	if first != nil {
+		return first
+	}
+	b.record("bare", "posts_per_s", "posts/s", float64(b.sz.Bare)/elapsed.Seconds())
+	b.record("bare", "client_cpu_s_per_10k", "s", (m1.self-m0.self)*10000/float64(b.sz.Bare))
+	b.record("bare", "receiver_cpu_s_per_10k", "s", (m1.recv-m0.recv)*10000/float64(b.sz.Bare))
+	b.note("bare: 64 goroutines POSTing signed messages to the same receiver, no database — the HTTP ceiling on this machine")
+	return nil
+}
+
+// debugFreeOSMemory returns freed memory to the OS so the peak RSS of the
+// drain starts from the live heap.
+func debugFreeOSMemory() { debug.FreeOSMemory() }
