@@ -50,20 +50,26 @@ const dispatchSQL = `WITH ev AS (
 SELECT (SELECT count(*) FROM upd)::int, (SELECT count(*) FROM ins)::int`
 
 // The old secrets still inside their rotation window follow the current one.
-const claimSQL = `WITH cand AS (
+const claimSQL = `WITH lim AS (
+    -- No more candidates than the enabled endpoints could take: with few
+    -- endpoints and a per-endpoint cap, ranking a full batch would be waste.
+    SELECT least($1::int, $4::int * count(*))::int AS first,
+           least($3::int, $4::int * count(*))::int AS retry
+      FROM {{schema}}.endpoints WHERE enabled
+), cand AS (
     (SELECT d.id, d.endpoint_id, d.next_attempt_at AS due, 0 AS kind
        FROM {{schema}}.deliveries d
       WHERE d.state = 'pending' AND d.attempts = 0 AND d.next_attempt_at <= now()
         AND d.endpoint_id <> ALL ($2::uuid[])
       ORDER BY d.next_attempt_at, d.id
-      LIMIT $1)
+      LIMIT (SELECT first FROM lim))
     UNION ALL
     (SELECT d.id, d.endpoint_id, d.next_attempt_at, 1
        FROM {{schema}}.deliveries d
       WHERE d.state = 'pending' AND d.attempts > 0 AND d.next_attempt_at <= now()
         AND d.endpoint_id <> ALL ($2::uuid[])
       ORDER BY d.next_attempt_at, d.id
-      LIMIT $3)
+      LIMIT (SELECT retry FROM lim))
     UNION ALL
     (SELECT d.id, d.endpoint_id, d.lease_expires_at, 1
        FROM {{schema}}.deliveries d
