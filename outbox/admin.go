@@ -104,6 +104,28 @@ func (e *StateError) Error() string {
 // Unwrap makes the error match ErrConflict.
 func (e *StateError) Unwrap() error { return ErrConflict }
 
+// beforeID decodes an optional id cursor: nil for the first page.
+func beforeID(after string) (*int64, error) {
+	if after == "" {
+		return nil, nil
+	}
+	id, err := DecodeIDCursor(after)
+	if err != nil {
+		return nil, err
+	}
+	return &id, nil
+}
+
+// idPage trims rows fetched with LIMIT limit+1 to a page and returns the
+// cursor of the next one ("" when this is the last).
+func idPage[T any](rows []T, limit int, id func(T) int64) ([]T, string) {
+	if len(rows) <= limit {
+		return rows, ""
+	}
+	rows = rows[:limit]
+	return rows, EncodeIDCursor(id(rows[limit-1]))
+}
+
 // EncodeIDCursor returns the opaque cursor for a page that ends at id.
 func EncodeIDCursor(id int64) string {
 	return base64.RawURLEncoding.EncodeToString([]byte("i" + strconv.FormatInt(id, 10)))
@@ -151,13 +173,9 @@ func scanEvent(row pgx.Row) (StoredEvent, error) {
 // while events are added.
 func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]StoredEvent, string, error) {
 	limit := pageLimit(f.Limit)
-	var before *int64
-	if f.After != "" {
-		id, err := DecodeIDCursor(f.After)
-		if err != nil {
-			return nil, "", err
-		}
-		before = &id
+	before, err := beforeID(f.After)
+	if err != nil {
+		return nil, "", err
 	}
 	rows, err := s.pool.Query(ctx, qualify(`SELECT `+eventColumns+` FROM {{schema}}.outbox
  WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR event_type = $2)
@@ -172,11 +190,7 @@ func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]StoredEvent, s
 	if err != nil {
 		return nil, "", fmt.Errorf("list events: %w", translate(err))
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = EncodeIDCursor(out[limit-1].ID)
-	}
+	out, next := idPage(out, limit, func(e StoredEvent) int64 { return e.ID })
 	return out, next, nil
 }
 
@@ -204,13 +218,9 @@ func scanDelivery(row pgx.Row) (Delivery, error) {
 // of the next page ("" at the end).
 func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, string, error) {
 	limit := pageLimit(f.Limit)
-	var before *int64
-	if f.After != "" {
-		id, err := DecodeIDCursor(f.After)
-		if err != nil {
-			return nil, "", err
-		}
-		before = &id
+	before, err := beforeID(f.After)
+	if err != nil {
+		return nil, "", err
 	}
 	if f.State != nil && !ValidDeliveryState(*f.State) {
 		return nil, "", &FieldError{Field: "state", Reason: "must be one of pending, in_flight, delivered, dead, cancelled"}
@@ -230,11 +240,7 @@ func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Deliver
 	if err != nil {
 		return nil, "", fmt.Errorf("list deliveries: %w", translate(err))
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = EncodeIDCursor(out[limit-1].ID)
-	}
+	out, next := idPage(out, limit, func(d Delivery) int64 { return d.ID })
 	return out, next, nil
 }
 

@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // DefaultMaxPayloadBytes is the largest payload accepted by default: 256 KiB
@@ -129,13 +131,7 @@ func ValidID(s string) bool { return uuidPattern.MatchString(s) }
 // WebhookID returns the webhook-id for an event uid: "msg_" and the uid's
 // 32 hex digits (no dots, stable for the life of the event).
 func WebhookID(uid [16]byte) string {
-	const hexdigits = "0123456789abcdef"
-	b := make([]byte, 4, 36)
-	copy(b, "msg_")
-	for _, c := range uid {
-		b = append(b, hexdigits[c>>4], hexdigits[c&0xf])
-	}
-	return string(b)
+	return "msg_" + hex.EncodeToString(uid[:])
 }
 
 // pgxDB is what pgx.Tx, *pgx.Conn, *pgxpool.Pool and *pgxpool.Conn offer.
@@ -236,23 +232,20 @@ func EnqueueBatch(ctx context.Context, db any, events []Event, opts ...Options) 
 			return nil, enqueueError(err)
 		}
 	case sqlDB:
-		// database/sql with pgx's stdlib driver: arrays go as their text form.
-		sargs := make([]any, len(args))
-		for i, a := range args {
-			sargs[i] = textArray(a.([]string))
-		}
-		r, err := db.QueryContext(ctx, query, sargs...)
+		// database/sql with pgx's stdlib driver, which hands the arguments
+		// to pgx as they are.
+		r, err := db.QueryContext(ctx, query, args...)
 		if err != nil {
 			return nil, enqueueError(err)
 		}
 		defer r.Close()
 		for r.Next() {
 			var x row
-			var uid string
+			var uid pgtype.UUID
 			if err := r.Scan(&x.id, &uid, &x.tenant, &x.key, &x.duplicate); err != nil {
 				return nil, fmt.Errorf("enqueue: %w", err)
 			}
-			x.uid = parseUUID(uid)
+			x.uid = uid.Bytes
 			rows = append(rows, x)
 		}
 		if err := r.Err(); err != nil {
@@ -316,51 +309,4 @@ func enqueueError(err error) error {
 		return &ValidationError{Field: "payload", Reason: "rejected by the database: " + pgErr.Message, Err: ErrInvalidPayload}
 	}
 	return fmt.Errorf("enqueue: %w", err)
-}
-
-// textArray renders ss as a PostgreSQL array literal.
-func textArray(ss []string) string {
-	b := make([]byte, 0, 16*len(ss)+2)
-	b = append(b, '{')
-	for i, s := range ss {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '"')
-		for j := 0; j < len(s); j++ {
-			if s[j] == '"' || s[j] == '\\' {
-				b = append(b, '\\')
-			}
-			b = append(b, s[j])
-		}
-		b = append(b, '"')
-	}
-	return string(append(b, '}'))
-}
-
-func parseUUID(s string) [16]byte {
-	var u [16]byte
-	j := 0
-	for i := 0; i+1 < len(s) && j < 16; {
-		if s[i] == '-' {
-			i++
-			continue
-		}
-		u[j] = unhex(s[i])<<4 | unhex(s[i+1])
-		j++
-		i += 2
-	}
-	return u
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10
-	}
-	return 0
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -520,7 +521,7 @@ func (e *Engine) deliver(ctx context.Context, c outbox.Claimed) {
 	if resp.Err != nil {
 		out.Error = resp.Err.Error()
 	} else if !v.Delivered {
-		out.Error = "HTTP " + httpStatusText(resp.StatusCode)
+		out.Error = "HTTP " + strconv.Itoa(resp.StatusCode)
 	}
 	if v.Class == ClassCancelled && ctx.Err() != nil {
 		// Shutdown cancelled the request: give the delivery back untouched.
@@ -568,32 +569,6 @@ func (e *Engine) deliver(ctx context.Context, c outbox.Claimed) {
 		e.disable(c.EndpointID, "endpoint answered 410 Gone")
 	}
 	e.results <- result{out: out}
-}
-
-func httpStatusText(code int) string {
-	return itoa(code)
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	if neg {
-		i--
-		b[i] = '-'
-	}
-	return string(b[i:])
 }
 
 // limiter returns the endpoint's rate limiter (requests per second, burst

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -173,15 +172,9 @@ func TestOutOfOrderCommitsAreDelivered(t *testing.T) {
 func TestRetryThenDeliverWithSameID(t *testing.T) {
 	t.Parallel()
 	st := outboxtest.Store(t)
-	rc := newReceiver(t, func(w http.ResponseWriter, n int, r receipt) int {
-		if n <= 2 {
-			return http.StatusInternalServerError
-		}
-		return http.StatusOK
-	})
 	var mu sync.Mutex
 	var stamps []string
-	rc.respond = func(w http.ResponseWriter, n int, r receipt) int {
+	rc := newReceiver(t, func(w http.ResponseWriter, n int, r receipt) int {
 		mu.Lock()
 		stamps = append(stamps, r.Timestamp)
 		mu.Unlock()
@@ -189,7 +182,7 @@ func TestRetryThenDeliverWithSameID(t *testing.T) {
 			return http.StatusInternalServerError
 		}
 		return http.StatusOK
-	}
+	})
 	createEndpoint(t, st, rc, "")
 	startEngine(t, st, engineOpts{cfg: relay.Config{Policy: relay.Policy{Schedule: []time.Duration{time.Second, time.Second, time.Second}}}})
 	insertSQL(t, st, "", "signup.created", 1, 1)
@@ -490,7 +483,6 @@ func TestGracefulShutdownReleasesLeases(t *testing.T) {
 	if err := st.Pool().QueryRow(ctx, `SELECT coalesce(sum(attempts), 0) FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.deliveries`).Scan(&attempts); err != nil || attempts != 0 {
 		t.Fatalf("cancelled sends counted as attempts: %d (%v)", attempts, err)
 	}
-	_ = strconv.Itoa
 }
 
 func TestEndpointRateLimit(t *testing.T) {

@@ -52,6 +52,26 @@ func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
+// openStore opens a small pool, makes sure the schema is current and
+// returns the store of a one-shot command; the caller closes the pool with
+// store.Pool().Close().
+func openStore(ctx context.Context, cfg config.Config) (*outbox.Store, error) {
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := ensureSchema(ctx, pool, cfg); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	store, err := newStore(pool, cfg)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return store, nil
+}
+
 // ensureSchema checks that cfg.Schema is at the version this binary needs,
 // migrating it first when it is behind and HOOKRELAY_MIGRATE_ON_START allows.
 func ensureSchema(ctx context.Context, pool *pgxpool.Pool, cfg config.Config) error {

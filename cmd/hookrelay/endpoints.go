@@ -120,18 +120,11 @@ func runEndpoints(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	e.cfg = cfg
-	pool, err := openPool(ctx, cfg)
+	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	if err := ensureSchema(ctx, pool, cfg); err != nil {
-		return err
-	}
-	store, err := newStore(pool, cfg)
-	if err != nil {
-		return err
-	}
+	defer store.Pool().Close()
 	e.store = store
 	return act(e, ctx, pos)
 }

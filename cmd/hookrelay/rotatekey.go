@@ -48,18 +48,11 @@ func runRotateSecretKey(ctx context.Context, args []string, stdout, stderr io.Wr
 	if err != nil {
 		return fmt.Errorf("rotate secret key: %w", err)
 	}
-	pool, err := openPool(ctx, cfg)
+	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	if err := ensureSchema(ctx, pool, cfg); err != nil {
-		return err
-	}
-	store, err := newStore(pool, cfg)
-	if err != nil {
-		return err
-	}
+	defer store.Pool().Close()
 	n, err := store.ResealSecrets(ctx, resealWith(box), *batch)
 	if err != nil {
 		return fmt.Errorf("rotate secret key: %w (%d endpoints were re-encrypted before the error; running the command again continues)", err, n)
