@@ -42,11 +42,12 @@ type ClaimParams struct {
 	Limit int
 	// Lease is how long the claim holds; it must exceed the request timeout.
 	Lease time.Duration
-	// PerEndpoint is the most deliveries in flight for one endpoint.
+	// PerEndpoint is the most deliveries claimed for an endpoint not in
+	// Room (or its own max_in_flight when that is lower).
 	PerEndpoint int
-	// Busy holds the deliveries this relay already has in flight per
-	// endpoint id; endpoints at their cap are skipped.
-	Busy map[string]int
+	// Room holds, per endpoint id, how many more deliveries this relay
+	// will take for that endpoint; endpoints with no room are skipped.
+	Room map[string]int
 }
 
 // NewLeaseToken returns a random lease token.
@@ -75,28 +76,25 @@ func (s *Store) Dispatch(ctx context.Context, limit int) (events, deliveries int
 // Claim leases due deliveries (fresh ones, retries whose time has come and
 // expired leases of crashed relays) in one statement with SKIP LOCKED.
 // First attempts are interleaved with retries, so a retry backlog cannot
-// starve fresh events, and no endpoint gets more than its cap.
+// starve fresh events, and no endpoint gets more than its room.
 func (s *Store) Claim(ctx context.Context, p ClaimParams) ([]Claimed, error) {
 	if p.Limit <= 0 {
 		return nil, nil
 	}
 	token := NewLeaseToken()
-	var saturated []string
-	busyIDs := make([]string, 0, len(p.Busy))
-	busyN := make([]int32, 0, len(p.Busy))
-	for id, n := range p.Busy {
-		if n >= p.PerEndpoint {
+	saturated := []string{}
+	roomIDs := make([]string, 0, len(p.Room))
+	rooms := make([]int32, 0, len(p.Room))
+	for id, n := range p.Room {
+		if n <= 0 {
 			saturated = append(saturated, id)
 		}
-		busyIDs = append(busyIDs, id)
-		busyN = append(busyN, int32(n))
-	}
-	if saturated == nil {
-		saturated = []string{}
+		roomIDs = append(roomIDs, id)
+		rooms = append(rooms, int32(max(n, 0)))
 	}
 	retries := max(p.Limit/4, 1)
 	rows, err := s.pool.Query(ctx, s.q.claim,
-		p.Limit, saturated, retries, p.PerEndpoint, busyIDs, busyN, token, p.Lease.Seconds())
+		p.Limit, saturated, retries, p.PerEndpoint, roomIDs, rooms, token, p.Lease.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", translate(err))
 	}

@@ -50,12 +50,19 @@ const dispatchSQL = `WITH ev AS (
 SELECT (SELECT count(*) FROM upd)::int, (SELECT count(*) FROM ins)::int`
 
 // The old secrets still inside their rotation window follow the current one.
-const claimSQL = `WITH lim AS (
-    -- No more candidates than the enabled endpoints could take: with few
-    -- endpoints and a per-endpoint cap, ranking a full batch would be waste.
-    SELECT least($1::int, $4::int * count(*))::int AS first,
-           least($3::int, $4::int * count(*))::int AS retry
-      FROM {{schema}}.endpoints WHERE enabled
+const claimSQL = `WITH room AS (
+    -- What this relay will take per enabled endpoint: the room it asked for,
+    -- or the in-flight cap for an endpoint it has not asked about.
+    SELECT e.id, coalesce(b.room, least(coalesce(e.max_in_flight, $4), $4)) AS room
+      FROM {{schema}}.endpoints e
+      LEFT JOIN unnest($5::uuid[], $6::int[]) AS b(endpoint_id, room) ON b.endpoint_id = e.id
+     WHERE e.enabled
+), lim AS (
+    -- No more candidates than the endpoints could take: with few endpoints
+    -- and a per-endpoint cap, ranking a full batch would be waste.
+    SELECT least($1::int, coalesce(sum(room), 0))::int AS first,
+           least($3::int, coalesce(sum(room), 0))::int AS retry
+      FROM room
 ), cand AS (
     (SELECT d.id, d.endpoint_id, d.next_attempt_at AS due, 0 AS kind
        FROM {{schema}}.deliveries d
@@ -81,10 +88,9 @@ const claimSQL = `WITH lim AS (
     SELECT c.id,
            row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.due, c.id) AS rn,
            row_number() OVER (PARTITION BY c.kind ORDER BY c.due, c.id) AS turn,
-           least(coalesce(e.max_in_flight, $4), $4) - coalesce(b.busy, 0) AS room
+           r.room
       FROM cand c
-      JOIN {{schema}}.endpoints e ON e.id = c.endpoint_id AND e.enabled
-      LEFT JOIN unnest($5::uuid[], $6::int[]) AS b(endpoint_id, busy) ON b.endpoint_id = c.endpoint_id
+      JOIN room r ON r.id = c.endpoint_id
 ), locked AS (
     SELECT d.id
       FROM {{schema}}.deliveries d

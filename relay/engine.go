@@ -23,10 +23,12 @@ type Config struct {
 	// BatchSize is the most events fanned out or deliveries claimed per
 	// statement (default 500).
 	BatchSize int
-	// MaxInFlight caps requests in flight in this process (default 256).
+	// MaxInFlight caps requests in flight in this process (default 256);
+	// the process holds at most twice as many claimed deliveries.
 	MaxInFlight int
 	// EndpointMaxInFlight caps requests in flight to one endpoint
-	// (default 16).
+	// (default 16). A fast endpoint may have more claimed and waiting (see
+	// prefetchWindow).
 	EndpointMaxInFlight int
 	// PollInterval is the time between polls when no notification arrives
 	// (default 1s, jittered by ±10%).
@@ -100,14 +102,17 @@ type Engine struct {
 	done    chan struct{}
 	hooks   sync.WaitGroup // OnDead calls in progress
 
-	jobs chan outbox.Claimed
-
 	limitersMu sync.Mutex
 	limiters   map[string]*rate.Limiter
 
+	// Claimed work, per endpoint (schedule.go).
 	mu       sync.Mutex
-	inFlight int
-	busy     map[string]int
+	work     *sync.Cond // signalled when an endpoint becomes runnable
+	queues   map[string]*endpointQueue
+	runnable []*endpointQueue
+	held     int // claimed and not finished, at most maxHeld
+	maxHeld  int
+	closed   bool
 	freed    chan struct{}
 	results  chan result
 }
@@ -126,7 +131,7 @@ func New(cfg Config, store *outbox.Store, sender *Sender, wake <-chan struct{}, 
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
-	return &Engine{
+	e := &Engine{
 		cfg:      cfg,
 		store:    store,
 		sender:   sender,
@@ -135,12 +140,14 @@ func New(cfg Config, store *outbox.Store, sender *Sender, wake <-chan struct{}, 
 		wake:     wake,
 		id:       fmt.Sprintf("relay-%016x", outbox.NewLeaseToken()),
 		done:     make(chan struct{}),
-		busy:     map[string]int{},
+		queues:   map[string]*endpointQueue{},
+		maxHeld:  2 * cfg.MaxInFlight,
 		limiters: map[string]*rate.Limiter{},
 		freed:    make(chan struct{}, 1),
 		results:  make(chan result, cfg.MaxInFlight+cfg.CompleteBatch),
-		jobs:     make(chan outbox.Claimed, cfg.MaxInFlight),
 	}
+	e.work = sync.NewCond(&e.mu)
+	return e
 }
 
 // Running reports whether the engine is claiming work (false before Run,
@@ -172,8 +179,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	for range e.cfg.MaxInFlight {
 		go func() {
 			defer workers.Done()
-			for c := range e.jobs {
-				e.deliver(sendCtx, c)
+			for {
+				j, ok := e.next()
+				if !ok {
+					return
+				}
+				e.deliver(sendCtx, j)
 			}
 		}()
 	}
@@ -181,7 +192,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.running.Store(true)
 	e.fetchLoop(ctx)
 	e.running.Store(false)
-	close(e.jobs)
+	// Claimed work not started yet goes back to pending at once.
+	for _, c := range e.closeQueues() {
+		e.results <- result{out: outbox.Outcome{DeliveryID: c.DeliveryID, LeaseToken: c.LeaseToken}, release: true}
+	}
 
 	// Shutdown: wait for in-flight work, then cancel what is left.
 	idle := make(chan struct{})
@@ -190,7 +204,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	select {
 	case <-idle:
 	case <-t.C:
-		e.log.Warn("shutdown timeout reached, cancelling in-flight deliveries", zap.Int("in_flight", e.currentInFlight()))
+		e.log.Warn("shutdown timeout reached, cancelling in-flight deliveries", zap.Int("in_flight", e.heldNow()))
 		cancelSends()
 		<-idle
 	}
@@ -200,12 +214,6 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.hooks.Wait()
 	e.log.Info("engine stopped")
 	return nil
-}
-
-func (e *Engine) currentInFlight() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.inFlight
 }
 
 func jittered(d time.Duration) time.Duration {
@@ -406,16 +414,10 @@ const (
 	moreCapacity                 // work is waiting for capacity: go again when some frees
 )
 
-// claim leases as many due deliveries as there is room for and hands them
-// to the workers.
+// claim leases as many due deliveries as there is room for and queues them
+// for the workers.
 func (e *Engine) claim(ctx context.Context) (moreWork, error) {
-	e.mu.Lock()
-	room := e.cfg.MaxInFlight - e.inFlight
-	busy := make(map[string]int, len(e.busy))
-	for id, n := range e.busy {
-		busy[id] = n
-	}
-	e.mu.Unlock()
+	room, rooms := e.rooms()
 	limit := min(room, e.cfg.BatchSize)
 	if limit < max(min(e.cfg.BatchSize, e.cfg.MaxInFlight)/8, 1) {
 		// Too little room for a worthwhile claim: wait for capacity.
@@ -428,50 +430,52 @@ func (e *Engine) claim(ctx context.Context) (moreWork, error) {
 	// the server after the client gave up would hold leases nobody sends.
 	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	start := time.Now()
 	claimed, err := e.store.Claim(qctx, outbox.ClaimParams{
 		Limit:       limit,
 		Lease:       e.cfg.Lease,
 		PerEndpoint: e.cfg.EndpointMaxInFlight,
-		Busy:        busy,
+		Room:        rooms,
 	})
 	if err != nil {
 		return noMore, err
 	}
 	if len(claimed) == 0 {
-		for _, n := range busy {
-			if n >= e.cfg.EndpointMaxInFlight {
-				// Work may be waiting behind a saturated endpoint.
+		for _, n := range rooms {
+			if n <= 0 {
+				// Work may be waiting behind an endpoint with no room.
 				return moreCapacity, nil
 			}
 		}
 		return noMore, nil
 	}
 	e.metrics.ClaimBatch.Observe(float64(len(claimed)))
-	e.mu.Lock()
-	e.inFlight += len(claimed)
-	for _, c := range claimed {
-		e.busy[c.EndpointID]++
-	}
-	e.mu.Unlock()
-	e.metrics.InFlight.Add(float64(len(claimed)))
-	for _, c := range claimed {
-		e.jobs <- c // never blocks: claims are bounded by free workers
-	}
+	// Held work is sent only in the first half of its lease, so a request
+	// started then ends (or times out) long before the lease does.
+	e.hold(claimed, start.Add(e.cfg.Lease/2))
 	if len(claimed) == limit {
 		if limit == room {
 			return moreCapacity, nil
 		}
 		return moreNow, nil
 	}
-	// A short claim may have been cut by per-endpoint caps or the share for
-	// retries: claim again as soon as a slot frees.
+	// A short claim may have been cut by per-endpoint room or the share for
+	// retries: claim again when an endpoint has room.
 	return moreCapacity, nil
 }
 
 // deliver sends one claimed delivery and hands its outcome to the
-// completer.
-func (e *Engine) deliver(ctx context.Context, c outbox.Claimed) {
-	defer e.release(c.EndpointID)
+// completer; one held past its deadline is given back unsent.
+func (e *Engine) deliver(ctx context.Context, j heldJob) {
+	c := j.c
+	var took time.Duration
+	sent := false
+	defer func() { e.finish(c.EndpointID, took, sent) }()
+	if time.Now().After(j.deadline) {
+		e.log.Debug("claimed delivery waited too long, giving it back", zap.Int64("delivery_id", c.DeliveryID))
+		e.results <- result{out: outbox.Outcome{DeliveryID: c.DeliveryID, LeaseToken: c.LeaseToken}, release: true}
+		return
+	}
 	attempt := c.Attempts + 1
 	secrets := make([]signature.Secret, 0, len(c.Secrets))
 	var secretErr error
@@ -505,6 +509,7 @@ func (e *Engine) deliver(ctx context.Context, c outbox.Claimed) {
 			Secrets:   secrets,
 		})
 		v = Classify(resp.StatusCode, resp.Header, resp.Err, time.Now())
+		took, sent = resp.Duration, true
 	}
 	out := outbox.Outcome{
 		DeliveryID: c.DeliveryID,
@@ -585,21 +590,6 @@ func (e *Engine) limiter(endpointID string, perSecond int) *rate.Limiter {
 		l.SetBurst(perSecond)
 	}
 	return l
-}
-
-// release frees the request slot of a finished attempt.
-func (e *Engine) release(endpointID string) {
-	e.mu.Lock()
-	e.inFlight--
-	if e.busy[endpointID]--; e.busy[endpointID] <= 0 {
-		delete(e.busy, endpointID)
-	}
-	e.mu.Unlock()
-	e.metrics.InFlight.Dec()
-	select {
-	case e.freed <- struct{}{}:
-	default:
-	}
 }
 
 func (e *Engine) disable(endpointID, reason string) {

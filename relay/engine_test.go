@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
@@ -502,5 +504,41 @@ func TestEndpointRateLimit(t *testing.T) {
 	// the first.
 	if span := got[14].At.Sub(got[0].At); span < 1800*time.Millisecond {
 		t.Fatalf("15 deliveries at 5/s took %v", span)
+	}
+}
+
+func TestPrefetchKeepsTheEndpointCap(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := outboxtest.Store(t)
+	var cur, peak atomic.Int64
+	rc := newReceiver(t, func(w http.ResponseWriter, n int, r receipt) int {
+		c := cur.Add(1)
+		for p := peak.Load(); c > p && !peak.CompareAndSwap(p, c); p = peak.Load() {
+		}
+		time.Sleep(time.Millisecond) // the receiver's work, so requests overlap
+		cur.Add(-1)
+		return http.StatusNoContent
+	})
+	ep := createEndpoint(t, st, rc, "")
+	three := 3
+	if _, err := st.UpdateEndpoint(ctx, ep.ID, outbox.EndpointPatch{MaxInFlight: &three}); err != nil {
+		t.Fatal(err)
+	}
+	m := relay.NewMetrics(nil)
+	startEngine(t, st, engineOpts{metrics: m})
+	const n = 600
+	insertSQL(t, st, "", "signup.created", n, n)
+	rc.waitAccepted(n, 60*time.Second)
+	if p := peak.Load(); p > 3 {
+		t.Fatalf("%d requests in flight to an endpoint with max_in_flight 3", p)
+	}
+	// Without prefetch every claim would hold at most 3 deliveries.
+	var h dto.Metric
+	if err := m.ClaimBatch.Write(&h); err != nil {
+		t.Fatal(err)
+	}
+	if claims := h.GetHistogram().GetSampleCount(); claims > n/6 {
+		t.Fatalf("%d claims for %d deliveries: claims did not hold more than the endpoint's cap", claims, n)
 	}
 }

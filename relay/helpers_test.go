@@ -154,6 +154,7 @@ type engineOpts struct {
 	wake      <-chan struct{}
 	listening func() bool
 	log       *zap.Logger
+	metrics   *relay.Metrics
 }
 
 // startEngine runs an engine on st until the test ends.
@@ -176,7 +177,7 @@ func startEngine(t testing.TB, st *outbox.Store, o engineOpts) *relay.Engine {
 		log = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	}
 	sender := relay.NewSender(relay.SenderConfig{Timeout: 5 * time.Second})
-	e := relay.New(o.cfg, st, sender, o.wake, log, nil)
+	e := relay.New(o.cfg, st, sender, o.wake, log, o.metrics)
 	e.Listening = o.listening
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -25,6 +25,9 @@ type Metrics struct {
 	Dispatched prometheus.Counter
 	// InFlight is the number of requests being sent now.
 	InFlight prometheus.Gauge
+	// Queued is the number of claimed deliveries waiting for a request
+	// slot of their endpoint.
+	Queued prometheus.Gauge
 	// LeasesLost counts outcomes not recorded because the lease had passed
 	// to another relay.
 	LeasesLost prometheus.Counter
@@ -68,6 +71,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "hookrelay_in_flight",
 			Help: "Delivery requests being sent by this process now.",
 		}),
+		Queued: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hookrelay_queued",
+			Help: "Deliveries claimed by this process and waiting for a request slot of their endpoint.",
+		}),
 		LeasesLost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hookrelay_leases_lost_total",
 			Help: "Attempt outcomes not applied because the delivery's lease had passed to another relay.",
@@ -75,7 +82,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.Attempts, m.Deliveries, m.AttemptDuration, m.Notifications, m.Polls,
-			m.ClaimBatch, m.Dispatched, m.InFlight, m.LeasesLost)
+			m.ClaimBatch, m.Dispatched, m.InFlight, m.Queued, m.LeasesLost)
 	}
 	return m
 }

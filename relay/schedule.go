@@ -1,0 +1,211 @@
+package relay
+
+import (
+	"time"
+
+	"github.com/hookrelay/hookrelay/outbox"
+)
+
+// Claimed work waits in one queue per endpoint until the endpoint has a free
+// request slot, and workers take from the endpoints in turn. A claim may
+// lease more deliveries for an endpoint than may be in flight to it
+// (prefetch): a fast endpoint is then fed by a few large claims rather than
+// by one small claim per freed slot, which is what bounds the drain rate
+// against PostgreSQL. Held work stays bounded so it is sent well within its
+// lease: an endpoint holds at most its in-flight cap plus what it sends in
+// prefetchWindow at its recent pace (and its rate limit), so an endpoint
+// not measured yet, or a slow one, holds no more than its cap.
+const (
+	prefetchWindow = time.Second
+	// idleForget is how long an endpoint with nothing held keeps its
+	// measured pace.
+	idleForget = time.Minute
+)
+
+// heldJob is a claimed delivery and the time after which it is no longer
+// sent (half its lease after the claim began) but given back.
+type heldJob struct {
+	c        outbox.Claimed
+	deadline time.Time
+}
+
+// endpointQueue is one endpoint's claimed work; guarded by Engine.mu.
+type endpointQueue struct {
+	id       string
+	queue    []heldJob
+	sending  int
+	cap      int           // requests in flight at most
+	rate     int           // requests per second at most, 0 unlimited
+	pace     time.Duration // moving average of attempt durations, 0 unmeasured
+	runnable bool          // listed in Engine.runnable
+	lastUsed time.Time
+}
+
+func (q *endpointQueue) held() int { return len(q.queue) + q.sending }
+
+// holdCap is how many deliveries the endpoint may hold (queued and in
+// flight), at most maxHeld.
+func (q *endpointQueue) holdCap(maxHeld int) int {
+	n := q.cap
+	if q.pace > 0 {
+		extra := float64(q.cap) * float64(prefetchWindow) / float64(q.pace)
+		if q.rate > 0 {
+			extra = min(extra, float64(q.rate)*prefetchWindow.Seconds())
+		}
+		n += int(min(extra, float64(maxHeld)))
+	}
+	return min(n, maxHeld)
+}
+
+// observe folds an attempt's duration into the endpoint's pace.
+func (q *endpointQueue) observe(d time.Duration) {
+	d = max(d, 50*time.Microsecond)
+	if q.pace == 0 {
+		q.pace = d
+		return
+	}
+	q.pace += (d - q.pace) / 5
+}
+
+// queueFor returns the endpoint's queue, creating it; e.mu is held.
+func (e *Engine) queueFor(id string) *endpointQueue {
+	q, ok := e.queues[id]
+	if !ok {
+		q = &endpointQueue{id: id, cap: e.cfg.EndpointMaxInFlight}
+		e.queues[id] = q
+	}
+	return q
+}
+
+// markRunnable lists q for the workers if it has work and a free slot;
+// e.mu is held. It reports whether it did.
+func (e *Engine) markRunnable(q *endpointQueue) bool {
+	if q.runnable || len(q.queue) == 0 || q.sending >= q.cap {
+		return false
+	}
+	q.runnable = true
+	e.runnable = append(e.runnable, q)
+	return true
+}
+
+// hold queues claimed deliveries for the workers.
+func (e *Engine) hold(claimed []outbox.Claimed, deadline time.Time) {
+	now := time.Now()
+	e.mu.Lock()
+	for _, c := range claimed {
+		q := e.queueFor(c.EndpointID)
+		q.cap = e.cfg.EndpointMaxInFlight
+		if c.MaxInFlight > 0 {
+			q.cap = min(q.cap, c.MaxInFlight)
+		}
+		q.rate = c.RateLimit
+		q.lastUsed = now
+		q.queue = append(q.queue, heldJob{c: c, deadline: deadline})
+		e.held++
+		e.markRunnable(q)
+	}
+	e.mu.Unlock()
+	e.metrics.Queued.Add(float64(len(claimed)))
+	e.work.Broadcast()
+}
+
+// next blocks until a delivery may be sent and returns it, or returns false
+// once the queues are closed.
+func (e *Engine) next() (heldJob, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for {
+		if e.closed {
+			return heldJob{}, false
+		}
+		for len(e.runnable) > 0 {
+			q := e.runnable[0]
+			e.runnable[0] = nil
+			e.runnable = e.runnable[1:]
+			q.runnable = false
+			if len(q.queue) == 0 || q.sending >= q.cap {
+				continue
+			}
+			j := q.queue[0]
+			q.queue[0] = heldJob{}
+			q.queue = q.queue[1:]
+			q.sending++
+			e.markRunnable(q) // round robin: back of the line
+			e.metrics.Queued.Dec()
+			e.metrics.InFlight.Inc()
+			return j, true
+		}
+		e.work.Wait()
+	}
+}
+
+// finish frees the request slot of a finished attempt; sent is false for
+// work given back unsent. It tells the claimer when the endpoint has room
+// for a worthwhile claim (half of what it may hold).
+func (e *Engine) finish(endpointID string, d time.Duration, sent bool) {
+	e.mu.Lock()
+	q := e.queues[endpointID]
+	q.sending--
+	e.held--
+	if sent {
+		q.observe(d)
+	}
+	q.lastUsed = time.Now()
+	wake := e.markRunnable(q)
+	low := q.held() <= q.holdCap(e.maxHeld)/2
+	e.mu.Unlock()
+	e.metrics.InFlight.Dec()
+	if wake {
+		e.work.Signal()
+	}
+	if low {
+		select {
+		case e.freed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// rooms returns the room left in total and per known endpoint, forgetting
+// endpoints idle for a while.
+func (e *Engine) rooms() (int, map[string]int) {
+	now := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	room := make(map[string]int, len(e.queues))
+	for id, q := range e.queues {
+		if q.held() == 0 && now.Sub(q.lastUsed) > idleForget {
+			delete(e.queues, id)
+			continue
+		}
+		room[id] = q.holdCap(e.maxHeld) - q.held()
+	}
+	return e.maxHeld - e.held, room
+}
+
+// closeQueues stops the workers taking new work and returns what was held
+// but not started, to be given back.
+func (e *Engine) closeQueues() []outbox.Claimed {
+	e.mu.Lock()
+	var unsent []outbox.Claimed
+	for _, q := range e.queues {
+		for _, j := range q.queue {
+			unsent = append(unsent, j.c)
+		}
+		e.held -= len(q.queue)
+		q.queue = nil
+	}
+	e.runnable = nil
+	e.closed = true
+	e.mu.Unlock()
+	e.metrics.Queued.Sub(float64(len(unsent)))
+	e.work.Broadcast()
+	return unsent
+}
+
+// heldNow is the number of deliveries claimed and not finished.
+func (e *Engine) heldNow() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.held
+}
