@@ -79,6 +79,9 @@ const (
 	// DefaultOperationalEvents says whether hookrelay writes its own
 	// operational events (hookrelay.endpoint.disabled, ...).
 	DefaultOperationalEvents = true
+	// DefaultAsyncCommit says whether the engine's own bookkeeping commits
+	// without waiting for the WAL flush.
+	DefaultAsyncCommit = true
 	// DefaultRotationGrace is how long an endpoint's previous secret keeps
 	// signing alongside the new one after a rotation.
 	DefaultRotationGrace = 24 * time.Hour
@@ -141,6 +144,12 @@ type Config struct {
 	EndpointMaxInFlight int `env:"HOOKRELAY_ENDPOINT_MAX_IN_FLIGHT" envDefault:"16"`
 	// BatchSize is how many due deliveries one claim takes; 1..10000.
 	BatchSize int `env:"HOOKRELAY_BATCH_SIZE" envDefault:"500"`
+	// AsyncCommit runs the engine's sessions (fan-out, claims, outcomes)
+	// with synchronous_commit off: a database crash can forget their last
+	// fraction of a second, which only means those deliveries are sent
+	// again with the same webhook-id. The application's inserts and the
+	// admin API stay synchronous.
+	AsyncCommit bool `env:"HOOKRELAY_ASYNC_COMMIT" envDefault:"true"`
 	// AllowPrivateDestinations lets deliveries reach loopback, private,
 	// link-local and other non-public addresses.
 	AllowPrivateDestinations bool `env:"HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS" envDefault:"false"`
@@ -230,6 +239,7 @@ func Vars() []Var {
 		{Name: "HOOKRELAY_MAX_IN_FLIGHT", Default: strconv.Itoa(DefaultMaxInFlight), Meaning: "maximum concurrent deliveries per process"},
 		{Name: "HOOKRELAY_ENDPOINT_MAX_IN_FLIGHT", Default: strconv.Itoa(DefaultEndpointMaxInFlight), Meaning: "maximum concurrent deliveries to one endpoint per process (at most MAX_IN_FLIGHT)"},
 		{Name: "HOOKRELAY_BATCH_SIZE", Default: strconv.Itoa(DefaultBatchSize), Meaning: "due deliveries claimed per query (1-10000)"},
+		{Name: "HOOKRELAY_ASYNC_COMMIT", Default: strconv.FormatBool(DefaultAsyncCommit), Meaning: "the engine's own writes (fan-out, claims, outcomes) commit without waiting for the WAL flush; after a database crash the last fraction of a second of them is redone, so a few deliveries may be sent again (same webhook-id); the application's inserts and admin API writes stay synchronous"},
 		{Name: "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS", Default: "false", Meaning: "allow deliveries to loopback, private and other non-public addresses"},
 		{Name: "HOOKRELAY_ALLOWED_DESTINATION_CIDRS", Meaning: "comma-separated CIDRs (or single addresses) deliveries may reach even when private destinations are not allowed"},
 		{Name: "HOOKRELAY_PROXY_UPSTREAM", Meaning: "http(s) URL of the application to reverse-proxy other requests to; empty turns the pass-through off"},
@@ -294,6 +304,7 @@ func Default() Config {
 		MaxInFlight:              DefaultMaxInFlight,
 		EndpointMaxInFlight:      DefaultEndpointMaxInFlight,
 		BatchSize:                DefaultBatchSize,
+		AsyncCommit:              DefaultAsyncCommit,
 		PortalPrefix:             DefaultPortalPrefix,
 		LogLevel:                 DefaultLogLevel,
 		LogFormat:                DefaultLogFormat,

@@ -262,6 +262,8 @@ func TestLoadFromVariables(t *testing.T) {
 
 		{name: "operational events off", key: "HOOKRELAY_OPERATIONAL_EVENTS", value: "false", check: func(c Config) bool { return !c.OperationalEvents }},
 		{name: "operational events not bool", key: "HOOKRELAY_OPERATIONAL_EVENTS", value: "sometimes", wantMsg: "not a boolean"},
+		{name: "async commit off", key: "HOOKRELAY_ASYNC_COMMIT", value: "false", check: func(c Config) bool { return !c.AsyncCommit }},
+		{name: "async commit not bool", key: "HOOKRELAY_ASYNC_COMMIT", value: "maybe", wantMsg: "not a boolean"},
 
 		{name: "rotation grace", key: "HOOKRELAY_ROTATION_GRACE", value: "1h", check: func(c Config) bool { return c.RotationGrace == time.Hour }},
 		{name: "rotation grace zero", key: "HOOKRELAY_ROTATION_GRACE", value: "0s", wantMsg: "must be greater than 0"},

@@ -46,6 +46,18 @@ func Channel(schema string) string {
 	return fmt.Sprintf("hookrelay_%016x_outbox", h.Sum64())
 }
 
+// AsyncCommit makes the sessions of cc commit without waiting for their WAL
+// record to reach disk (synchronous_commit off). It is meant for the relay
+// engine's pool: its writes are bookkeeping that a database crash may roll
+// back by a fraction of a second without losing work — an event's fan-out
+// or a claim is redone, a recorded outcome is sent again with the same
+// webhook-id — and they no longer wait on, or queue behind, the
+// application's durable commits. Never use it for the application's inserts
+// or for endpoint changes.
+func AsyncCommit(cc *pgx.ConnConfig) {
+	cc.RuntimeParams["synchronous_commit"] = "off"
+}
+
 // Store runs hookrelay's queries against one schema through a pool.
 type Store struct {
 	pool   *pgxpool.Pool

@@ -33,9 +33,13 @@ type stats struct {
 	OK map[string]int64 `json:"ok"`
 	// Bad counts deliveries whose signature did not verify.
 	Bad int64 `json:"bad"`
-	// LatencyUS holds commit→receipt latencies (µs) of payloads carrying
+	// LatencyUS holds insert→receipt latencies (µs) of payloads carrying
 	// "t" (unix ns), collected since the last reset.
 	LatencyUS []int64 `json:"latency_us,omitempty"`
+	// Seq and ReceivedNS pair the "seq" of such payloads with when each was
+	// received (unix ns), for the driver to measure from the commit.
+	Seq        []int64 `json:"seq,omitempty"`
+	ReceivedNS []int64 `json:"received_ns,omitempty"`
 }
 
 // receiverServer verifies and counts deliveries. Paths under /slow/ never
@@ -44,9 +48,10 @@ type receiverServer struct {
 	secret signature.Secret
 	bad    atomic.Int64
 
-	mu  sync.Mutex
-	ok  map[string]*atomic.Int64
-	lat []int64
+	mu       sync.Mutex
+	ok       map[string]*atomic.Int64
+	lat      []int64
+	seq, rcv []int64
 }
 
 // receiverMain runs the receiver subprocess: it listens on --addr, prints
@@ -91,7 +96,7 @@ func (rs *receiverServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/reset":
 		rs.mu.Lock()
 		rs.ok = map[string]*atomic.Int64{}
-		rs.lat = nil
+		rs.lat, rs.seq, rs.rcv = nil, nil, nil
 		rs.mu.Unlock()
 		rs.bad.Store(0)
 		w.WriteHeader(http.StatusNoContent)
@@ -116,17 +121,15 @@ func (rs *receiverServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var lat int64 = -1
-	if i := bytes.Index(body, []byte(`"t":`)); i >= 0 {
-		rest := bytes.TrimLeft(body[i+4:], " ")
-		j := 0
-		for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
-			j++
-		}
-		if t, err := strconv.ParseInt(string(rest[:j]), 10, 64); err == nil {
-			lat = now.Sub(time.Unix(0, t)).Microseconds()
-		}
+	if t, ok := intField(body, "t"); ok {
+		lat = now.Sub(time.Unix(0, t)).Microseconds()
 	}
+	seq, hasSeq := intField(body, "seq")
 	rs.mu.Lock()
+	if hasSeq {
+		rs.seq = append(rs.seq, seq)
+		rs.rcv = append(rs.rcv, now.UnixNano())
+	}
 	c := rs.ok[r.URL.Path]
 	if c == nil {
 		c = new(atomic.Int64)
@@ -140,6 +143,22 @@ func (rs *receiverServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// intField finds the non-negative integer member key in a JSON body
+// without decoding all of it.
+func intField(body []byte, key string) (int64, bool) {
+	i := bytes.Index(body, []byte(`"`+key+`":`))
+	if i < 0 {
+		return 0, false
+	}
+	rest := bytes.TrimLeft(body[i+len(key)+3:], " ")
+	j := 0
+	for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+		j++
+	}
+	n, err := strconv.ParseInt(string(rest[:j]), 10, 64)
+	return n, err == nil
+}
+
 func (rs *receiverServer) serveStats(w http.ResponseWriter, r *http.Request) {
 	st := stats{OK: map[string]int64{}, Bad: rs.bad.Load()}
 	rs.mu.Lock()
@@ -148,6 +167,8 @@ func (rs *receiverServer) serveStats(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.URL.Query().Get("lat") != "" {
 		st.LatencyUS = append([]int64(nil), rs.lat...)
+		st.Seq = append([]int64(nil), rs.seq...)
+		st.ReceivedNS = append([]int64(nil), rs.rcv...)
 	}
 	rs.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")

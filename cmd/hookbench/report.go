@@ -125,8 +125,8 @@ func (b *bench) derive() {
 func printTable(out io.Writer, rep report) {
 	fmt.Fprintf(out, "\nhookrelay benchmark — %s, %d cores, %s, %s, %s\n", rep.Machine.CPU, rep.Machine.Cores, rep.Machine.Postgres, rep.Machine.GoVersion, rep.Machine.OS)
 	fmt.Fprintf(out, "command: %s (runs per figure: %d; median and min–max)\n", rep.Command, rep.Runs)
-	fmt.Fprintf(out, "relay: pool %d conns, batch %d, %d in flight, %d per endpoint\n\n",
-		rep.Relay.PoolConns, rep.Relay.BatchSize, rep.Relay.MaxInFlight, rep.Relay.EndpointMaxInFlight)
+	fmt.Fprintf(out, "relay: pool %d conns, async commit %t, batch %d, %d in flight, %d per endpoint\n\n",
+		rep.Relay.PoolConns, rep.Relay.AsyncCommit, rep.Relay.BatchSize, rep.Relay.MaxInFlight, rep.Relay.EndpointMaxInFlight)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\tmetric\tmedian\tmin–max\tunit\ttarget\t")
 	for _, f := range rep.Results {

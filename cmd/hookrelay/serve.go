@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -24,10 +25,12 @@ import (
 )
 
 const (
-	// serveMaxConns is the pool size of `run`: the engine needs about three
-	// connections (dispatch, claim, complete), the API the rest. The
-	// listener uses its own connection.
-	serveMaxConns = 16
+	// serveMaxConns is the pool size of `run` for the admin API, the portal
+	// and maintenance; engineMaxConns the engine's own pool (dispatch,
+	// claim, complete and the odd endpoint update). The listener uses a
+	// connection of its own. pool_max_conns in the URL sets both.
+	serveMaxConns  = 10
+	engineMaxConns = 6
 	// startupRetryFor bounds how long `run` retries reaching the database
 	// and preparing the schema before giving up.
 	startupRetryFor = 30 * time.Second
@@ -120,6 +123,25 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The engine has a pool of its own, so its bookkeeping may commit
+	// asynchronously (HOOKRELAY_ASYNC_COMMIT) while the admin API's writes
+	// stay durable.
+	epc := pc.Copy()
+	if !strings.Contains(cfg.DatabaseURL, "pool_max_conns") {
+		epc.MaxConns = engineMaxConns
+	}
+	if cfg.AsyncCommit {
+		outbox.AsyncCommit(epc.ConnConfig)
+	}
+	enginePool, err := pgxpool.NewWithConfig(ctx, epc)
+	if err != nil {
+		return fmt.Errorf("open database pool: %w", err)
+	}
+	defer enginePool.Close()
+	engineStore, err := newStore(enginePool, cfg)
+	if err != nil {
+		return err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -143,7 +165,7 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 		Lease:               cfg.Lease(),
 		ShutdownTimeout:     cfg.ShutdownTimeout,
 		Policy:              relay.Policy{Schedule: cfg.RetrySchedule},
-	}, store, sender, listener.Wake(), log.Named("engine"), metrics)
+	}, engineStore, sender, listener.Wake(), log.Named("engine"), metrics)
 	engine.Listening = listener.Connected
 
 	maint := &relay.Maintenance{
