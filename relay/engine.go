@@ -15,7 +15,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/hookrelay/hookrelay/outbox"
-	"github.com/hookrelay/hookrelay/relay/signature"
 )
 
 // Config tunes the engine. Zero values take the defaults noted.
@@ -477,16 +476,7 @@ func (e *Engine) deliver(ctx context.Context, j heldJob) {
 		return
 	}
 	attempt := c.Attempts + 1
-	secrets := make([]signature.Secret, 0, len(c.Secrets))
-	var secretErr error
-	for _, s := range c.Secrets {
-		sec, err := signature.ParseSecret(s)
-		if err != nil {
-			secretErr = err
-			continue
-		}
-		secrets = append(secrets, sec)
-	}
+	secrets := j.secrets
 	if c.RateLimit > 0 {
 		if err := e.limiter(c.EndpointID, c.RateLimit).Wait(ctx); err != nil {
 			// Shutdown while waiting for the endpoint's rate: not sent.
@@ -497,7 +487,7 @@ func (e *Engine) deliver(ctx context.Context, j heldJob) {
 	var resp Response
 	var v Verdict
 	if len(secrets) == 0 {
-		resp = Response{StartedAt: time.Now(), Err: secretErr}
+		resp = Response{StartedAt: time.Now(), Err: j.badKey}
 		v = Verdict{Final: true, Class: "invalid_secret"}
 	} else {
 		resp = e.sender.Send(ctx, Message{

@@ -542,3 +542,27 @@ func TestPrefetchKeepsTheEndpointCap(t *testing.T) {
 		t.Fatalf("%d claims for %d deliveries: claims did not hold more than the endpoint's cap", claims, n)
 	}
 }
+
+func TestUnreadableSecretIsDeadNotSent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := outboxtest.Store(t)
+	rc := newReceiver(t, nil)
+	ep := createEndpoint(t, st, rc, "")
+	if _, err := st.Pool().Exec(ctx, `UPDATE `+pgx.Identifier{st.Schema()}.Sanitize()+`.endpoints SET secret = 'not-a-secret' WHERE id = $1`, ep.ID); err != nil {
+		t.Fatal(err)
+	}
+	startEngine(t, st, engineOpts{})
+	insertSQL(t, st, "", "signup.created", 3, 3)
+	eventually(t, 10*time.Second, "deliveries dead", func() bool { return states(t, st)[outbox.StateDead] == 3 })
+	var class string
+	if err := st.Pool().QueryRow(ctx, `SELECT string_agg(DISTINCT error_class, ',') FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.attempts`).Scan(&class); err != nil {
+		t.Fatal(err)
+	}
+	if class != "invalid_secret" {
+		t.Fatalf("attempt error classes %q, want invalid_secret", class)
+	}
+	if n := len(rc.accepted()); n != 0 {
+		t.Fatalf("receiver got %d unsigned deliveries", n)
+	}
+}

@@ -1,9 +1,11 @@
 package relay
 
 import (
+	"slices"
 	"time"
 
 	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/relay/signature"
 )
 
 // Claimed work waits in one queue per endpoint until the endpoint has a free
@@ -27,6 +29,8 @@ const (
 type heldJob struct {
 	c        outbox.Claimed
 	deadline time.Time
+	secrets  []signature.Secret // c.Secrets parsed; empty when none parses
+	badKey   error              // why a secret did not parse
 }
 
 // endpointQueue is one endpoint's claimed work; guarded by Engine.mu.
@@ -39,6 +43,10 @@ type endpointQueue struct {
 	pace     time.Duration // moving average of attempt durations, 0 unmeasured
 	runnable bool          // listed in Engine.runnable
 	lastUsed time.Time
+	// The endpoint's secrets as last claimed, parsed once per change.
+	rawSecrets []string
+	secrets    []signature.Secret
+	badKey     error
 }
 
 func (q *endpointQueue) held() int { return len(q.queue) + q.sending }
@@ -100,13 +108,32 @@ func (e *Engine) hold(claimed []outbox.Claimed, deadline time.Time) {
 		}
 		q.rate = c.RateLimit
 		q.lastUsed = now
-		q.queue = append(q.queue, heldJob{c: c, deadline: deadline})
+		if !slices.Equal(q.rawSecrets, c.Secrets) {
+			q.rawSecrets = c.Secrets
+			q.secrets, q.badKey = parseSecrets(c.Secrets)
+		}
+		q.queue = append(q.queue, heldJob{c: c, deadline: deadline, secrets: q.secrets, badKey: q.badKey})
 		e.held++
 		e.markRunnable(q)
 	}
 	e.mu.Unlock()
 	e.metrics.Queued.Add(float64(len(claimed)))
 	e.work.Broadcast()
+}
+
+// parseSecrets parses the secrets that parse and remembers why one did not.
+func parseSecrets(raw []string) ([]signature.Secret, error) {
+	secrets := make([]signature.Secret, 0, len(raw))
+	var bad error
+	for _, s := range raw {
+		sec, err := signature.ParseSecret(s)
+		if err != nil {
+			bad = err
+			continue
+		}
+		secrets = append(secrets, sec)
+	}
+	return secrets, bad
 }
 
 // next blocks until a delivery may be sent and returns it, or returns false
