@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Delivery states, as stored in deliveries.state.
@@ -66,11 +68,54 @@ func NewLeaseToken() int64 {
 // several relays can dispatch at once. It returns the number of events and
 // deliveries created.
 func (s *Store) Dispatch(ctx context.Context, limit int) (events, deliveries int, err error) {
-	err = s.pool.QueryRow(ctx, s.q.dispatch, limit).Scan(&events, &deliveries)
+	d, err := s.DispatchClaim(ctx, limit, ClaimParams{})
+	return d.Events, d.Deliveries, err
+}
+
+// Dispatched is what DispatchClaim did.
+type Dispatched struct {
+	Events     int       // events fanned out
+	Deliveries int       // deliveries created
+	Claimed    []Claimed // new deliveries leased to the caller
+}
+
+// DispatchClaim is Dispatch that also leases, in the same statement, up to
+// claim.Limit of the deliveries it creates, within claim's per-endpoint
+// room (see ClaimParams); they are returned ready to send. The others stay
+// pending for Claim.
+func (s *Store) DispatchClaim(ctx context.Context, limit int, claim ClaimParams) (Dispatched, error) {
+	var d Dispatched
+	token := NewLeaseToken()
+	ids, rooms := claim.rooms()
+	rows, err := s.pool.Query(ctx, s.q.dispatch, limit, max(claim.Limit, 0), claim.PerEndpoint, ids, rooms,
+		token, claim.Lease.Seconds())
 	if err != nil {
-		return 0, 0, fmt.Errorf("dispatch events: %w", translate(err))
+		return d, fmt.Errorf("dispatch events: %w", translate(err))
 	}
-	return events, deliveries, nil
+	d.Claimed, err = scanClaimed(rows, token, func(c Claimed, events, deliveries int32) bool {
+		if c.DeliveryID != 0 {
+			return true
+		}
+		d.Events, d.Deliveries = int(events), int(deliveries)
+		return false
+	})
+	if err != nil {
+		return d, fmt.Errorf("dispatch events: %w", err)
+	}
+	if err := s.openClaimed(d.Claimed); err != nil {
+		return d, fmt.Errorf("dispatch events: %w", err)
+	}
+	return d, nil
+}
+
+// rooms lists the room per endpoint for the claim statements.
+func (p ClaimParams) rooms() (ids []string, rooms []int32) {
+	ids, rooms = make([]string, 0, len(p.Room)), make([]int32, 0, len(p.Room))
+	for id, n := range p.Room {
+		ids = append(ids, id)
+		rooms = append(rooms, int32(max(n, 0)))
+	}
+	return ids, rooms
 }
 
 // Claim leases due deliveries (fresh ones, retries whose time has come and
@@ -83,43 +128,66 @@ func (s *Store) Claim(ctx context.Context, p ClaimParams) ([]Claimed, error) {
 	}
 	token := NewLeaseToken()
 	saturated := []string{}
-	roomIDs := make([]string, 0, len(p.Room))
-	rooms := make([]int32, 0, len(p.Room))
 	for id, n := range p.Room {
 		if n <= 0 {
 			saturated = append(saturated, id)
 		}
-		roomIDs = append(roomIDs, id)
-		rooms = append(rooms, int32(max(n, 0)))
 	}
+	roomIDs, rooms := p.rooms()
 	retries := max(p.Limit/4, 1)
 	rows, err := s.pool.Query(ctx, s.q.claim,
 		p.Limit, saturated, retries, p.PerEndpoint, roomIDs, rooms, token, p.Lease.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", translate(err))
 	}
+	out, err := scanClaimed(rows, token, nil)
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	if err := s.openClaimed(out); err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// scanClaimed reads claimed deliveries leased with token. With counts set,
+// each row has two more int columns and is kept only if counts says so.
+func scanClaimed(rows pgx.Rows, token int64, counts func(c Claimed, a, b int32) bool) ([]Claimed, error) {
 	defer rows.Close()
-	out := make([]Claimed, 0, p.Limit)
+	var out []Claimed
 	for rows.Next() {
 		var c Claimed
 		var uid [16]byte
-		if err := rows.Scan(&c.DeliveryID, &c.EventID, &c.EndpointID, &c.Attempts, &uid, &c.EventType,
-			&c.Tenant, &c.Payload, &c.CreatedAt, &c.URL, &c.Secrets, &c.MaxInFlight, &c.RateLimit); err != nil {
-			return nil, fmt.Errorf("claim deliveries: %w", err)
+		dest := []any{&c.DeliveryID, &c.EventID, &c.EndpointID, &c.Attempts, &uid, &c.EventType,
+			&c.Tenant, &c.Payload, &c.CreatedAt, &c.URL, &c.Secrets, &c.MaxInFlight, &c.RateLimit}
+		var a, b int32
+		if counts != nil {
+			dest = append(dest, &a, &b)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		if counts != nil && !counts(c, a, b) {
+			continue
 		}
 		c.LeaseToken = token
 		c.WebhookID = WebhookID(uid)
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("claim deliveries: %w", translate(err))
-	}
-	for i := range out {
-		if err := s.openSecrets(out[i].Secrets); err != nil {
-			return nil, fmt.Errorf("claim deliveries: endpoint %s: %w", out[i].EndpointID, err)
-		}
+		return nil, translate(err)
 	}
 	return out, nil
+}
+
+// openClaimed decrypts the secrets of claimed deliveries.
+func (s *Store) openClaimed(out []Claimed) error {
+	for i := range out {
+		if err := s.openSecrets(out[i].Secrets); err != nil {
+			return fmt.Errorf("endpoint %s: %w", out[i].EndpointID, err)
+		}
+	}
+	return nil
 }
 
 // Outcome is the result of one attempt, recorded by Complete.

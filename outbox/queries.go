@@ -16,6 +16,12 @@ func newQueries(schema string) queries {
 	}
 }
 
+// dispatchSQL fans out a batch of events and, in the same statement, leases
+// the new deliveries this relay has room for ($2 in all, per endpoint as
+// for claimSQL), returning them ready to send: a fresh event then costs one
+// statement and one row version fewer than a fan-out followed by a claim.
+// The claimed rows come first; the last row carries the counts (delivery id
+// 0).
 const dispatchSQL = `WITH ev AS (
     SELECT id, tenant, event_type, endpoint_id
       FROM {{schema}}.outbox
@@ -23,16 +29,29 @@ const dispatchSQL = `WITH ev AS (
      ORDER BY id
      LIMIT $1
        FOR UPDATE SKIP LOCKED
-), ins AS (
-    INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, next_attempt_at)
-    SELECT ev.id, e.id, CASE WHEN e.enabled THEN now() ELSE 'infinity'::timestamptz END
+), pairs AS (
+    SELECT ev.id AS event_id, e.id AS endpoint_id, e.enabled,
+           e.enabled AND row_number() OVER (PARTITION BY e.id ORDER BY ev.id)
+               <= coalesce(b.room, least(coalesce(e.max_in_flight, $3), $3)) AS fits
       FROM ev
       JOIN {{schema}}.endpoints e
         ON (ev.endpoint_id IS NOT NULL AND e.id = ev.endpoint_id)
         OR (ev.endpoint_id IS NULL AND e.tenant = ev.tenant
             AND (cardinality(e.event_types) = 0 OR ev.event_type = ANY (e.event_types)))
+      LEFT JOIN unnest($4::uuid[], $5::int[]) AS b(endpoint_id, room) ON b.endpoint_id = e.id
+), chosen AS (
+    SELECT event_id, endpoint_id, enabled,
+           fits AND row_number() OVER (PARTITION BY fits ORDER BY event_id, endpoint_id) <= $2 AS lease
+      FROM pairs
+), ins AS (
+    INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, next_attempt_at, state, lease_token, lease_expires_at)
+    SELECT event_id, endpoint_id, CASE WHEN enabled THEN now() ELSE 'infinity'::timestamptz END,
+           CASE WHEN lease THEN 'in_flight' ELSE 'pending' END,
+           CASE WHEN lease THEN $6::bigint END,
+           CASE WHEN lease THEN now() + make_interval(secs => $7) END
+      FROM chosen
     ON CONFLICT (event_id, endpoint_id) DO NOTHING
-    RETURNING 1
+    RETURNING id, event_id, endpoint_id, state, attempts
 ), upd AS (
     -- The count is computed per row (an index lookup) rather than by
     -- joining the inserted rows back, which the planner would do with a
@@ -47,9 +66,23 @@ const dispatchSQL = `WITH ev AS (
      WHERE o.id = ev.id
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM upd)::int, (SELECT count(*) FROM ins)::int`
+SELECT i.id, i.event_id, i.endpoint_id::text, i.attempts, o.uid, o.event_type, o.tenant,
+       o.payload::text::bytea, o.created_at, e.url,
+       ` + secretsSQL + `,
+       coalesce(e.max_in_flight, 0), coalesce(e.rate_limit, 0), -1, -1
+  FROM ins i
+  JOIN {{schema}}.outbox o ON o.id = i.event_id
+  JOIN {{schema}}.endpoints e ON e.id = i.endpoint_id
+ WHERE i.state = 'in_flight'
+UNION ALL
+SELECT 0, 0, '', 0, '00000000-0000-0000-0000-000000000000'::uuid, '', '', ''::bytea, now(), '', '{}'::text[], 0, 0,
+       (SELECT count(*) FROM upd)::int, (SELECT count(*) FROM ins)::int`
 
-// The old secrets still inside their rotation window follow the current one.
+// secretsSQL lists an endpoint's (e) signing secrets: the current one
+// first, then old ones still inside their rotation window.
+const secretsSQL = `ARRAY[e.secret] || ARRAY(SELECT x->>'secret' FROM jsonb_array_elements(e.old_secrets) x
+                                    WHERE (x->>'expires_at')::timestamptz > now())`
+
 const claimSQL = `WITH room AS (
     -- What this relay will take per enabled endpoint: the room it asked for,
     -- or the in-flight cap for an endpoint it has not asked about.
@@ -109,8 +142,7 @@ UPDATE {{schema}}.deliveries d
  WHERE d.id IN (SELECT id FROM locked) AND o.id = d.event_id AND e.id = d.endpoint_id
 RETURNING d.id, d.event_id, d.endpoint_id::text, d.attempts, o.uid, o.event_type, o.tenant,
           o.payload::text::bytea, o.created_at, e.url,
-          ARRAY[e.secret] || ARRAY(SELECT x->>'secret' FROM jsonb_array_elements(e.old_secrets) x
-                                    WHERE (x->>'expires_at')::timestamptz > now()),
+          ` + secretsSQL + `,
           coalesce(e.max_in_flight, 0), coalesce(e.rate_limit, 0)`
 
 const completeSQL = `WITH r AS (

@@ -104,6 +104,10 @@ type Engine struct {
 	limitersMu sync.Mutex
 	limiters   map[string]*rate.Limiter
 
+	// claimMu makes the fan-out's claim and the claimer take turns, so
+	// both see the room the other left.
+	claimMu sync.Mutex
+
 	// Claimed work, per endpoint (schedule.go).
 	mu       sync.Mutex
 	work     *sync.Cond // signalled when an endpoint becomes runnable
@@ -112,7 +116,8 @@ type Engine struct {
 	held     int // claimed and not finished, at most maxHeld
 	maxHeld  int
 	closed   bool
-	freed    chan struct{}
+	freed    chan struct{} // an endpoint has room for a worthwhile claim
+	spare    chan struct{} // half the process's room is free
 	results  chan result
 }
 
@@ -143,6 +148,7 @@ func New(cfg Config, store *outbox.Store, sender *Sender, wake <-chan struct{}, 
 		maxHeld:  2 * cfg.MaxInFlight,
 		limiters: map[string]*rate.Limiter{},
 		freed:    make(chan struct{}, 1),
+		spare:    make(chan struct{}, 1),
 		results:  make(chan result, cfg.MaxInFlight+cfg.CompleteBatch),
 	}
 	e.work = sync.NewCond(&e.mu)
@@ -291,9 +297,17 @@ func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 		markedIdle, markedAt = idle, time.Now()
 	}
 	for {
+		if ctx.Err() != nil {
+			return
+		}
 		full := false
 		wait := jittered(e.cfg.PollInterval)
-		events, deliveries, err := e.store.Dispatch(ctx, e.cfg.BatchSize)
+		limit := e.cfg.BatchSize
+		if trigger == "backlog" {
+			limit = e.backlogBatch(ctx)
+		}
+		d, err := e.dispatch(ctx, limit)
+		events, deliveries := d.Events, d.Deliveries
 		e.metrics.Polls.WithLabelValues(trigger).Inc()
 		switch {
 		case err != nil:
@@ -309,13 +323,14 @@ func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 				e.metrics.Dispatched.Add(float64(events))
 				e.log.Debug("fanned out events", zap.Int("events", events), zap.Int("deliveries", deliveries))
 			}
-			if deliveries > 0 {
+			if deliveries > len(d.Claimed) {
+				// Some are left pending for the claimer.
 				select {
 				case dispatched <- struct{}{}:
 				default:
 				}
 			}
-			full = events == e.cfg.BatchSize
+			full = events == limit
 		}
 		if ctx.Err() != nil {
 			return
@@ -362,6 +377,57 @@ func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 			trigger = "timer"
 		}
 	}
+}
+
+// backlogBatch sizes the next fan-out of a backlog. Events fanned out while
+// this relay has no room become pending deliveries that a claim must lease
+// later, an extra row version each; so it waits (up to a poll interval)
+// until half the room is free and fans out about as many events as it can
+// then lease, at least an eighth of a batch. Room is per process: a slow
+// endpoint holds only its own few slots and never makes the fan-out wait.
+func (e *Engine) backlogBatch(ctx context.Context) int {
+	want := max(min(e.cfg.BatchSize, e.maxHeld)/2, 1)
+	t := time.NewTimer(e.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		room := e.maxHeld - e.heldNow()
+		if room >= want {
+			return max(min(room, e.cfg.BatchSize), e.cfg.BatchSize/8, 1)
+		}
+		select {
+		case <-ctx.Done():
+			return e.cfg.BatchSize
+		case <-t.C:
+			return max(room, e.cfg.BatchSize/8, 1)
+		case <-e.spare:
+		}
+	}
+}
+
+// dispatch fans out up to limit events and leases as many of the new
+// deliveries as there is room for, queueing them for the workers.
+func (e *Engine) dispatch(ctx context.Context, limit int) (outbox.Dispatched, error) {
+	e.claimMu.Lock()
+	defer e.claimMu.Unlock()
+	room, rooms := e.rooms()
+	// Not cut off by shutdown, like a claim (see claim).
+	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	d, err := e.store.DispatchClaim(qctx, limit, outbox.ClaimParams{
+		Limit:       max(min(room, e.cfg.BatchSize), 0),
+		Lease:       e.cfg.Lease,
+		PerEndpoint: e.cfg.EndpointMaxInFlight,
+		Room:        rooms,
+	})
+	if err != nil {
+		return d, err
+	}
+	if len(d.Claimed) > 0 {
+		e.metrics.ClaimBatch.Observe(float64(len(d.Claimed)))
+		e.hold(d.Claimed, start.Add(e.cfg.Lease/2))
+	}
+	return d, nil
 }
 
 // claimLoop leases due deliveries whenever there is room: after a fan-out,
@@ -416,6 +482,8 @@ const (
 // claim leases as many due deliveries as there is room for and queues them
 // for the workers.
 func (e *Engine) claim(ctx context.Context) (moreWork, error) {
+	e.claimMu.Lock()
+	defer e.claimMu.Unlock()
 	room, rooms := e.rooms()
 	limit := min(room, e.cfg.BatchSize)
 	if limit < max(min(e.cfg.BatchSize, e.cfg.MaxInFlight)/8, 1) {

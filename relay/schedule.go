@@ -180,6 +180,7 @@ func (e *Engine) finish(endpointID string, d time.Duration, sent bool) {
 	q.lastUsed = time.Now()
 	wake := e.markRunnable(q)
 	low := q.held() <= q.holdCap(e.maxHeld)/2
+	spare := e.held <= e.maxHeld/2
 	e.mu.Unlock()
 	e.metrics.InFlight.Dec()
 	if wake {
@@ -188,6 +189,12 @@ func (e *Engine) finish(endpointID string, d time.Duration, sent bool) {
 	if low {
 		select {
 		case e.freed <- struct{}{}:
+		default:
+		}
+	}
+	if spare {
+		select {
+		case e.spare <- struct{}{}:
 		default:
 		}
 	}

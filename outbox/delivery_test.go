@@ -1,0 +1,74 @@
+package outbox_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/outbox/outboxtest"
+)
+
+func TestDispatchClaimLeasesWithinRoom(t *testing.T) {
+	st := outboxtest.Store(t)
+	ctx := context.Background()
+	secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	newEndpoint := func() outbox.Endpoint {
+		t.Helper()
+		ep, err := st.CreateEndpoint(ctx, outbox.EndpointInput{URL: "https://a.test", Secret: secret}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ep
+	}
+	known, unknown, off := newEndpoint(), newEndpoint(), newEndpoint()
+	if _, err := st.DisableEndpoint(ctx, off.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Pool().Exec(ctx, `INSERT INTO "`+st.Schema()+`".outbox (event_type, payload)
+		SELECT 'signup.created', jsonb_build_object('n', g) FROM generate_series(1, 10) g`); err != nil {
+		t.Fatal(err)
+	}
+	// known: room for 4; unknown: its cap, 3; off: disabled, held.
+	d, err := st.DispatchClaim(ctx, 8, outbox.ClaimParams{
+		Limit: 100, Lease: time.Minute, PerEndpoint: 3, Room: map[string]int{known.ID: 4},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Events != 8 || d.Deliveries != 24 {
+		t.Fatalf("fanned out %d events into %d deliveries, want 8 into 24", d.Events, d.Deliveries)
+	}
+	per := map[string]int{}
+	for _, c := range d.Claimed {
+		per[c.EndpointID]++
+		if c.LeaseToken == 0 || c.Payload == nil || c.URL != "https://a.test" || len(c.Secrets) != 1 || c.WebhookID == "" {
+			t.Fatalf("claimed delivery incomplete: %+v", c)
+		}
+	}
+	if per[known.ID] != 4 || per[unknown.ID] != 3 || per[off.ID] != 0 {
+		t.Fatalf("claimed per endpoint %v, want 4 for the known one, 3 for the unknown one, none held", per)
+	}
+	q, err := st.QueueStats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.InFlight != 7 || q.Undispatched != 2 {
+		t.Fatalf("after the fan-out: %+v, want 7 in flight and 2 events left", q)
+	}
+
+	// A global limit of 2 leases 2; no room leases none.
+	d, err = st.DispatchClaim(ctx, 1, outbox.ClaimParams{Limit: 2, Lease: time.Minute, PerEndpoint: 3})
+	if err != nil || len(d.Claimed) != 2 || d.Events != 1 {
+		t.Fatalf("limit 2: %d claimed of %d events (%v)", len(d.Claimed), d.Events, err)
+	}
+	d, err = st.DispatchClaim(ctx, 1, outbox.ClaimParams{Lease: time.Minute, PerEndpoint: 3})
+	if err != nil || len(d.Claimed) != 0 || d.Events != 1 || d.Deliveries != 3 {
+		t.Fatalf("no room: %d claimed, %d events, %d deliveries (%v)", len(d.Claimed), d.Events, d.Deliveries, err)
+	}
+	// Nothing left: an empty fan-out.
+	d, err = st.DispatchClaim(ctx, 8, outbox.ClaimParams{Limit: 100, Lease: time.Minute, PerEndpoint: 3})
+	if err != nil || d.Events != 0 || d.Deliveries != 0 || len(d.Claimed) != 0 {
+		t.Fatalf("empty outbox: %+v (%v)", d, err)
+	}
+}
