@@ -624,7 +624,10 @@ func (e *Engine) deliver(ctx context.Context, j heldJob) {
 		fields = append(fields, zap.String("error_class", v.Class), zap.String("error", out.Error))
 	}
 	if v.Delivered {
-		e.log.Info("delivery attempt", fields...)
+		// Successes are counted by the metrics and recorded in the
+		// attempts table; a log line each would cost more than the
+		// delivery's own bookkeeping at thousands per second.
+		e.log.Debug("delivery attempt", fields...)
 	} else {
 		e.log.Warn("delivery attempt", fields...)
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/hookrelay/hookrelay/relay/signature"
@@ -77,9 +78,9 @@ type options struct {
 // relayConfig is the relay's tuning under test; the defaults are those of
 // `hookrelay run`.
 type relayConfig struct {
-	PoolConns           int `json:"pool_conns"`
-	BatchSize           int `json:"batch_size"`
-	MaxInFlight         int `json:"max_in_flight"`
+	PoolConns           int  `json:"pool_conns"`
+	BatchSize           int  `json:"batch_size"`
+	MaxInFlight         int  `json:"max_in_flight"`
 	EndpointMaxInFlight int  `json:"endpoint_max_in_flight"`
 	AsyncCommit         bool `json:"async_commit"`
 }
@@ -186,7 +187,11 @@ type bench struct {
 
 func benchmark(ctx context.Context, o options, args []string, out io.Writer) error {
 	rep := report{StartedAt: time.Now().UTC(), Command: strings.TrimSpace("hookbench " + strings.Join(args, " ")), Quick: o.quick, Runs: o.runs}
-	b := &bench{o: o, sz: fullSizes, out: out, log: zap.NewNop(), profile: o.cpuprofile != ""}
+	// The relay logs as `hookrelay run` does by default (JSON at info), into
+	// io.Discard: encoding is counted, the terminal is not.
+	relayLog := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
+		zapcore.AddSync(io.Discard), zap.InfoLevel))
+	b := &bench{o: o, sz: fullSizes, out: out, log: relayLog, profile: o.cpuprofile != ""}
 	if o.quick {
 		b.sz = quickSizes
 	}

@@ -438,7 +438,7 @@ func (d *demo) printAttempt(f map[string]any) {
 }
 
 // attemptCore passes entries to next and also hands the fields of each
-// successful "delivery attempt" entry to onAttempt.
+// successful "delivery attempt" entry (logged at debug level) to onAttempt.
 type attemptCore struct {
 	next      zapcore.Core
 	fields    []zapcore.Field
@@ -447,7 +447,7 @@ type attemptCore struct {
 
 const attemptMessage = "delivery attempt"
 
-func (c *attemptCore) Enabled(l zapcore.Level) bool { return l >= zapcore.InfoLevel }
+func (c *attemptCore) Enabled(l zapcore.Level) bool { return l >= zapcore.DebugLevel }
 
 func (c *attemptCore) With(fields []zapcore.Field) zapcore.Core {
 	return &attemptCore{
@@ -458,14 +458,14 @@ func (c *attemptCore) With(fields []zapcore.Field) zapcore.Core {
 }
 
 func (c *attemptCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
-	if e.Message == attemptMessage || c.next.Enabled(e.Level) {
+	if (e.Message == attemptMessage && e.Level == zapcore.DebugLevel) || c.next.Enabled(e.Level) {
 		return ce.AddCore(e, c)
 	}
 	return ce
 }
 
 func (c *attemptCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
-	if e.Message == attemptMessage && e.Level == zapcore.InfoLevel {
+	if e.Message == attemptMessage && e.Level == zapcore.DebugLevel {
 		m := zapcore.NewMapObjectEncoder()
 		for _, f := range append(c.fields[:len(c.fields):len(c.fields)], fields...) {
 			f.AddTo(m)

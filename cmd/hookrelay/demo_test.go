@@ -215,6 +215,9 @@ func TestDemo(t *testing.T) {
 		if code := p.wait(t, demoExitDeadline); code != 0 {
 			t.Fatalf("exit code %d, want 0:\n%s", code, p.output())
 		}
+		if n := strings.Count(p.output(), "→ sent"); n < 5 {
+			t.Fatalf("%d \"→ sent\" lines from the relay, want one per delivery (5):\n%s", n, p.output())
+		}
 		assertCleanedUp(t, dir)
 	})
 
