@@ -55,7 +55,7 @@ type sizes struct {
 var (
 	fullSizes = sizes{
 		Drain: 100_000, FanoutEvents: 10_000, FanoutEPs: 10, LatencyRate: 1000, LatencyFor: 30 * time.Second,
-		AppCostFor: 5 * time.Second, Isolation: 20_000, IsoTimeout: 2 * time.Second,
+		AppCostFor: 5 * time.Second, Isolation: 40_000, IsoTimeout: 2 * time.Second,
 		HistoryRows: 1_000_000, HistoryEvents: 50_000, Baseline: 20_000, Bare: 100_000,
 	}
 	quickSizes = sizes{
