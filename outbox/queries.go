@@ -159,10 +159,11 @@ const completeSQL = `WITH r AS (
            last_attempt_at = now(), updated_at = now(),
            finished_at = CASE WHEN r.state IN ('delivered', 'dead') THEN now() END
       FROM r, {{schema}}.endpoints e
-     -- The lease token is set only while a delivery is in flight; matching
-     -- on it (not on the state) keeps the planner on the primary key
-     -- rather than the in-flight index and its dead entries.
-     WHERE d.id = r.id AND d.lease_token = r.token AND e.id = d.endpoint_id
+     -- id = ANY keeps the planner on the primary key: joining the unnested
+     -- arrays alone, it guesses their size and may hash a sequential scan
+     -- of the whole table instead. The lease token is set only while a
+     -- delivery is in flight, so it also stands for the state.
+     WHERE d.id = ANY ($1::bigint[]) AND d.id = r.id AND d.lease_token = r.token AND e.id = d.endpoint_id
     RETURNING d.id
 ), att AS (
     INSERT INTO {{schema}}.attempts (delivery_id, event_id, endpoint_id, attempt, started_at,
@@ -189,7 +190,7 @@ const releaseSQL = `UPDATE {{schema}}.deliveries d
    SET state = 'pending', lease_token = NULL, lease_expires_at = NULL, updated_at = now(),
        next_attempt_at = CASE WHEN e.enabled THEN least(d.next_attempt_at, now()) ELSE 'infinity'::timestamptz END
   FROM unnest($1::bigint[], $2::bigint[]) AS r(id, token), {{schema}}.endpoints e
- WHERE d.id = r.id AND d.lease_token = r.token AND e.id = d.endpoint_id`
+ WHERE d.id = ANY ($1::bigint[]) AND d.id = r.id AND d.lease_token = r.token AND e.id = d.endpoint_id`
 
 const disableSQL = `WITH before AS (
     SELECT enabled FROM {{schema}}.endpoints WHERE id = $1 FOR UPDATE

@@ -1,0 +1,125 @@
+package relay
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/hookrelay/hookrelay/outbox"
+)
+
+func testEngine(maxInFlight, perEndpoint int) *Engine {
+	return New(Config{MaxInFlight: maxInFlight, EndpointMaxInFlight: perEndpoint}, nil, nil, nil, zap.NewNop(), nil)
+}
+
+func claimedFor(endpoint string, ids ...int64) []outbox.Claimed {
+	out := make([]outbox.Claimed, len(ids))
+	for i, id := range ids {
+		out[i] = outbox.Claimed{DeliveryID: id, EndpointID: endpoint, LeaseToken: 7}
+	}
+	return out
+}
+
+// nextNow takes the next job, failing if none is ready.
+func nextNow(t *testing.T, e *Engine) heldJob {
+	t.Helper()
+	got := make(chan heldJob, 1)
+	go func() {
+		if j, ok := e.next(); ok {
+			got <- j
+		}
+	}()
+	select {
+	case j := <-got:
+		return j
+	case <-time.After(5 * time.Second):
+		t.Fatal("no job ready")
+		return heldJob{}
+	}
+}
+
+func TestQueuesKeepTheCapAndTakeTurns(t *testing.T) {
+	e := testEngine(8, 2)
+	later := time.Now().Add(time.Minute)
+	e.hold(claimedFor("a", 1, 2, 3, 4), later)
+	e.hold(claimedFor("b", 10), later)
+
+	var order []int64
+	for range 3 {
+		order = append(order, nextNow(t, e).c.DeliveryID)
+	}
+	// a, then b in turn, then a's second slot; a's third must wait.
+	if want := []int64{1, 10, 2}; !slices.Equal(order, want) {
+		t.Fatalf("order %v, want %v", order, want)
+	}
+	blocked := make(chan int64, 1)
+	go func() {
+		if j, ok := e.next(); ok {
+			blocked <- j.c.DeliveryID
+		}
+	}()
+	select {
+	case id := <-blocked:
+		t.Fatalf("delivery %d handed out while endpoint a had 2 in flight", id)
+	case <-time.After(50 * time.Millisecond):
+	}
+	e.finish("a", time.Millisecond, true)
+	select {
+	case id := <-blocked:
+		if id != 3 {
+			t.Fatalf("after a slot freed got %d, want 3", id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a freed slot did not release the next delivery")
+	}
+
+	// Closing hands back what was not started.
+	unsent := e.closeQueues()
+	if len(unsent) != 1 || unsent[0].DeliveryID != 4 {
+		t.Fatalf("given back %v, want delivery 4", unsent)
+	}
+	if _, ok := e.next(); ok {
+		t.Fatal("a job after the queues closed")
+	}
+}
+
+func TestHoldCapFollowsPace(t *testing.T) {
+	q := &endpointQueue{cap: 16}
+	if got := q.holdCap(512); got != 16 {
+		t.Fatalf("unmeasured endpoint holds %d, want its cap 16", got)
+	}
+	q.pace = 2 * time.Second // a timing-out endpoint
+	if got := q.holdCap(512); got != 24 {
+		t.Fatalf("slow endpoint holds %d, want 24 (cap + a second's worth)", got)
+	}
+	q.pace = time.Millisecond
+	if got := q.holdCap(512); got != 512 {
+		t.Fatalf("fast endpoint holds %d, want the process limit 512", got)
+	}
+	q.rate = 10
+	if got := q.holdCap(512); got != 26 {
+		t.Fatalf("rate-limited endpoint holds %d, want 26 (cap + 10/s for a second)", got)
+	}
+}
+
+func TestHeldPastDeadlineIsGivenBackUnsent(t *testing.T) {
+	e := testEngine(4, 4)
+	e.hold(claimedFor("a", 1), time.Now().Add(-time.Second))
+	j := nextNow(t, e)
+	// A nil sender would panic if deliver tried to send.
+	e.deliver(context.Background(), j)
+	select {
+	case r := <-e.results:
+		if !r.release || r.out.DeliveryID != 1 || r.out.LeaseToken != 7 {
+			t.Fatalf("result %+v, want delivery 1 released under its lease", r)
+		}
+	default:
+		t.Fatal("no result for the expired delivery")
+	}
+	if held := e.heldNow(); held != 0 {
+		t.Fatalf("%d still held", held)
+	}
+}
