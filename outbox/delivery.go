@@ -77,6 +77,12 @@ type Dispatched struct {
 	Events     int       // events fanned out
 	Deliveries int       // deliveries created
 	Claimed    []Claimed // new deliveries leased to the caller
+	// Cut counts new deliveries left pending although their endpoint had
+	// room: the overall claim limit was reached.
+	Cut int
+	// Waiting lists the enabled endpoints that got pending deliveries for
+	// want of room.
+	Waiting []string
 }
 
 // DispatchClaim is Dispatch that also leases, in the same statement, up to
@@ -92,11 +98,11 @@ func (s *Store) DispatchClaim(ctx context.Context, limit int, claim ClaimParams)
 	if err != nil {
 		return d, fmt.Errorf("dispatch events: %w", translate(err))
 	}
-	d.Claimed, err = scanClaimed(rows, token, func(c Claimed, events, deliveries int32) bool {
+	d.Claimed, err = scanClaimed(rows, token, func(c Claimed, x *dispatchCounts) bool {
 		if c.DeliveryID != 0 {
 			return true
 		}
-		d.Events, d.Deliveries = int(events), int(deliveries)
+		d.Events, d.Deliveries, d.Cut, d.Waiting = int(x.events), int(x.deliveries), int(x.cut), x.waiting
 		return false
 	})
 	if err != nil {
@@ -150,9 +156,16 @@ func (s *Store) Claim(ctx context.Context, p ClaimParams) ([]Claimed, error) {
 	return out, nil
 }
 
+// dispatchCounts are the columns dispatchSQL adds to each row, set in its
+// last row.
+type dispatchCounts struct {
+	events, deliveries, cut int32
+	waiting                 []string
+}
+
 // scanClaimed reads claimed deliveries leased with token. With counts set,
-// each row has two more int columns and is kept only if counts says so.
-func scanClaimed(rows pgx.Rows, token int64, counts func(c Claimed, a, b int32) bool) ([]Claimed, error) {
+// each row has dispatchSQL's columns too and is kept only if counts says so.
+func scanClaimed(rows pgx.Rows, token int64, counts func(c Claimed, x *dispatchCounts) bool) ([]Claimed, error) {
 	defer rows.Close()
 	var out []Claimed
 	for rows.Next() {
@@ -160,14 +173,14 @@ func scanClaimed(rows pgx.Rows, token int64, counts func(c Claimed, a, b int32) 
 		var uid [16]byte
 		dest := []any{&c.DeliveryID, &c.EventID, &c.EndpointID, &c.Attempts, &uid, &c.EventType,
 			&c.Tenant, &c.Payload, &c.CreatedAt, &c.URL, &c.Secrets, &c.MaxInFlight, &c.RateLimit}
-		var a, b int32
+		var x dispatchCounts
 		if counts != nil {
-			dest = append(dest, &a, &b)
+			dest = append(dest, &x.events, &x.deliveries, &x.cut, &x.waiting)
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
-		if counts != nil && !counts(c, a, b) {
+		if counts != nil && !counts(c, &x) {
 			continue
 		}
 		c.LeaseToken = token

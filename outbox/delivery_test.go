@@ -2,6 +2,7 @@ package outbox_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -39,6 +40,14 @@ func TestDispatchClaimLeasesWithinRoom(t *testing.T) {
 	if d.Events != 8 || d.Deliveries != 24 {
 		t.Fatalf("fanned out %d events into %d deliveries, want 8 into 24", d.Events, d.Deliveries)
 	}
+	// Left pending for want of room: known and unknown (the disabled one
+	// is held, not waiting); none cut by the overall limit.
+	slices.Sort(d.Waiting)
+	want := []string{known.ID, unknown.ID}
+	slices.Sort(want)
+	if !slices.Equal(d.Waiting, want) || d.Cut != 0 {
+		t.Fatalf("waiting %v cut %d, want %v and 0", d.Waiting, d.Cut, want)
+	}
 	per := map[string]int{}
 	for _, c := range d.Claimed {
 		per[c.EndpointID]++
@@ -59,12 +68,12 @@ func TestDispatchClaimLeasesWithinRoom(t *testing.T) {
 
 	// A global limit of 2 leases 2; no room leases none.
 	d, err = st.DispatchClaim(ctx, 1, outbox.ClaimParams{Limit: 2, Lease: time.Minute, PerEndpoint: 3})
-	if err != nil || len(d.Claimed) != 2 || d.Events != 1 {
-		t.Fatalf("limit 2: %d claimed of %d events (%v)", len(d.Claimed), d.Events, err)
+	if err != nil || len(d.Claimed) != 2 || d.Events != 1 || d.Cut != 0 {
+		t.Fatalf("limit 2: %d claimed of %d events, %d cut (%v)", len(d.Claimed), d.Events, d.Cut, err)
 	}
 	d, err = st.DispatchClaim(ctx, 1, outbox.ClaimParams{Lease: time.Minute, PerEndpoint: 3})
-	if err != nil || len(d.Claimed) != 0 || d.Events != 1 || d.Deliveries != 3 {
-		t.Fatalf("no room: %d claimed, %d events, %d deliveries (%v)", len(d.Claimed), d.Events, d.Deliveries, err)
+	if err != nil || len(d.Claimed) != 0 || d.Events != 1 || d.Deliveries != 3 || d.Cut != 2 {
+		t.Fatalf("no overall room: %d claimed, %d events, %d deliveries, %d cut (%v)", len(d.Claimed), d.Events, d.Deliveries, d.Cut, err)
 	}
 	// Nothing left: an empty fan-out.
 	d, err = st.DispatchClaim(ctx, 8, outbox.ClaimParams{Limit: 100, Lease: time.Minute, PerEndpoint: 3})

@@ -21,7 +21,8 @@ func newQueries(schema string) queries {
 // for claimSQL), returning them ready to send: a fresh event then costs one
 // statement and one row version fewer than a fan-out followed by a claim.
 // The claimed rows come first; the last row carries the counts (delivery id
-// 0).
+// 0): events, deliveries, deliveries left pending by the overall limit,
+// and the endpoints left pending deliveries for want of room.
 const dispatchSQL = `WITH ev AS (
     SELECT id, tenant, event_type, endpoint_id
       FROM {{schema}}.outbox
@@ -40,7 +41,7 @@ const dispatchSQL = `WITH ev AS (
             AND (cardinality(e.event_types) = 0 OR ev.event_type = ANY (e.event_types)))
       LEFT JOIN unnest($4::uuid[], $5::int[]) AS b(endpoint_id, room) ON b.endpoint_id = e.id
 ), chosen AS (
-    SELECT event_id, endpoint_id, enabled,
+    SELECT event_id, endpoint_id, enabled, fits,
            fits AND row_number() OVER (PARTITION BY fits ORDER BY event_id, endpoint_id) <= $2 AS lease
       FROM pairs
 ), ins AS (
@@ -69,14 +70,16 @@ const dispatchSQL = `WITH ev AS (
 SELECT i.id, i.event_id, i.endpoint_id::text, i.attempts, o.uid, o.event_type, o.tenant,
        o.payload::text::bytea, o.created_at, e.url,
        ` + secretsSQL + `,
-       coalesce(e.max_in_flight, 0), coalesce(e.rate_limit, 0), -1, -1
+       coalesce(e.max_in_flight, 0), coalesce(e.rate_limit, 0), -1, -1, -1, '{}'::text[]
   FROM ins i
   JOIN {{schema}}.outbox o ON o.id = i.event_id
   JOIN {{schema}}.endpoints e ON e.id = i.endpoint_id
  WHERE i.state = 'in_flight'
 UNION ALL
 SELECT 0, 0, '', 0, '00000000-0000-0000-0000-000000000000'::uuid, '', '', ''::bytea, now(), '', '{}'::text[], 0, 0,
-       (SELECT count(*) FROM upd)::int, (SELECT count(*) FROM ins)::int`
+       (SELECT count(*) FROM upd)::int, (SELECT count(*) FROM ins)::int,
+       (SELECT count(*) FROM chosen WHERE fits AND NOT lease)::int,
+       (SELECT coalesce(array_agg(DISTINCT endpoint_id::text), '{}') FROM chosen WHERE enabled AND NOT fits)`
 
 // secretsSQL lists an endpoint's (e) signing secrets: the current one
 // first, then old ones still inside their rotation window.

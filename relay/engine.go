@@ -116,7 +116,7 @@ type Engine struct {
 	held     int // claimed and not finished, at most maxHeld
 	maxHeld  int
 	closed   bool
-	freed    chan struct{} // an endpoint has room for a worthwhile claim
+	freed    chan struct{} // an endpoint with work waiting has room for a worthwhile claim
 	spare    chan struct{} // half the process's room is free
 	results  chan result
 }
@@ -323,8 +323,10 @@ func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 				e.metrics.Dispatched.Add(float64(events))
 				e.log.Debug("fanned out events", zap.Int("events", events), zap.Int("deliveries", deliveries))
 			}
-			if deliveries > len(d.Claimed) {
-				// Some are left pending for the claimer.
+			if d.Cut > 0 {
+				// Some that had room were left for the claimer by the
+				// overall limit; those for endpoints without room wake it
+				// when they have some (noteWaiting).
 				select {
 				case dispatched <- struct{}{}:
 				default:
@@ -427,6 +429,7 @@ func (e *Engine) dispatch(ctx context.Context, limit int) (outbox.Dispatched, er
 		e.metrics.ClaimBatch.Observe(float64(len(d.Claimed)))
 		e.hold(d.Claimed, start.Add(e.cfg.Lease/2))
 	}
+	e.noteWaiting(d.Waiting)
 	return d, nil
 }
 
@@ -438,27 +441,26 @@ func (e *Engine) claimLoop(ctx context.Context, dispatched <-chan struct{}) {
 	poll := time.NewTimer(0)
 	defer poll.Stop()
 	for {
-		more, err := e.claim(ctx)
+		again, err := e.claim(ctx)
 		wait := jittered(e.cfg.PollInterval)
+		// An endpoint with work waiting in the database that has room
+		// again wakes the claimer, except while it backs off an error.
+		freed := e.freed
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			wait, _ = backoff.Next()
 			e.log.Error("claim failed", zap.Error(err), zap.Duration("retry_in", wait))
-			more = noMore
+			freed = nil
 		} else {
 			backoff = errBackoff()
 		}
-		if more == moreNow {
+		if again {
 			if ctx.Err() != nil {
 				return
 			}
 			continue
-		}
-		var freed <-chan struct{}
-		if more == moreCapacity {
-			freed = e.freed
 		}
 		resetTimer(poll, wait)
 		select {
@@ -471,27 +473,20 @@ func (e *Engine) claimLoop(ctx context.Context, dispatched <-chan struct{}) {
 	}
 }
 
-type moreWork int
-
-const (
-	noMore       moreWork = iota // nothing known to be waiting
-	moreNow                      // a claim came back full and there is room: go again
-	moreCapacity                 // work is waiting for capacity: go again when some frees
-)
-
 // claim leases as many due deliveries as there is room for and queues them
 // for the workers.
-func (e *Engine) claim(ctx context.Context) (moreWork, error) {
+// It reports whether to claim again at once (a full claim with room left).
+func (e *Engine) claim(ctx context.Context) (bool, error) {
 	e.claimMu.Lock()
 	defer e.claimMu.Unlock()
 	room, rooms := e.rooms()
 	limit := min(room, e.cfg.BatchSize)
 	if limit < max(min(e.cfg.BatchSize, e.cfg.MaxInFlight)/8, 1) {
 		// Too little room for a worthwhile claim: wait for capacity.
-		return moreCapacity, nil
+		return false, nil
 	}
 	if ctx.Err() != nil {
-		return noMore, nil
+		return false, nil
 	}
 	// The claim must not be cut off by shutdown: a claim that commits on
 	// the server after the client gave up would hold leases nobody sends.
@@ -505,30 +500,21 @@ func (e *Engine) claim(ctx context.Context) (moreWork, error) {
 		Room:        rooms,
 	})
 	if err != nil {
-		return noMore, err
+		return false, err
 	}
-	if len(claimed) == 0 {
-		for _, n := range rooms {
-			if n <= 0 {
-				// Work may be waiting behind an endpoint with no room.
-				return moreCapacity, nil
-			}
-		}
-		return noMore, nil
+	if len(claimed) > 0 {
+		e.metrics.ClaimBatch.Observe(float64(len(claimed)))
+		// Held work is sent only in the first half of its lease, so a
+		// request started then ends (or times out) long before the lease
+		// does.
+		e.hold(claimed, start.Add(e.cfg.Lease/2))
 	}
-	e.metrics.ClaimBatch.Observe(float64(len(claimed)))
-	// Held work is sent only in the first half of its lease, so a request
-	// started then ends (or times out) long before the lease does.
-	e.hold(claimed, start.Add(e.cfg.Lease/2))
-	if len(claimed) == limit {
-		if limit == room {
-			return moreCapacity, nil
-		}
-		return moreNow, nil
-	}
-	// A short claim may have been cut by per-endpoint room or the share for
-	// retries: claim again when an endpoint has room.
-	return moreCapacity, nil
+	// Work may be waiting behind endpoints with no room left: claim again
+	// when one of them has room (not whenever any endpoint frees a slot,
+	// which would rescan that waiting work for nothing).
+	full := len(claimed) == limit
+	e.noteBacklog(rooms, claimed, full)
+	return full && limit < room, nil
 }
 
 // deliver sends one claimed delivery and hands its outcome to the

@@ -43,6 +43,10 @@ type endpointQueue struct {
 	pace     time.Duration // moving average of attempt durations, 0 unmeasured
 	runnable bool          // listed in Engine.runnable
 	lastUsed time.Time
+	// backlog: the last claim may have left work for this endpoint in the
+	// database (it had no room, or took all the room it had), so the
+	// claimer wants to hear when it has room again.
+	backlog bool
 	// The endpoint's secrets as last claimed, parsed once per change.
 	rawSecrets []string
 	secrets    []signature.Secret
@@ -179,7 +183,10 @@ func (e *Engine) finish(endpointID string, d time.Duration, sent bool) {
 	}
 	q.lastUsed = time.Now()
 	wake := e.markRunnable(q)
-	low := q.held() <= q.holdCap(e.maxHeld)/2
+	low := q.backlog && q.held() <= q.holdCap(e.maxHeld)/2
+	if low {
+		q.backlog = false
+	}
 	spare := e.held <= e.maxHeld/2
 	e.mu.Unlock()
 	e.metrics.InFlight.Dec()
@@ -196,6 +203,46 @@ func (e *Engine) finish(endpointID string, d time.Duration, sent bool) {
 		select {
 		case e.spare <- struct{}{}:
 		default:
+		}
+	}
+}
+
+// noteWaiting marks endpoints a fan-out left pending deliveries for, having
+// no room for them.
+func (e *Engine) noteWaiting(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	e.mu.Lock()
+	for _, id := range ids {
+		e.queueFor(id).backlog = true
+	}
+	e.mu.Unlock()
+}
+
+// noteBacklog marks the endpoints a claim may have left work for: those
+// that had no room, those it gave all the room they had, and, when the
+// claim was cut by its overall limit, all it gave any.
+func (e *Engine) noteBacklog(rooms map[string]int, claimed []outbox.Claimed, cut bool) {
+	got := map[string]int{}
+	for _, c := range claimed {
+		got[c.EndpointID]++
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id, n := range rooms {
+		if n <= 0 {
+			e.queueFor(id).backlog = true
+		}
+	}
+	for id, n := range got {
+		room, known := rooms[id]
+		q := e.queueFor(id)
+		if !known {
+			room = q.cap // an endpoint the claim did not know gets its cap
+		}
+		if n >= room || cut {
+			q.backlog = true
 		}
 	}
 }
