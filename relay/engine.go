@@ -406,6 +406,9 @@ func (e *Engine) backlogBatch(ctx context.Context) int {
 	}
 }
 
+// minClaim is the least room worth a claim statement.
+func (e *Engine) minClaim() int { return max(min(e.cfg.BatchSize, e.cfg.MaxInFlight)/8, 1) }
+
 // dispatch fans out up to limit events and leases as many of the new
 // deliveries as there is room for, queueing them for the workers.
 func (e *Engine) dispatch(ctx context.Context, limit int) (outbox.Dispatched, error) {
@@ -474,14 +477,14 @@ func (e *Engine) claimLoop(ctx context.Context, dispatched <-chan struct{}) {
 }
 
 // claim leases as many due deliveries as there is room for and queues them
-// for the workers.
-// It reports whether to claim again at once (a full claim with room left).
+// for the workers. It reports whether to claim again at once (a full claim
+// with room left).
 func (e *Engine) claim(ctx context.Context) (bool, error) {
 	e.claimMu.Lock()
 	defer e.claimMu.Unlock()
 	room, rooms := e.rooms()
 	limit := min(room, e.cfg.BatchSize)
-	if limit < max(min(e.cfg.BatchSize, e.cfg.MaxInFlight)/8, 1) {
+	if limit < e.minClaim() {
 		// Too little room for a worthwhile claim: wait for capacity.
 		return false, nil
 	}

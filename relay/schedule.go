@@ -83,7 +83,7 @@ func (q *endpointQueue) observe(d time.Duration) {
 func (e *Engine) queueFor(id string) *endpointQueue {
 	q, ok := e.queues[id]
 	if !ok {
-		q = &endpointQueue{id: id, cap: e.cfg.EndpointMaxInFlight}
+		q = &endpointQueue{id: id, cap: e.cfg.EndpointMaxInFlight, lastUsed: time.Now()}
 		e.queues[id] = q
 	}
 	return q
@@ -171,8 +171,9 @@ func (e *Engine) next() (heldJob, bool) {
 }
 
 // finish frees the request slot of a finished attempt; sent is false for
-// work given back unsent. It tells the claimer when the endpoint has room
-// for a worthwhile claim (half of what it may hold).
+// work given back unsent. It tells the claimer when an endpoint with work
+// waiting in the database has room for a worthwhile claim: half of what it
+// may hold, and enough room in the process.
 func (e *Engine) finish(endpointID string, d time.Duration, sent bool) {
 	e.mu.Lock()
 	q := e.queues[endpointID]
@@ -183,9 +184,9 @@ func (e *Engine) finish(endpointID string, d time.Duration, sent bool) {
 	}
 	q.lastUsed = time.Now()
 	wake := e.markRunnable(q)
-	low := q.backlog && q.held() <= q.holdCap(e.maxHeld)/2
+	low := q.backlog && q.held() <= q.holdCap(e.maxHeld)/2 && e.maxHeld-e.held >= e.minClaim()
 	if low {
-		q.backlog = false
+		q.backlog = false // the claim marks it again if it leaves work
 	}
 	spare := e.held <= e.maxHeld/2
 	e.mu.Unlock()
