@@ -124,6 +124,10 @@ func (p ClaimParams) rooms() (ids []string, rooms []int32) {
 	return ids, rooms
 }
 
+// RetryShare is the most retries (and expired leases) one claim of limit
+// deliveries takes, so a retry backlog cannot starve fresh events.
+func RetryShare(limit int) int { return max(limit/4, 1) }
+
 // Claim leases due deliveries (fresh ones, retries whose time has come and
 // expired leases of crashed relays) in one statement with SKIP LOCKED.
 // First attempts are interleaved with retries, so a retry backlog cannot
@@ -140,7 +144,7 @@ func (s *Store) Claim(ctx context.Context, p ClaimParams) ([]Claimed, error) {
 		}
 	}
 	roomIDs, rooms := p.rooms()
-	retries := max(p.Limit/4, 1)
+	retries := RetryShare(p.Limit)
 	rows, err := s.pool.Query(ctx, s.q.claim,
 		p.Limit, saturated, retries, p.PerEndpoint, roomIDs, rooms, token, p.Lease.Seconds())
 	if err != nil {

@@ -115,6 +115,9 @@ type Engine struct {
 	runnable []*endpointQueue
 	held     int // claimed and not finished, at most maxHeld
 	maxHeld  int
+	// unrecorded counts jobs taken by workers whose outcome is not written
+	// yet; at most 2×MaxInFlight, so a crash re-sends no more than that.
+	unrecorded int
 	closed   bool
 	freed    chan struct{} // an endpoint with work waiting has room for a worthwhile claim
 	spare    chan struct{} // half the process's room is free
@@ -122,10 +125,12 @@ type Engine struct {
 }
 
 // result is a finished attempt on its way to the completer; release marks
-// work cancelled by shutdown (returned to pending, not counted).
+// work not sent (returned to pending, not counted); taken marks the result
+// of a job a worker took (see Engine.unrecorded).
 type result struct {
 	out     outbox.Outcome
 	release bool
+	taken   bool
 }
 
 // New returns an engine. wake delivers notification hints (nil: poll only);
@@ -515,9 +520,19 @@ func (e *Engine) claim(ctx context.Context) (bool, error) {
 	// Work may be waiting behind endpoints with no room left: claim again
 	// when one of them has room (not whenever any endpoint frees a slot,
 	// which would rescan that waiting work for nothing).
+	// A claim takes at most a quarter of its limit in retries (so they
+	// cannot starve fresh events); when that share is filled, more may be
+	// due: go on while there is room.
+	retries := 0
+	for _, c := range claimed {
+		if c.Attempts > 0 {
+			retries++
+		}
+	}
 	full := len(claimed) == limit
-	e.noteBacklog(rooms, claimed, full)
-	return full && limit < room, nil
+	retryFull := retries >= outbox.RetryShare(limit)
+	e.noteBacklog(rooms, claimed, full || retryFull)
+	return (full && limit < room) || (retryFull && room-len(claimed) >= e.minClaim()), nil
 }
 
 // deliver sends one claimed delivery and hands its outcome to the
@@ -529,7 +544,7 @@ func (e *Engine) deliver(ctx context.Context, j heldJob) {
 	defer func() { e.finish(c.EndpointID, took, sent) }()
 	if time.Now().After(j.deadline) {
 		e.log.Debug("claimed delivery waited too long, giving it back", zap.Int64("delivery_id", c.DeliveryID))
-		e.results <- result{out: outbox.Outcome{DeliveryID: c.DeliveryID, LeaseToken: c.LeaseToken}, release: true}
+		e.results <- result{out: outbox.Outcome{DeliveryID: c.DeliveryID, LeaseToken: c.LeaseToken}, release: true, taken: true}
 		return
 	}
 	attempt := c.Attempts + 1
@@ -537,7 +552,7 @@ func (e *Engine) deliver(ctx context.Context, j heldJob) {
 	if c.RateLimit > 0 {
 		if err := e.limiter(c.EndpointID, c.RateLimit).Wait(ctx); err != nil {
 			// Shutdown while waiting for the endpoint's rate: not sent.
-			e.results <- result{out: outbox.Outcome{DeliveryID: c.DeliveryID, LeaseToken: c.LeaseToken}, release: true}
+			e.results <- result{out: outbox.Outcome{DeliveryID: c.DeliveryID, LeaseToken: c.LeaseToken}, release: true, taken: true}
 			return
 		}
 	}
@@ -577,7 +592,7 @@ func (e *Engine) deliver(ctx context.Context, j heldJob) {
 	}
 	if v.Class == ClassCancelled && ctx.Err() != nil {
 		// Shutdown cancelled the request: give the delivery back untouched.
-		e.results <- result{out: out, release: true}
+		e.results <- result{out: out, release: true, taken: true}
 		return
 	}
 	switch {
@@ -623,7 +638,7 @@ func (e *Engine) deliver(ctx context.Context, j heldJob) {
 	if v.DisableEndpoint {
 		e.disable(c.EndpointID, "endpoint answered 410 Gone")
 	}
-	e.results <- result{out: out}
+	e.results <- result{out: out, taken: true}
 }
 
 // limiter returns the endpoint's rate limiter (requests per second, burst
@@ -662,6 +677,7 @@ func (e *Engine) disable(endpointID, reason string) {
 func (e *Engine) complete() {
 	batch := make([]outbox.Outcome, 0, e.cfg.CompleteBatch)
 	var releaseIDs, releaseTokens []int64
+	taken := 0
 	flush := func() {
 		if len(batch) > 0 {
 			e.record(batch)
@@ -671,8 +687,13 @@ func (e *Engine) complete() {
 			e.releaseLeases(releaseIDs, releaseTokens)
 			releaseIDs, releaseTokens = releaseIDs[:0], releaseTokens[:0]
 		}
+		e.recorded(taken)
+		taken = 0
 	}
 	add := func(r result) {
+		if r.taken {
+			taken++
+		}
 		if r.release {
 			releaseIDs = append(releaseIDs, r.out.DeliveryID)
 			releaseTokens = append(releaseTokens, r.out.LeaseToken)

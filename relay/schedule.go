@@ -149,7 +149,9 @@ func (e *Engine) next() (heldJob, bool) {
 		if e.closed {
 			return heldJob{}, false
 		}
-		for len(e.runnable) > 0 {
+		// Outcomes not yet written are what a crash would send again:
+		// no new request while there are too many.
+		for len(e.runnable) > 0 && e.unrecorded < 2*e.cfg.MaxInFlight {
 			q := e.runnable[0]
 			e.runnable[0] = nil
 			e.runnable = e.runnable[1:]
@@ -161,6 +163,7 @@ func (e *Engine) next() (heldJob, bool) {
 			q.queue[0] = heldJob{}
 			q.queue = q.queue[1:]
 			q.sending++
+			e.unrecorded++
 			e.markRunnable(q) // round robin: back of the line
 			e.metrics.Queued.Dec()
 			e.metrics.InFlight.Inc()
@@ -246,6 +249,18 @@ func (e *Engine) noteBacklog(rooms map[string]int, claimed []outbox.Claimed, cut
 			q.backlog = true
 		}
 	}
+}
+
+// recorded tells the workers that n taken jobs have their outcome written
+// (or given up on).
+func (e *Engine) recorded(n int) {
+	if n == 0 {
+		return
+	}
+	e.mu.Lock()
+	e.unrecorded -= n
+	e.mu.Unlock()
+	e.work.Broadcast()
 }
 
 // rooms returns the room left in total and per known endpoint, forgetting
