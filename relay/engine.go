@@ -118,10 +118,10 @@ type Engine struct {
 	// unrecorded counts jobs taken by workers whose outcome is not written
 	// yet; at most 2×MaxInFlight, so a crash re-sends no more than that.
 	unrecorded int
-	closed   bool
-	freed    chan struct{} // an endpoint with work waiting has room for a worthwhile claim
-	spare    chan struct{} // half the process's room is free
-	results  chan result
+	closed     bool
+	freed      chan struct{} // an endpoint with work waiting has room for a worthwhile claim
+	spare      chan struct{} // half the process's room is free
+	results    chan result
 }
 
 // result is a finished attempt on its way to the completer; release marks
