@@ -207,19 +207,23 @@ func TestFaultReceiverDown(t *testing.T) {
 	}
 }
 
-// TestFaultSlowEndpointIsolation measures endpoint B's throughput with and
-// without an endpoint A whose every request times out. It is not parallel:
-// it measures.
+// TestFaultSlowEndpointIsolation checks that endpoint B gets all its
+// events while every request to endpoint A hangs: B is done before A's
+// first request times out, so nothing of B waited for A. It also reports
+// B's throughput with and without A (the figure hookbench's isolation
+// scenario measures properly; timing is not asserted here). It is not
+// parallel: it measures.
 func TestFaultSlowEndpointIsolation(t *testing.T) {
 	const events = 2000
 	run := func(t *testing.T, withSlow bool) time.Duration {
 		st := outboxtest.Store(t)
 		fast := newReceiver(t)
 		epB := addEndpoint(t, st, fast)
+		var epA string
 		if withSlow {
 			slow := newReceiver(t)
 			slow.hang = true
-			addEndpoint(t, st, slow)
+			epA = addEndpoint(t, st, slow)
 		}
 		// Each endpoint may use half the global slots, so A cannot take
 		// them all. The short poll interval keeps the run short: while a
@@ -230,6 +234,12 @@ func TestFaultSlowEndpointIsolation(t *testing.T) {
 		start := time.Now()
 		insertEvents(t, st, events)
 		eventually(t, 90*time.Second, "B received everything", func() bool { return fast.unique() >= events })
+		if withSlow {
+			attemptsA := `SELECT count(*) FROM ` + qualified(st, "attempts") + ` WHERE endpoint_id = $1`
+			if n := count(st, attemptsA, epA); n != 0 {
+				t.Errorf("B finished only after %d of A's requests had timed out (%s each): B waited for A", n, requestTimeout)
+			}
+		}
 		_, _, _, last := fast.stats()
 		d := last.Sub(start)
 		q := `SELECT count(*) FROM ` + qualified(st, "deliveries") + ` WHERE state = 'delivered' AND endpoint_id = $1`
@@ -250,11 +260,8 @@ func TestFaultSlowEndpointIsolation(t *testing.T) {
 	rateAlone := float64(events) / alone.Seconds()
 	rateWithA := float64(events) / withA.Seconds()
 	loss := (1 - rateWithA/rateAlone) * 100
-	t.Logf("B throughput: alone %.0f events/s (%v), next to a timing-out A %.0f events/s (%v): loss %.1f%% (target ≤10%%, asserted ≤30%%)",
+	t.Logf("B throughput: alone %.0f events/s (%v), next to a timing-out A %.0f events/s (%v): loss %.1f%% (every event goes to both; hookbench measures the isolation target)",
 		rateAlone, alone.Round(time.Millisecond), rateWithA, withA.Round(time.Millisecond), loss)
-	if loss > 30 {
-		t.Errorf("B lost %.1f%% of its throughput next to a timing-out endpoint, want at most 30%%", loss)
-	}
 }
 
 // TestFaultReplicaKilled runs three relays on one database and kills one
