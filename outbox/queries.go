@@ -1,7 +1,8 @@
 package outbox
 
 // queries holds every statement with the schema filled in, built once per
-// Store.
+// Store. Endpoint ids travel as text[] cast to uuid[] in SQL: pgx encodes Go
+// strings as text without first trying (and failing) a uuid encoding.
 type queries struct {
 	dispatch, claim, complete, release, disable string
 }
@@ -39,7 +40,7 @@ const dispatchSQL = `WITH ev AS (
         ON (ev.endpoint_id IS NOT NULL AND e.id = ev.endpoint_id)
         OR (ev.endpoint_id IS NULL AND e.tenant = ev.tenant
             AND (cardinality(e.event_types) = 0 OR ev.event_type = ANY (e.event_types)))
-      LEFT JOIN unnest($4::uuid[], $5::int[]) AS b(endpoint_id, room) ON b.endpoint_id = e.id
+      LEFT JOIN unnest($4::text[]::uuid[], $5::int[]) AS b(endpoint_id, room) ON b.endpoint_id = e.id
 ), chosen AS (
     SELECT event_id, endpoint_id, enabled, fits,
            fits AND row_number() OVER (PARTITION BY fits ORDER BY event_id, endpoint_id) <= $2 AS lease
@@ -91,7 +92,7 @@ const claimSQL = `WITH room AS (
     -- or the in-flight cap for an endpoint it has not asked about.
     SELECT e.id, coalesce(b.room, least(coalesce(e.max_in_flight, $4), $4)) AS room
       FROM {{schema}}.endpoints e
-      LEFT JOIN unnest($5::uuid[], $6::int[]) AS b(endpoint_id, room) ON b.endpoint_id = e.id
+      LEFT JOIN unnest($5::text[]::uuid[], $6::int[]) AS b(endpoint_id, room) ON b.endpoint_id = e.id
      WHERE e.enabled
 ), lim AS (
     -- No more candidates than the endpoints could take: with few endpoints
@@ -103,21 +104,21 @@ const claimSQL = `WITH room AS (
     (SELECT d.id, d.endpoint_id, d.next_attempt_at AS due, 0 AS kind
        FROM {{schema}}.deliveries d
       WHERE d.state = 'pending' AND d.attempts = 0 AND d.next_attempt_at <= now()
-        AND d.endpoint_id <> ALL ($2::uuid[])
+        AND d.endpoint_id <> ALL ($2::text[]::uuid[])
       ORDER BY d.next_attempt_at, d.id
       LIMIT (SELECT first FROM lim))
     UNION ALL
     (SELECT d.id, d.endpoint_id, d.next_attempt_at, 1
        FROM {{schema}}.deliveries d
       WHERE d.state = 'pending' AND d.attempts > 0 AND d.next_attempt_at <= now()
-        AND d.endpoint_id <> ALL ($2::uuid[])
+        AND d.endpoint_id <> ALL ($2::text[]::uuid[])
       ORDER BY d.next_attempt_at, d.id
       LIMIT (SELECT retry FROM lim))
     UNION ALL
     (SELECT d.id, d.endpoint_id, d.lease_expires_at, 1
        FROM {{schema}}.deliveries d
       WHERE d.state = 'in_flight' AND d.lease_expires_at <= now()
-        AND d.endpoint_id <> ALL ($2::uuid[])
+        AND d.endpoint_id <> ALL ($2::text[]::uuid[])
       ORDER BY d.lease_expires_at
       LIMIT $3)
 ), ranked AS (
@@ -173,7 +174,7 @@ const completeSQL = `WITH r AS (
                                      duration_ms, status_code, outcome, error_class, error, response_excerpt)
     SELECT a.id, a.event_id, a.endpoint_id, a.attempt, a.started, a.duration, nullif(a.status, 0),
            a.outcome, a.class, a.err, a.excerpt
-      FROM unnest($1::bigint[], $7::bigint[], $8::uuid[], $9::int[], $10::timestamptz[], $11::int[],
+      FROM unnest($1::bigint[], $7::bigint[], $8::text[]::uuid[], $9::int[], $10::timestamptz[], $11::int[],
                   $5::int[], $12::text[], $13::text[], $6::text[], $14::text[])
         AS a(id, event_id, endpoint_id, attempt, started, duration, status, outcome, class, err, excerpt)
 ), ep AS (
@@ -183,7 +184,7 @@ const completeSQL = `WITH r AS (
            consecutive_failures = CASE WHEN s.ok THEN 0 ELSE e.consecutive_failures + s.failed END
       FROM (SELECT endpoint_id, bool_or(state = 'delivered') AS ok,
                    count(*) FILTER (WHERE state <> 'delivered')::int AS failed
-              FROM unnest($8::uuid[], $3::text[]) AS x(endpoint_id, state)
+              FROM unnest($8::text[]::uuid[], $3::text[]) AS x(endpoint_id, state)
              GROUP BY endpoint_id) s
      WHERE e.id = s.endpoint_id
 )
