@@ -93,7 +93,7 @@ func (s *Store) DispatchClaim(ctx context.Context, limit int, claim ClaimParams)
 	var d Dispatched
 	token := NewLeaseToken()
 	ids, rooms := claim.rooms()
-	rows, err := s.pool.Query(ctx, s.q.dispatch, limit, max(claim.Limit, 0), claim.PerEndpoint, ids, rooms,
+	rows, err := s.engineQuery(ctx, s.q.dispatch, limit, max(claim.Limit, 0), claim.PerEndpoint, ids, rooms,
 		token, claim.Lease.Seconds())
 	if err != nil {
 		return d, fmt.Errorf("dispatch events: %w", translate(err))
@@ -145,7 +145,7 @@ func (s *Store) Claim(ctx context.Context, p ClaimParams) ([]Claimed, error) {
 	}
 	roomIDs, rooms := p.rooms()
 	retries := RetryShare(p.Limit)
-	rows, err := s.pool.Query(ctx, s.q.claim,
+	rows, err := s.engineQuery(ctx, s.q.claim,
 		p.Limit, saturated, retries, p.PerEndpoint, roomIDs, rooms, token, p.Lease.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", translate(err))
@@ -250,7 +250,7 @@ func (s *Store) Complete(ctx context.Context, outs []Outcome) (applied []int64, 
 		}
 		attempts[i], durations[i], statuses[i] = int32(o.Attempt), int32(o.Duration.Milliseconds()), int32(o.StatusCode)
 	}
-	rows, err := s.pool.Query(ctx, s.q.complete, ids, tokens, states, next, statuses, errs,
+	rows, err := s.engineQuery(ctx, s.q.complete, ids, tokens, states, next, statuses, errs,
 		events, endpoints, attempts, started, durations, results, classes, excerpts)
 	if err != nil {
 		return nil, fmt.Errorf("record outcomes: %w", translate(err))
@@ -275,7 +275,7 @@ func (s *Store) Release(ctx context.Context, ids, tokens []int64) (int, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	tag, err := s.pool.Exec(ctx, s.q.release, ids, tokens)
+	tag, err := s.engineExec(ctx, s.q.release, ids, tokens)
 	if err != nil {
 		return 0, fmt.Errorf("release leases: %w", translate(err))
 	}

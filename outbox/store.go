@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -46,24 +47,13 @@ func Channel(schema string) string {
 	return fmt.Sprintf("hookrelay_%016x_outbox", h.Sum64())
 }
 
-// AsyncCommit makes the sessions of cc commit without waiting for their WAL
-// record to reach disk (synchronous_commit off). It is meant for the relay
-// engine's pool: its writes are bookkeeping that a database crash may roll
-// back by a fraction of a second without losing work — an event's fan-out
-// or a claim is redone, a recorded outcome is sent again with the same
-// webhook-id — and they no longer wait on, or queue behind, the
-// application's durable commits. Never use it for the application's inserts
-// or for endpoint changes.
-func AsyncCommit(cc *pgx.ConnConfig) {
-	cc.RuntimeParams["synchronous_commit"] = "off"
-}
-
 // Store runs hookrelay's queries against one schema through a pool.
 type Store struct {
 	pool   *pgxpool.Pool
 	schema string
 	q      queries
 	codec  SecretCodec
+	async  bool // see AsyncCommit
 }
 
 // NewStore returns a Store for schema (which must pass [ValidSchema]).
@@ -72,6 +62,101 @@ func NewStore(pool *pgxpool.Pool, schema string) (*Store, error) {
 		return nil, err
 	}
 	return &Store{pool: pool, schema: schema, q: newQueries(schema)}, nil
+}
+
+// AsyncCommit returns a copy of the store whose engine statements
+// (Dispatch, DispatchClaim, Claim, Complete, Release) commit without waiting
+// for their WAL record to reach disk: each runs with a transaction-local
+// synchronous_commit = off, so it works through transaction-pooling proxies
+// and leaves the pool's sessions as they are. These writes are bookkeeping
+// that a database crash may roll back by a fraction of a second without
+// losing work — a fan-out or a claim is redone, a recorded outcome is sent
+// again with the same webhook-id — and they no longer wait on, or queue
+// behind, the application's durable commits. Everything else the copy does
+// (endpoint changes, enqueueing) stays synchronous.
+func (s *Store) AsyncCommit() *Store {
+	c := *s
+	c.async = true
+	return &c
+}
+
+// asyncSQL makes the rest of an implicit transaction commit asynchronously.
+const asyncSQL = "SELECT set_config('synchronous_commit', 'off', true)"
+
+// engineQuery runs an engine statement, asynchronously committed when the
+// store says so: the setting and the statement go in one batch, which
+// PostgreSQL runs as one implicit transaction, in one round trip.
+func (s *Store) engineQuery(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if !s.async {
+		return s.pool.Query(ctx, sql, args...)
+	}
+	b := &pgx.Batch{}
+	b.Queue(asyncSQL)
+	b.Queue(sql, args...)
+	br := s.pool.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: rows, br: br}, nil
+}
+
+// engineExec is engineQuery for a statement without rows.
+func (s *Store) engineExec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if !s.async {
+		return s.pool.Exec(ctx, sql, args...)
+	}
+	b := &pgx.Batch{}
+	b.Queue(asyncSQL)
+	b.Queue(sql, args...)
+	br := s.pool.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return pgconn.CommandTag{}, err
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return tag, err
+}
+
+// batchRows are a batch's rows; closing them closes the batch.
+type batchRows struct {
+	pgx.Rows
+	br     pgx.BatchResults
+	closed bool
+	err    error
+}
+
+// Next closes the batch after the last row, so Err reports how it ended
+// (the commit included).
+func (r *batchRows) Next() bool {
+	if r.Rows.Next() {
+		return true
+	}
+	r.Close()
+	return false
+}
+
+func (r *batchRows) Close() {
+	r.Rows.Close()
+	if !r.closed {
+		r.closed = true
+		r.err = r.br.Close()
+	}
+}
+
+func (r *batchRows) Err() error {
+	if err := r.Rows.Err(); err != nil {
+		return err
+	}
+	return r.err
 }
 
 // Schema returns the schema the store works in.

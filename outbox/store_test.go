@@ -5,37 +5,47 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 )
 
-func TestAsyncCommitOnlyForItsSessions(t *testing.T) {
+func TestAsyncCommitIsTransactionLocal(t *testing.T) {
 	ctx := context.Background()
-	cc, err := pgx.ParseConfig(outboxtest.Shared().URL())
+	// One connection with synchronous_commit on (the test server's
+	// default may be off), so every query below runs on the same session.
+	pc, err := pgxpool.ParseConfig(outboxtest.Shared().URL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain := cc.Copy()
-	outbox.AsyncCommit(cc)
-	// The test server may itself run with synchronous_commit off, so the
-	// setting's source tells whether the session asked for it.
-	for _, c := range []struct {
-		cfg  *pgx.ConnConfig
-		want bool
-	}{{cc, true}, {plain, false}} {
-		conn, err := pgx.ConnectConfig(ctx, c.cfg)
+	pc.MaxConns = 1
+	pc.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	plain, err := outbox.NewStore(pool, outboxtest.NewSchema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	setting := func(st *outbox.Store) string {
+		t.Helper()
+		rows, err := st.EngineQuery(ctx, "SELECT current_setting('synchronous_commit')")
 		if err != nil {
 			t.Fatal(err)
 		}
-		var setting, source string
-		err = conn.QueryRow(ctx, "SELECT setting, source FROM pg_settings WHERE name = 'synchronous_commit'").Scan(&setting, &source)
-		_ = conn.Close(ctx)
+		v, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[string])
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := setting == "off" && source == "client"; got != c.want {
-			t.Errorf("synchronous_commit = %s (from %s), want off from the client: %t", setting, source, c.want)
-		}
+		return v
+	}
+	if got := setting(plain.AsyncCommit()); got != "off" {
+		t.Errorf("async store's statement ran with synchronous_commit %s, want off", got)
+	}
+	if got := setting(plain); got != "on" {
+		t.Errorf("after an async statement the session has synchronous_commit %s, want on", got)
 	}
 }

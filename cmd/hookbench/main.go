@@ -129,7 +129,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&scen, "scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios: "+strings.Join(allScenarios, ","))
 	fs.StringVar(&o.jsonPath, "json", "bench-results.json", "where to write the JSON results")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the first drain run to this file")
-	fs.IntVar(&o.relay.PoolConns, "pool-conns", 6, "the relay engine's database pool size (`hookrelay run` default 6)")
+	fs.IntVar(&o.relay.PoolConns, "pool-conns", 16, "the relay's database pool size (`hookrelay run` default 16)")
 	fs.BoolVar(&o.relay.AsyncCommit, "async-commit", true, "the engine's sessions commit asynchronously (HOOKRELAY_ASYNC_COMMIT default true)")
 	fs.IntVar(&o.relay.BatchSize, "batch-size", 500, "relay BatchSize (HOOKRELAY_BATCH_SIZE default 500)")
 	fs.IntVar(&o.relay.MaxInFlight, "max-in-flight", 256, "relay MaxInFlight (HOOKRELAY_MAX_IN_FLIGHT default 256)")

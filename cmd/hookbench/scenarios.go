@@ -43,10 +43,10 @@ func (b *bench) setup(ctx context.Context, name string, appConns int32) (*env, e
 	b.seq++
 	e := &env{b: b, schema: fmt.Sprintf("hb_%s_%d", name, b.seq)}
 	var err error
-	if e.pool, err = b.pool(ctx, int32(b.o.relay.PoolConns), b.o.relay.AsyncCommit); err != nil {
+	if e.pool, err = b.pool(ctx, int32(b.o.relay.PoolConns)); err != nil {
 		return nil, err
 	}
-	if e.app, err = b.pool(ctx, appConns, false); err != nil {
+	if e.app, err = b.pool(ctx, appConns); err != nil {
 		e.pool.Close()
 		return nil, err
 	}
@@ -61,17 +61,13 @@ func (b *bench) setup(ctx context.Context, name string, appConns int32) (*env, e
 	return e, nil
 }
 
-// pool opens a pool of n connections to the benchmark server; async for
-// the engine's (see outbox.AsyncCommit).
-func (b *bench) pool(ctx context.Context, n int32, async bool) (*pgxpool.Pool, error) {
+// pool opens a pool of n connections to the benchmark server.
+func (b *bench) pool(ctx context.Context, n int32) (*pgxpool.Pool, error) {
 	pc, err := pgxpool.ParseConfig(b.srv.URL())
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
 	}
 	pc.MaxConns = n
-	if async {
-		outbox.AsyncCommit(pc.ConnConfig)
-	}
 	p, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("open pool: %w", err)
@@ -86,6 +82,15 @@ func (e *env) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, _ = e.b.admin.Exec(ctx, "DROP SCHEMA IF EXISTS "+e.ident()+" CASCADE")
+}
+
+// engineStore is the store the relay engine runs on, as `hookrelay run`
+// sets it up.
+func (e *env) engineStore() *outbox.Store {
+	if e.b.o.relay.AsyncCommit {
+		return e.st.AsyncCommit()
+	}
+	return e.st
 }
 
 func (e *env) ident() string { return pgx.Identifier{e.schema}.Sanitize() }
@@ -196,7 +201,7 @@ func (e *env) startRelay(ctx context.Context, timeout time.Duration) (*relayHand
 		PollInterval:        time.Second,
 		Lease:               time.Minute,
 		Policy:              relay.Policy{Schedule: []time.Duration{5 * time.Second, time.Minute, 5 * time.Minute}},
-	}, e.st, h.sender, l.Wake(), e.b.log, relay.NewMetrics(nil))
+	}, e.engineStore(), h.sender, l.Wake(), e.b.log, relay.NewMetrics(nil))
 	// As `hookrelay run` does: the engine tells the trigger it is idle only
 	// while the listener is connected.
 	eng.Listening = l.Connected

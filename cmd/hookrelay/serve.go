@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -25,12 +24,10 @@ import (
 )
 
 const (
-	// serveMaxConns is the pool size of `run` for the admin API, the portal
-	// and maintenance; engineMaxConns the engine's own pool (dispatch,
-	// claim, complete and the odd endpoint update). The listener uses a
-	// connection of its own. pool_max_conns in the URL sets both.
-	serveMaxConns  = 10
-	engineMaxConns = 6
+	// serveMaxConns is the pool size of `run`: the engine needs about three
+	// connections (dispatch, claim, complete), the API the rest. The
+	// listener uses its own connection.
+	serveMaxConns = 16
 	// startupRetryFor bounds how long `run` retries reaching the database
 	// and preparing the schema before giving up.
 	startupRetryFor = 30 * time.Second
@@ -123,24 +120,11 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	// The engine has a pool of its own, so its bookkeeping may commit
-	// asynchronously (HOOKRELAY_ASYNC_COMMIT) while the admin API's writes
-	// stay durable.
-	epc := pc.Copy()
-	if !strings.Contains(cfg.DatabaseURL, "pool_max_conns") {
-		epc.MaxConns = engineMaxConns
-	}
+	// The engine's bookkeeping may commit asynchronously
+	// (HOOKRELAY_ASYNC_COMMIT); the admin API's writes stay durable.
+	engineStore := store
 	if cfg.AsyncCommit {
-		outbox.AsyncCommit(epc.ConnConfig)
-	}
-	enginePool, err := pgxpool.NewWithConfig(ctx, epc)
-	if err != nil {
-		return fmt.Errorf("open database pool: %w", err)
-	}
-	defer enginePool.Close()
-	engineStore, err := newStore(enginePool, cfg)
-	if err != nil {
-		return err
+		engineStore = store.AsyncCommit()
 	}
 
 	reg := prometheus.NewRegistry()
