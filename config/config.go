@@ -144,11 +144,11 @@ type Config struct {
 	EndpointMaxInFlight int `env:"HOOKRELAY_ENDPOINT_MAX_IN_FLIGHT" envDefault:"16"`
 	// BatchSize is how many due deliveries one claim takes; 1..10000.
 	BatchSize int `env:"HOOKRELAY_BATCH_SIZE" envDefault:"500"`
-	// AsyncCommit runs the engine's sessions (fan-out, claims, outcomes)
-	// with synchronous_commit off: a database crash can forget their last
-	// fraction of a second, which only means those deliveries are sent
-	// again with the same webhook-id. The application's inserts and the
-	// admin API stay synchronous.
+	// AsyncCommit runs the engine's statements (fan-out, claims, outcomes)
+	// with a transaction-local synchronous_commit off: a database crash can
+	// forget their last fraction of a second, which only means those
+	// deliveries are sent again with the same webhook-id. The application's
+	// inserts and the admin API stay synchronous.
 	AsyncCommit bool `env:"HOOKRELAY_ASYNC_COMMIT" envDefault:"true"`
 	// AllowPrivateDestinations lets deliveries reach loopback, private,
 	// link-local and other non-public addresses.

@@ -90,12 +90,8 @@ func (s *Store) engineQuery(ctx context.Context, sql string, args ...any) (pgx.R
 	if !s.async {
 		return s.pool.Query(ctx, sql, args...)
 	}
-	b := &pgx.Batch{}
-	b.Queue(asyncSQL)
-	b.Queue(sql, args...)
-	br := s.pool.SendBatch(ctx, b)
-	if _, err := br.Exec(); err != nil {
-		_ = br.Close()
+	br, err := s.asyncBatch(ctx, sql, args...)
+	if err != nil {
 		return nil, err
 	}
 	rows, err := br.Query()
@@ -111,12 +107,8 @@ func (s *Store) engineExec(ctx context.Context, sql string, args ...any) (pgconn
 	if !s.async {
 		return s.pool.Exec(ctx, sql, args...)
 	}
-	b := &pgx.Batch{}
-	b.Queue(asyncSQL)
-	b.Queue(sql, args...)
-	br := s.pool.SendBatch(ctx, b)
-	if _, err := br.Exec(); err != nil {
-		_ = br.Close()
+	br, err := s.asyncBatch(ctx, sql, args...)
+	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
 	tag, err := br.Exec()
@@ -124,6 +116,20 @@ func (s *Store) engineExec(ctx context.Context, sql string, args ...any) (pgconn
 		err = cerr
 	}
 	return tag, err
+}
+
+// asyncBatch sends the transaction-local setting and sql in one batch and
+// reads the setting's result; sql's result is next.
+func (s *Store) asyncBatch(ctx context.Context, sql string, args ...any) (pgx.BatchResults, error) {
+	b := &pgx.Batch{}
+	b.Queue(asyncSQL)
+	b.Queue(sql, args...)
+	br := s.pool.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	return br, nil
 }
 
 // batchRows are a batch's rows; closing them closes the batch.
