@@ -130,7 +130,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.jsonPath, "json", "bench-results.json", "where to write the JSON results")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the first drain run to this file")
 	fs.IntVar(&o.relay.PoolConns, "pool-conns", 16, "the relay's database pool size (`hookrelay run` default 16)")
-	fs.BoolVar(&o.relay.AsyncCommit, "async-commit", true, "the engine's sessions commit asynchronously (HOOKRELAY_ASYNC_COMMIT default true)")
+	fs.BoolVar(&o.relay.AsyncCommit, "async-commit", true, "the engine's statements commit asynchronously (HOOKRELAY_ASYNC_COMMIT default true)")
 	fs.IntVar(&o.relay.BatchSize, "batch-size", 500, "relay BatchSize (HOOKRELAY_BATCH_SIZE default 500)")
 	fs.IntVar(&o.relay.MaxInFlight, "max-in-flight", 256, "relay MaxInFlight (HOOKRELAY_MAX_IN_FLIGHT default 256)")
 	fs.IntVar(&o.relay.EndpointMaxInFlight, "endpoint-max-in-flight", 16, "relay EndpointMaxInFlight (HOOKRELAY_ENDPOINT_MAX_IN_FLIGHT default 16)")
