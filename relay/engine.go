@@ -433,10 +433,7 @@ func (e *Engine) dispatch(ctx context.Context, limit int) (outbox.Dispatched, er
 	if err != nil {
 		return d, err
 	}
-	if len(d.Claimed) > 0 {
-		e.metrics.ClaimBatch.Observe(float64(len(d.Claimed)))
-		e.hold(d.Claimed, start.Add(e.cfg.Lease/2))
-	}
+	e.hold(d.Claimed, start)
 	e.noteWaiting(d.Waiting)
 	return d, nil
 }
@@ -510,13 +507,7 @@ func (e *Engine) claim(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if len(claimed) > 0 {
-		e.metrics.ClaimBatch.Observe(float64(len(claimed)))
-		// Held work is sent only in the first half of its lease, so a
-		// request started then ends (or times out) long before the lease
-		// does.
-		e.hold(claimed, start.Add(e.cfg.Lease/2))
-	}
+	e.hold(claimed, start)
 	// Work may be waiting behind endpoints with no room left: claim again
 	// when one of them has room (not whenever any endpoint frees a slot,
 	// which would rescan that waiting work for nothing).

@@ -100,8 +100,15 @@ func (e *Engine) markRunnable(q *endpointQueue) bool {
 	return true
 }
 
-// hold queues claimed deliveries for the workers.
-func (e *Engine) hold(claimed []outbox.Claimed, deadline time.Time) {
+// hold queues deliveries claimed by a statement sent at start for the
+// workers. Held work is sent only in the first half of its lease, so a
+// request started then ends (or times out) long before the lease does.
+func (e *Engine) hold(claimed []outbox.Claimed, start time.Time) {
+	if len(claimed) == 0 {
+		return
+	}
+	e.metrics.ClaimBatch.Observe(float64(len(claimed)))
+	deadline := start.Add(e.cfg.Lease / 2)
 	now := time.Now()
 	e.mu.Lock()
 	for _, c := range claimed {
