@@ -98,6 +98,10 @@ type Engine struct {
 
 	id      string // this relay's row in the relays table
 	running atomic.Bool
+	// failing holds, per loop (fan-out, claim), when its current streak
+	// of failures began (unix nanoseconds, 0 while it succeeds); see Health.
+	dispatchFailing, claimFailing atomic.Int64
+	lastDispatchErr, lastClaimErr atomic.Pointer[error]
 	done    chan struct{}
 	hooks   sync.WaitGroup // OnDead calls in progress
 
@@ -163,6 +167,46 @@ func New(cfg Config, store *outbox.Store, sender *Sender, wake <-chan struct{}, 
 // Running reports whether the engine is claiming work (false before Run,
 // while shutting down and after).
 func (e *Engine) Running() bool { return e.running.Load() }
+
+// UnhealthyAfter is how long the fan-out or the claim may fail without a
+// break before Health reports the engine unhealthy (and /readyz answers 503).
+const UnhealthyAfter = 30 * time.Second
+
+// Health returns nil while the engine works, or an error naming the loop
+// that has failed without a break for longer than UnhealthyAfter, since
+// when, and its last error.
+func (e *Engine) Health() error {
+	now := time.Now()
+	for _, l := range []struct {
+		name  string
+		since *atomic.Int64
+		last  *atomic.Pointer[error]
+	}{{"fan-out", &e.dispatchFailing, &e.lastDispatchErr}, {"claim", &e.claimFailing, &e.lastClaimErr}} {
+		since := l.since.Load()
+		if since == 0 {
+			continue
+		}
+		start := time.Unix(0, since)
+		if d := now.Sub(start); d > UnhealthyAfter {
+			msg := fmt.Sprintf("%s failing for %s (since %s)", l.name, d.Round(time.Second), start.UTC().Format(time.RFC3339))
+			if p := l.last.Load(); p != nil {
+				return fmt.Errorf("%s: %w", msg, *p)
+			}
+			return errors.New(msg)
+		}
+	}
+	return nil
+}
+
+// noteLoop records the outcome of one round of a loop for Health.
+func noteLoop(since *atomic.Int64, last *atomic.Pointer[error], err error) {
+	if err == nil {
+		since.Store(0)
+		return
+	}
+	last.Store(&err)
+	since.CompareAndSwap(0, time.Now().UnixNano())
+}
 
 // Done is closed when Run has returned.
 func (e *Engine) Done() <-chan struct{} { return e.done }
@@ -319,9 +363,11 @@ func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 			if ctx.Err() != nil {
 				return
 			}
+			noteLoop(&e.dispatchFailing, &e.lastDispatchErr, err)
 			wait, _ = backoff.Next()
 			e.log.Error("fan-out failed", zap.Error(err), zap.Duration("retry_in", wait))
 		default:
+			noteLoop(&e.dispatchFailing, &e.lastDispatchErr, nil)
 			backoff = errBackoff()
 			if events > 0 {
 				lastWork = time.Now()
@@ -455,10 +501,12 @@ func (e *Engine) claimLoop(ctx context.Context, dispatched <-chan struct{}) {
 			if ctx.Err() != nil {
 				return
 			}
+			noteLoop(&e.claimFailing, &e.lastClaimErr, err)
 			wait, _ = backoff.Next()
 			e.log.Error("claim failed", zap.Error(err), zap.Duration("retry_in", wait))
 			freed = nil
 		} else {
+			noteLoop(&e.claimFailing, &e.lastClaimErr, nil)
 			backoff = errBackoff()
 		}
 		if again {
