@@ -30,7 +30,7 @@ const (
 	// DefaultListenAddr is the address of the HTTP listener (health,
 	// metrics, admin API, portal, proxy pass-through).
 	DefaultListenAddr = ":8080"
-	// DefaultMigrateOnStart says whether `serve` applies migrations before
+	// DefaultMigrateOnStart says whether `run` applies migrations before
 	// it starts working.
 	DefaultMigrateOnStart = true
 	// DefaultPollInterval is how often the fetch loop polls for due
@@ -122,7 +122,7 @@ type Config struct {
 	// AdminToken is the bearer token of the admin API; empty turns the
 	// admin API off. When set it has at least 16 characters.
 	AdminToken string `env:"HOOKRELAY_ADMIN_TOKEN"`
-	// MigrateOnStart applies pending migrations when serve starts.
+	// MigrateOnStart applies pending migrations when `run` starts.
 	MigrateOnStart bool `env:"HOOKRELAY_MIGRATE_ON_START" envDefault:"true"`
 	// PollInterval is the fetch loop's polling period behind
 	// notifications; > 0.
@@ -231,7 +231,7 @@ func Vars() []Var {
 		{Name: "HOOKRELAY_SCHEMA", Default: DefaultSchema, Meaning: "schema holding hookrelay's tables (lower-case identifier, not pg_*)"},
 		{Name: "HOOKRELAY_LISTEN_ADDR", Default: DefaultListenAddr, Meaning: "host:port of the HTTP listener (health, metrics, admin API, portal, proxy)"},
 		{Name: "HOOKRELAY_ADMIN_TOKEN", Meaning: "bearer token for the admin API, at least 16 characters; empty turns the admin API off", Secret: true},
-		{Name: "HOOKRELAY_MIGRATE_ON_START", Default: strconv.FormatBool(DefaultMigrateOnStart), Meaning: "apply pending database migrations when serve starts"},
+		{Name: "HOOKRELAY_MIGRATE_ON_START", Default: strconv.FormatBool(DefaultMigrateOnStart), Meaning: "apply pending database migrations when run starts"},
 		{Name: "HOOKRELAY_POLL_INTERVAL", Default: "1s", Meaning: "how often to poll for due deliveries behind LISTEN/NOTIFY"},
 		{Name: "HOOKRELAY_REQUEST_TIMEOUT", Default: "10s", Meaning: "time limit for one delivery attempt (at most 5m)"},
 		{Name: "HOOKRELAY_LEASE_DURATION", Default: "0s", Meaning: "how long a claimed delivery stays leased; 0 derives 2×REQUEST_TIMEOUT+30s, an explicit value must exceed REQUEST_TIMEOUT+5s"},
@@ -817,6 +817,7 @@ func (c Config) encode(enc zapcore.ObjectEncoder) error {
 	enc.AddInt("max_in_flight", c.MaxInFlight)
 	enc.AddInt("endpoint_max_in_flight", c.EndpointMaxInFlight)
 	enc.AddInt("batch_size", c.BatchSize)
+	enc.AddBool("async_commit", c.AsyncCommit)
 	enc.AddBool("allow_private_destinations", c.AllowPrivateDestinations)
 	if err := enc.AddArray("allowed_destination_cidrs", zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
 		for _, p := range c.AllowedDestinationCIDRs {
