@@ -30,6 +30,10 @@ type StoredEvent struct {
 	DispatchedAt *time.Time `json:"dispatched_at,omitempty"`
 	// DeliveryCount is the number of deliveries created at fan-out.
 	DeliveryCount *int `json:"delivery_count,omitempty"`
+	// DispatchError says why the event reached no endpoint (an endpoint_id
+	// naming none of the tenant's endpoints subscribed to its type) or,
+	// while DispatchedAt is nil, why the fan-out set it aside.
+	DispatchError string `json:"dispatch_error,omitempty"`
 }
 
 // Delivery is one (event, endpoint) delivery as the admin API shows it.
@@ -154,15 +158,16 @@ func ValidDeliveryState(s string) bool {
 	return false
 }
 
-const eventColumns = `id, uid, event_type, tenant, payload::text::bytea, coalesce(endpoint_id::text, ''),
-       coalesce(idempotency_key, ''), coalesce(ordering_key, ''), created_at, dispatched_at, delivery_count`
+const eventColumns = `id, uid, event_type, tenant, convert_to(payload::text, 'UTF8'), coalesce(endpoint_id::text, ''),
+       coalesce(idempotency_key, ''), coalesce(ordering_key, ''), created_at, dispatched_at, delivery_count,
+       coalesce(dispatch_error, '')`
 
 func scanEvent(row pgx.Row) (StoredEvent, error) {
 	var e StoredEvent
 	var uid [16]byte
 	var payload []byte
 	err := row.Scan(&e.ID, &uid, &e.Type, &e.Tenant, &payload, &e.EndpointID, &e.IdempotencyKey,
-		&e.OrderingKey, &e.CreatedAt, &e.DispatchedAt, &e.DeliveryCount)
+		&e.OrderingKey, &e.CreatedAt, &e.DispatchedAt, &e.DeliveryCount, &e.DispatchError)
 	e.WebhookID = WebhookID(uid)
 	e.Payload = payload
 	return e, err

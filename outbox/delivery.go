@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -36,6 +39,11 @@ type Claimed struct {
 	Secrets     []string // current first, then old ones still in their rotation window
 	MaxInFlight int      // the endpoint's own cap, 0 when it has none
 	RateLimit   int      // the endpoint's requests per second, 0 when unlimited
+	// SecretErr says why the endpoint's stored secrets could not be opened
+	// (sealed without HOOKRELAY_SECRET_KEY, an unknown key, a tampered
+	// value); Secrets is then nil and the delivery cannot be signed. Only
+	// this delivery is affected: see Outcome.Deferred.
+	SecretErr error
 }
 
 // ClaimParams bounds a claim.
@@ -83,34 +91,136 @@ type Dispatched struct {
 	// Waiting lists the enabled endpoints that got pending deliveries for
 	// want of room.
 	Waiting []string
+	// Unrouted lists the events fanned out to no endpoint because their
+	// endpoint_id names none of the tenant's endpoints subscribed to the
+	// type; the reason is stored in the event's dispatch_error.
+	Unrouted []EventError
+	// SetAside lists events the fan-out could not process (a value in the
+	// row failed the statement): each keeps its place with the error in
+	// dispatch_error and is tried again after DispatchRetryAfter, and the
+	// rest of the batch went on without it.
+	SetAside []EventError
 }
+
+// EventError is an outbox event with the error it met.
+type EventError struct {
+	EventID int64
+	Error   string
+	// Repeated is true when the event already carried this error (a set
+	// aside event failing again): callers report each error once.
+	Repeated bool
+}
+
+// DispatchRetryAfter is how long an event the fan-out set aside waits
+// before it is tried again.
+const DispatchRetryAfter = time.Minute
 
 // DispatchClaim is Dispatch that also leases, in the same statement, up to
 // claim.Limit of the deliveries it creates, within claim's per-endpoint
 // room (see ClaimParams); they are returned ready to send. The others stay
 // pending for Claim.
+//
+// The fan-out runs on a batch of events in one statement. When a value in
+// one row makes that statement fail (a data or constraint error), the
+// batch is retried in halves until the failing row is alone; that row is
+// set aside (see Dispatched.SetAside) and every other row is fanned out,
+// without leasing (the claimer picks the deliveries up).
 func (s *Store) DispatchClaim(ctx context.Context, limit int, claim ClaimParams) (Dispatched, error) {
+	d, err := s.dispatchClaim(ctx, s.q.dispatch, limit, claim)
+	if err == nil || !IsRowError(err) {
+		if err != nil {
+			return d, fmt.Errorf("dispatch events: %w", err)
+		}
+		return d, nil
+	}
+	ids, lerr := s.undispatched(ctx, limit)
+	if lerr != nil {
+		return Dispatched{}, fmt.Errorf("dispatch events: %w (and listing the batch to isolate the row: %w)", err, lerr)
+	}
+	var all Dispatched
+	if err := s.dispatchParts(ctx, ids, &all); err != nil {
+		return all, fmt.Errorf("dispatch events: %w", err)
+	}
+	return all, nil
+}
+
+// dispatchParts fans out the events ids (without leasing), splitting the
+// list on a row error until the failing event is alone, then sets it aside.
+func (s *Store) dispatchParts(ctx context.Context, ids []int64, all *Dispatched) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	d, err := s.dispatchClaim(ctx, s.q.dispatchOnly, len(ids), ClaimParams{}, ids)
+	switch {
+	case err == nil:
+		all.Events += d.Events
+		all.Deliveries += d.Deliveries
+		all.Cut += d.Cut
+		all.Waiting = append(all.Waiting, d.Waiting...)
+		all.Unrouted = append(all.Unrouted, d.Unrouted...)
+		return nil
+	case !IsRowError(err):
+		return err
+	case len(ids) == 1:
+		msg := err.Error()
+		var before string
+		err := s.pool.QueryRow(ctx, s.q.setAside, ids[0], msg, DispatchRetryAfter.Seconds()).Scan(&before)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // fanned out by another relay meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("set aside event %d: %w", ids[0], translate(err))
+		}
+		all.SetAside = append(all.SetAside, EventError{EventID: ids[0], Error: msg, Repeated: before == msg})
+		return nil
+	}
+	half := len(ids) / 2
+	if err := s.dispatchParts(ctx, ids[:half], all); err != nil {
+		return err
+	}
+	return s.dispatchParts(ctx, ids[half:], all)
+}
+
+// undispatched lists up to limit events due for fan-out, in id order.
+func (s *Store) undispatched(ctx context.Context, limit int) ([]int64, error) {
+	rows, err := s.pool.Query(ctx, qualify(`SELECT id FROM {{schema}}.outbox
+ WHERE dispatched_at IS NULL AND (dispatch_retry_at IS NULL OR dispatch_retry_at <= now())
+ ORDER BY id LIMIT $1`, s.schema), limit)
+	if err != nil {
+		return nil, translate(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	return ids, translate(err)
+}
+
+// dispatchClaim runs one fan-out statement (sql is the dispatch query, or
+// the one restricted to the events in only).
+func (s *Store) dispatchClaim(ctx context.Context, sql string, limit int, claim ClaimParams, only ...[]int64) (Dispatched, error) {
 	var d Dispatched
 	token := NewLeaseToken()
 	ids, rooms := claim.rooms()
-	rows, err := s.engineQuery(ctx, s.q.dispatch, limit, max(claim.Limit, 0), claim.PerEndpoint, ids, rooms,
-		token, claim.Lease.Seconds())
+	args := []any{limit, max(claim.Limit, 0), claim.PerEndpoint, ids, rooms, token, claim.Lease.Seconds()}
+	if len(only) > 0 {
+		args = append(args, only[0])
+	}
+	rows, err := s.engineQuery(ctx, sql, args...)
 	if err != nil {
-		return d, fmt.Errorf("dispatch events: %w", translate(err))
+		return d, translate(err)
 	}
 	d.Claimed, err = scanClaimed(rows, token, func(c Claimed, x *dispatchCounts) bool {
 		if c.DeliveryID != 0 {
 			return true
 		}
 		d.Events, d.Deliveries, d.Cut, d.Waiting = int(x.events), int(x.deliveries), int(x.cut), x.waiting
+		for i, id := range x.unroutedIDs {
+			d.Unrouted = append(d.Unrouted, EventError{EventID: id, Error: x.unroutedErrs[i]})
+		}
 		return false
 	})
 	if err != nil {
-		return d, fmt.Errorf("dispatch events: %w", err)
+		return d, err
 	}
-	if err := s.openClaimed(d.Claimed); err != nil {
-		return d, fmt.Errorf("dispatch events: %w", err)
-	}
+	s.openClaimed(d.Claimed)
 	return d, nil
 }
 
@@ -154,9 +264,7 @@ func (s *Store) Claim(ctx context.Context, p ClaimParams) ([]Claimed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}
-	if err := s.openClaimed(out); err != nil {
-		return nil, fmt.Errorf("claim deliveries: %w", err)
-	}
+	s.openClaimed(out)
 	return out, nil
 }
 
@@ -165,6 +273,8 @@ func (s *Store) Claim(ctx context.Context, p ClaimParams) ([]Claimed, error) {
 type dispatchCounts struct {
 	events, deliveries, cut int32
 	waiting                 []string
+	unroutedIDs             []int64
+	unroutedErrs            []string
 }
 
 // scanClaimed reads claimed deliveries leased with token. With counts set,
@@ -179,7 +289,7 @@ func scanClaimed(rows pgx.Rows, token int64, counts func(c Claimed, x *dispatchC
 			&c.Tenant, &c.Payload, &c.CreatedAt, &c.URL, &c.Secrets, &c.MaxInFlight, &c.RateLimit}
 		var x dispatchCounts
 		if counts != nil {
-			dest = append(dest, &x.events, &x.deliveries, &x.cut, &x.waiting)
+			dest = append(dest, &x.events, &x.deliveries, &x.cut, &x.waiting, &x.unroutedIDs, &x.unroutedErrs)
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
@@ -197,14 +307,14 @@ func scanClaimed(rows pgx.Rows, token int64, counts func(c Claimed, x *dispatchC
 	return out, nil
 }
 
-// openClaimed decrypts the secrets of claimed deliveries.
-func (s *Store) openClaimed(out []Claimed) error {
+// openClaimed decrypts the secrets of claimed deliveries. A delivery whose
+// secrets do not open gets SecretErr; the others are not affected.
+func (s *Store) openClaimed(out []Claimed) {
 	for i := range out {
 		if err := s.openSecrets(out[i].Secrets); err != nil {
-			return fmt.Errorf("endpoint %s: %w", out[i].EndpointID, err)
+			out[i].Secrets, out[i].SecretErr = nil, err
 		}
 	}
-	return nil
 }
 
 // Outcome is the result of one attempt, recorded by Complete.
@@ -224,6 +334,28 @@ type Outcome struct {
 	ErrorClass    string // e.g. timeout, connection_refused, http_status
 	Error         string
 	Response      string // capped response excerpt
+	// Deferred marks a delivery that could not be prepared (its secret does
+	// not open): it goes back to pending until NextAttemptAt with Error as
+	// its last error, and nothing is counted: no attempt, no failure of the
+	// endpoint.
+	Deferred bool
+}
+
+// Bounds of the receiver-supplied and error text Complete stores.
+const (
+	MaxErrorBytes    = 2048
+	MaxResponseBytes = 4096
+)
+
+// CleanText makes s storable in a PostgreSQL text column and bounded: NUL
+// bytes and invalid UTF-8 become U+FFFD, and the result is cut to at most
+// n bytes on a character boundary. Receivers' answers and error messages
+// pass through it before they are stored or logged.
+func CleanText(s string, n int) string {
+	if strings.IndexByte(s, 0) >= 0 || !utf8.ValidString(s) {
+		s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+	}
+	return truncateUTF8(s, n)
 }
 
 // Complete records a batch of outcomes in one statement: an attempts row for
@@ -240,10 +372,12 @@ func (s *Store) Complete(ctx context.Context, outs []Outcome) (applied []int64, 
 	endpoints, states, results, classes, errs, excerpts := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	next, started := make([]time.Time, n), make([]time.Time, n)
 	attempts, durations, statuses := make([]int32, n), make([]int32, n), make([]int32, n)
+	deferred := make([]bool, n)
 	for i, o := range outs {
 		ids[i], tokens[i], events[i], endpoints[i] = o.DeliveryID, o.LeaseToken, o.EventID, o.EndpointID
-		states[i], results[i], classes[i] = o.State, o.Result, o.ErrorClass
-		errs[i], excerpts[i] = truncateUTF8(o.Error, 2048), o.Response
+		states[i], results[i], classes[i] = o.State, CleanText(o.Result, 64), CleanText(o.ErrorClass, 64)
+		errs[i], excerpts[i] = CleanText(o.Error, MaxErrorBytes), CleanText(o.Response, MaxResponseBytes)
+		deferred[i] = o.Deferred
 		next[i], started[i] = o.NextAttemptAt, o.StartedAt
 		if next[i].IsZero() {
 			next[i] = o.StartedAt
@@ -251,7 +385,7 @@ func (s *Store) Complete(ctx context.Context, outs []Outcome) (applied []int64, 
 		attempts[i], durations[i], statuses[i] = int32(o.Attempt), int32(o.Duration.Milliseconds()), int32(o.StatusCode)
 	}
 	rows, err := s.engineQuery(ctx, s.q.complete, ids, tokens, states, next, statuses, errs,
-		events, endpoints, attempts, started, durations, results, classes, excerpts)
+		events, endpoints, attempts, started, durations, results, classes, excerpts, deferred)
 	if err != nil {
 		return nil, fmt.Errorf("record outcomes: %w", translate(err))
 	}

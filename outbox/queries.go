@@ -1,19 +1,23 @@
 package outbox
 
+import "strings"
+
 // queries holds every statement with the schema filled in, built once per
 // Store. Endpoint ids travel as text[] cast to uuid[] in SQL: pgx encodes Go
 // strings as text without first trying (and failing) a uuid encoding.
 type queries struct {
-	dispatch, claim, complete, release, disable string
+	dispatch, dispatchOnly, setAside, claim, complete, release, disable string
 }
 
 func newQueries(schema string) queries {
 	return queries{
-		dispatch: qualify(dispatchSQL, schema),
-		claim:    qualify(claimSQL, schema),
-		complete: qualify(completeSQL, schema),
-		release:  qualify(releaseSQL, schema),
-		disable:  qualify(disableSQL, schema),
+		dispatch:     qualify(strings.Replace(dispatchSQL, "{{only}}", "", 1), schema),
+		dispatchOnly: qualify(strings.Replace(dispatchSQL, "{{only}}", dispatchOnlySQL, 1), schema),
+		setAside:     qualify(setAsideSQL, schema),
+		claim:        qualify(claimSQL, schema),
+		complete:     qualify(completeSQL, schema),
+		release:      qualify(releaseSQL, schema),
+		disable:      qualify(disableSQL, schema),
 	}
 }
 
@@ -24,10 +28,11 @@ func newQueries(schema string) queries {
 // The claimed rows come first; the last row carries the counts (delivery id
 // 0): events, deliveries, deliveries left pending by the overall limit,
 // and the endpoints left pending deliveries for want of room.
-const dispatchSQL = `WITH ev AS (
+var dispatchSQL = `WITH ev AS (
     SELECT id, tenant, event_type, endpoint_id
       FROM {{schema}}.outbox
-     WHERE dispatched_at IS NULL
+     WHERE dispatched_at IS NULL {{only}}
+       AND (dispatch_retry_at IS NULL OR dispatch_retry_at <= now())
      ORDER BY id
      LIMIT $1
        FOR UPDATE SKIP LOCKED
@@ -36,10 +41,7 @@ const dispatchSQL = `WITH ev AS (
            e.enabled AND row_number() OVER (PARTITION BY e.id ORDER BY ev.id)
                <= coalesce(b.room, least(coalesce(e.max_in_flight, $3), $3)) AS fits
       FROM ev
-      JOIN {{schema}}.endpoints e
-        ON (ev.endpoint_id IS NOT NULL AND e.id = ev.endpoint_id)
-        OR (ev.endpoint_id IS NULL AND e.tenant = ev.tenant
-            AND (cardinality(e.event_types) = 0 OR ev.event_type = ANY (e.event_types)))
+      JOIN {{schema}}.endpoints e ON ` + matchSQL("ev") + `
       LEFT JOIN unnest($4::text[]::uuid[], $5::int[]) AS b(endpoint_id, room) ON b.endpoint_id = e.id
 ), chosen AS (
     SELECT event_id, endpoint_id, enabled, fits,
@@ -59,19 +61,16 @@ const dispatchSQL = `WITH ev AS (
     -- joining the inserted rows back, which the planner would do with a
     -- nested loop over both CTEs: quadratic in the batch size.
     UPDATE {{schema}}.outbox o
-       SET dispatched_at = now(),
-           delivery_count = (SELECT count(*) FROM {{schema}}.endpoints e
-                              WHERE (o.endpoint_id IS NOT NULL AND e.id = o.endpoint_id)
-                                 OR (o.endpoint_id IS NULL AND e.tenant = o.tenant
-                                     AND (cardinality(e.event_types) = 0 OR o.event_type = ANY (e.event_types))))
-      FROM ev
+       SET dispatched_at = now(), delivery_count = m.n, dispatch_retry_at = NULL,
+           dispatch_error = CASE WHEN m.n = 0 AND o.endpoint_id IS NOT NULL THEN ` + unroutedSQL + ` END
+      FROM ev, LATERAL (SELECT count(*)::int AS n FROM {{schema}}.endpoints e WHERE ` + matchSQL("ev") + `) m
      WHERE o.id = ev.id
-    RETURNING 1
+    RETURNING o.id, o.dispatch_error
 )
 SELECT i.id, i.event_id, i.endpoint_id::text, i.attempts, o.uid, o.event_type, o.tenant,
-       o.payload::text::bytea, o.created_at, e.url,
+       convert_to(o.payload::text, 'UTF8'), o.created_at, e.url,
        ` + secretsSQL + `,
-       coalesce(e.max_in_flight, 0), coalesce(e.rate_limit, 0), -1, -1, -1, '{}'::text[]
+       coalesce(e.max_in_flight, 0), coalesce(e.rate_limit, 0), -1, -1, -1, '{}'::text[], '{}'::bigint[], '{}'::text[]
   FROM ins i
   JOIN {{schema}}.outbox o ON o.id = i.event_id
   JOIN {{schema}}.endpoints e ON e.id = i.endpoint_id
@@ -80,7 +79,42 @@ UNION ALL
 SELECT 0, 0, '', 0, '00000000-0000-0000-0000-000000000000'::uuid, '', '', ''::bytea, now(), '', '{}'::text[], 0, 0,
        (SELECT count(*) FROM upd)::int, (SELECT count(*) FROM ins)::int,
        (SELECT count(*) FROM chosen WHERE fits AND NOT lease)::int,
-       (SELECT coalesce(array_agg(DISTINCT endpoint_id::text), '{}') FROM chosen WHERE enabled AND NOT fits)`
+       (SELECT coalesce(array_agg(DISTINCT endpoint_id::text), '{}') FROM chosen WHERE enabled AND NOT fits),
+       (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM upd WHERE dispatch_error IS NOT NULL),
+       (SELECT coalesce(array_agg(dispatch_error ORDER BY id), '{}') FROM upd WHERE dispatch_error IS NOT NULL)`
+
+// matchSQL is the condition under which endpoint e receives event ev (an
+// outbox row): same tenant, subscribed to the event's type (an empty filter
+// subscribes to all), and, when the event names an endpoint_id, that
+// endpoint. endpoint_id narrows the fan-out to one endpoint; it never adds
+// one that the tenant and type would not select.
+func matchSQL(ev string) string {
+	return `e.tenant = ` + ev + `.tenant
+            AND (cardinality(e.event_types) = 0 OR ` + ev + `.event_type = ANY (e.event_types))
+            AND (` + ev + `.endpoint_id IS NULL OR e.id = ` + ev + `.endpoint_id)`
+}
+
+// unroutedSQL says why an outbox row o with an endpoint_id reached no
+// endpoint. An endpoint of another tenant reads as no endpoint at all, so
+// the message confirms nothing about other tenants.
+const unroutedSQL = `coalesce((SELECT 'endpoint ' || t.id || ' is not subscribed to event type ' || o.event_type
+                                FROM {{schema}}.endpoints t WHERE t.id = o.endpoint_id AND t.tenant = o.tenant),
+                              'endpoint_id ' || o.endpoint_id || ' names no endpoint of tenant "' || o.tenant || '"')`
+
+// dispatchOnlySQL restricts dispatchSQL to the events listed in $8: the
+// fan-out of a batch that failed is retried in parts to set aside the row
+// that failed it (see Store.DispatchClaim).
+const dispatchOnlySQL = `AND id = ANY ($8::bigint[])`
+
+// setAsideSQL marks events the fan-out cannot process: they keep their
+// place, carry the error, and are tried again after $3 seconds. It returns
+// each event's previous error, so a repeat of the same error is not
+// reported again.
+const setAsideSQL = `UPDATE {{schema}}.outbox o
+   SET dispatch_error = $2, dispatch_retry_at = now() + make_interval(secs => $3)
+  FROM (SELECT id, dispatch_error AS before FROM {{schema}}.outbox WHERE id = $1 FOR UPDATE) b
+ WHERE o.id = b.id AND o.dispatched_at IS NULL
+RETURNING coalesce(b.before, '')`
 
 // secretsSQL lists an endpoint's (e) signing secrets: the current one
 // first, then old ones still inside their rotation window.
@@ -145,22 +179,27 @@ UPDATE {{schema}}.deliveries d
   FROM {{schema}}.outbox o, {{schema}}.endpoints e
  WHERE d.id IN (SELECT id FROM locked) AND o.id = d.event_id AND e.id = d.endpoint_id
 RETURNING d.id, d.event_id, d.endpoint_id::text, d.attempts, o.uid, o.event_type, o.tenant,
-          o.payload::text::bytea, o.created_at, e.url,
+          convert_to(o.payload::text, 'UTF8'), o.created_at, e.url,
           ` + secretsSQL + `,
           coalesce(e.max_in_flight, 0), coalesce(e.rate_limit, 0)`
 
+// completeSQL records outcomes. A deferred outcome ($15) returns its
+// delivery to pending with its error and counts nothing: no attempt row, no
+// attempt, no failure of the endpoint.
 const completeSQL = `WITH r AS (
-    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::int[], $6::text[])
-        AS r(id, token, state, next_at, status, err)
+    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::int[], $6::text[], $15::bool[])
+        AS r(id, token, state, next_at, status, err, deferred)
 ), upd AS (
     UPDATE {{schema}}.deliveries d
        SET state = r.state,
-           attempts = d.attempts + 1,
+           attempts = d.attempts + CASE WHEN r.deferred THEN 0 ELSE 1 END,
            next_attempt_at = CASE WHEN r.state = 'pending' AND NOT e.enabled THEN 'infinity'::timestamptz
                                   ELSE r.next_at END,
            lease_token = NULL, lease_expires_at = NULL,
-           last_status = nullif(r.status, 0), last_error = r.err,
-           last_attempt_at = now(), updated_at = now(),
+           last_status = CASE WHEN r.deferred THEN d.last_status ELSE nullif(r.status, 0) END,
+           last_error = r.err,
+           last_attempt_at = CASE WHEN r.deferred THEN d.last_attempt_at ELSE now() END,
+           updated_at = now(),
            finished_at = CASE WHEN r.state IN ('delivered', 'dead') THEN now() END
       FROM r, {{schema}}.endpoints e
      -- id = ANY keeps the planner on the primary key: joining the unnested
@@ -175,8 +214,9 @@ const completeSQL = `WITH r AS (
     SELECT a.id, a.event_id, a.endpoint_id, a.attempt, a.started, a.duration, nullif(a.status, 0),
            a.outcome, a.class, a.err, a.excerpt
       FROM unnest($1::bigint[], $7::bigint[], $8::text[]::uuid[], $9::int[], $10::timestamptz[], $11::int[],
-                  $5::int[], $12::text[], $13::text[], $6::text[], $14::text[])
-        AS a(id, event_id, endpoint_id, attempt, started, duration, status, outcome, class, err, excerpt)
+                  $5::int[], $12::text[], $13::text[], $6::text[], $14::text[], $15::bool[])
+        AS a(id, event_id, endpoint_id, attempt, started, duration, status, outcome, class, err, excerpt, deferred)
+     WHERE NOT a.deferred
 ), ep AS (
     UPDATE {{schema}}.endpoints e
        SET last_success_at = CASE WHEN s.ok THEN now() ELSE e.last_success_at END,
@@ -184,7 +224,8 @@ const completeSQL = `WITH r AS (
            consecutive_failures = CASE WHEN s.ok THEN 0 ELSE e.consecutive_failures + s.failed END
       FROM (SELECT endpoint_id, bool_or(state = 'delivered') AS ok,
                    count(*) FILTER (WHERE state <> 'delivered')::int AS failed
-              FROM unnest($8::text[]::uuid[], $3::text[]) AS x(endpoint_id, state)
+              FROM unnest($8::text[]::uuid[], $3::text[], $15::bool[]) AS x(endpoint_id, state, deferred)
+             WHERE NOT x.deferred
              GROUP BY endpoint_id) s
      WHERE e.id = s.endpoint_id
 )

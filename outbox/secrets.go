@@ -1,5 +1,10 @@
 package outbox
 
+import (
+	"errors"
+	"strings"
+)
+
 // SecretCodec seals endpoint signing secrets before they are stored and
 // opens them when they are read. Stored values that start with "whsec_" are
 // plain; a codec's sealed form must not.
@@ -18,10 +23,19 @@ func (s *Store) sealSecret(plain string) (string, error) {
 	return s.codec.Seal(plain)
 }
 
+// ErrSecretSealed is returned when a stored secret is sealed and the store
+// has no SecretCodec to open it (HOOKRELAY_SECRET_KEY is not set).
+var ErrSecretSealed = errors.New("the endpoint's signing secret is sealed and HOOKRELAY_SECRET_KEY is not set")
+
+// openSecrets opens sealed secrets in place. It stops at the first that
+// does not open.
 func (s *Store) openSecrets(stored []string) error {
 	for i, v := range stored {
-		if s.codec == nil || len(v) >= 6 && v[:6] == "whsec_" {
+		if strings.HasPrefix(v, "whsec_") {
 			continue
+		}
+		if s.codec == nil {
+			return ErrSecretSealed
 		}
 		plain, err := s.codec.Open(v)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -103,3 +104,67 @@ func (s *Store) ResealSecrets(ctx context.Context, reseal func(stored string) (s
 		}
 	}
 }
+
+// SecretCensus is what CheckSecrets found in the endpoints table.
+type SecretCensus struct {
+	// Plain counts stored secrets (current and old) in plain text.
+	Plain int
+	// Sealed counts sealed secrets; Opened those of them the store's codec
+	// opened.
+	Sealed, Opened int
+	// Failed lists, per endpoint, why a sealed secret did not open (at most
+	// MaxCensusFailures entries; FailedCount has them all).
+	Failed      []SecretFailure
+	FailedCount int
+}
+
+// SecretFailure is an endpoint whose sealed secret did not open.
+type SecretFailure struct {
+	EndpointID string
+	Err        error
+}
+
+// MaxCensusFailures bounds SecretCensus.Failed.
+const MaxCensusFailures = 20
+
+// CheckSecrets reads every stored endpoint secret (the current one and
+// those in old_secrets) and tries to open the sealed ones with the store's
+// codec, so a missing or wrong HOOKRELAY_SECRET_KEY is found at start-up
+// rather than by the deliveries. Without a codec, a sealed secret counts as
+// failed with ErrSecretSealed.
+func (s *Store) CheckSecrets(ctx context.Context) (SecretCensus, error) {
+	var c SecretCensus
+	rows, err := s.pool.Query(ctx, qualify(`SELECT id::text, secret FROM {{schema}}.endpoints
+UNION ALL
+SELECT e.id::text, x->>'secret' FROM {{schema}}.endpoints e, jsonb_array_elements(e.old_secrets) x
+ WHERE x->>'secret' IS NOT NULL`, s.schema))
+	if err != nil {
+		return c, fmt.Errorf("check endpoint secrets: %w", translate(err))
+	}
+	defer rows.Close()
+	var id, v string
+	_, err = pgx.ForEachRow(rows, []any{&id, &v}, func() error {
+		if strings.HasPrefix(v, "whsec_") {
+			c.Plain++
+			return nil
+		}
+		c.Sealed++
+		err := s.openSecrets([]string{v})
+		if err == nil {
+			c.Opened++
+			return nil
+		}
+		c.FailedCount++
+		if len(c.Failed) < MaxCensusFailures {
+			c.Failed = append(c.Failed, SecretFailure{EndpointID: id, Err: err})
+		}
+		return nil
+	})
+	if err != nil {
+		return c, fmt.Errorf("check endpoint secrets: %w", translate(err))
+	}
+	return c, nil
+}
+
+// HasCodec reports whether the store seals secrets (HOOKRELAY_SECRET_KEY).
+func (s *Store) HasCodec() bool { return s.codec != nil }

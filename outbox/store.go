@@ -181,6 +181,25 @@ func qualify(sql, schema string) string {
 	).Replace(sql)
 }
 
+// IsRowError reports whether err is PostgreSQL refusing a value in the
+// statement's data (a data exception, a constraint, a size limit) rather
+// than the connection or the server failing: retrying the same statement
+// would fail the same way, and a batch hitting one is split so the other
+// rows go on.
+func IsRowError(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || len(pgErr.Code) != 5 {
+		return false
+	}
+	switch pgErr.Code[:2] {
+	case "22", // data exception: invalid text, bad encoding, out of range
+		"23", // integrity constraint violation
+		"54": // program limit exceeded: a value too large
+		return true
+	}
+	return false
+}
+
 // translate maps driver errors to the package's errors at one boundary.
 func translate(err error) error {
 	if err == nil {

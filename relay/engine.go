@@ -102,11 +102,15 @@ type Engine struct {
 	// of failures began (unix nanoseconds, 0 while it succeeds); see Health.
 	dispatchFailing, claimFailing atomic.Int64
 	lastDispatchErr, lastClaimErr atomic.Pointer[error]
-	done    chan struct{}
-	hooks   sync.WaitGroup // OnDead calls in progress
+	done                          chan struct{}
+	hooks                         sync.WaitGroup // OnDead calls in progress
 
 	limitersMu sync.Mutex
 	limiters   map[string]*rate.Limiter
+
+	// secretErrs remembers, per endpoint, the secret problem last logged.
+	secretErrsMu sync.Mutex
+	secretErrs   map[string]string
 
 	// claimMu makes the fan-out's claim and the claimer take turns, so
 	// both see the room the other left.
@@ -145,20 +149,21 @@ func New(cfg Config, store *outbox.Store, sender *Sender, wake <-chan struct{}, 
 		metrics = NewMetrics(nil)
 	}
 	e := &Engine{
-		cfg:      cfg,
-		store:    store,
-		sender:   sender,
-		log:      log,
-		metrics:  metrics,
-		wake:     wake,
-		id:       fmt.Sprintf("relay-%016x", outbox.NewLeaseToken()),
-		done:     make(chan struct{}),
-		queues:   map[string]*endpointQueue{},
-		maxHeld:  2 * cfg.MaxInFlight,
-		limiters: map[string]*rate.Limiter{},
-		freed:    make(chan struct{}, 1),
-		spare:    make(chan struct{}, 1),
-		results:  make(chan result, cfg.MaxInFlight+cfg.CompleteBatch),
+		cfg:        cfg,
+		store:      store,
+		sender:     sender,
+		log:        log,
+		metrics:    metrics,
+		wake:       wake,
+		id:         fmt.Sprintf("relay-%016x", outbox.NewLeaseToken()),
+		done:       make(chan struct{}),
+		queues:     map[string]*endpointQueue{},
+		maxHeld:    2 * cfg.MaxInFlight,
+		limiters:   map[string]*rate.Limiter{},
+		secretErrs: map[string]string{},
+		freed:      make(chan struct{}, 1),
+		spare:      make(chan struct{}, 1),
+		results:    make(chan result, cfg.MaxInFlight+cfg.CompleteBatch),
 	}
 	e.work = sync.NewCond(&e.mu)
 	return e
@@ -481,7 +486,27 @@ func (e *Engine) dispatch(ctx context.Context, limit int) (outbox.Dispatched, er
 	}
 	e.hold(d.Claimed, start)
 	e.noteWaiting(d.Waiting)
+	e.reportDispatchErrors(d)
 	return d, nil
+}
+
+// reportDispatchErrors logs each event the fan-out could not route or had
+// to set aside, once per event and error, and counts them.
+func (e *Engine) reportDispatchErrors(d outbox.Dispatched) {
+	for _, u := range d.Unrouted {
+		e.metrics.Unrouted.Inc()
+		e.log.Warn("event reached no endpoint: its endpoint_id names none of the tenant's endpoints subscribed to its type",
+			zap.Int64("event_id", u.EventID), zap.String("error", u.Error))
+	}
+	for _, a := range d.SetAside {
+		e.metrics.SetAside.Inc()
+		if a.Repeated {
+			continue
+		}
+		e.log.Error("event could not be fanned out; set aside, the others go on",
+			zap.Int64("event_id", a.EventID), zap.String("error", a.Error),
+			zap.Duration("retry_in", outbox.DispatchRetryAfter))
+	}
 }
 
 // claimLoop leases due deliveries whenever there is room: after a fan-out,
@@ -595,23 +620,20 @@ func (e *Engine) deliver(ctx context.Context, j heldJob) {
 			return
 		}
 	}
-	var resp Response
-	var v Verdict
-	if len(secrets) == 0 {
-		resp = Response{StartedAt: time.Now(), Err: j.badKey}
-		v = Verdict{Final: true, Class: "invalid_secret"}
-	} else {
-		resp = e.sender.Send(ctx, Message{
-			URL:       c.URL,
-			WebhookID: c.WebhookID,
-			EventType: c.EventType,
-			Payload:   c.Payload,
-			Timestamp: c.CreatedAt,
-			Secrets:   secrets,
-		})
-		v = Classify(resp.StatusCode, resp.Header, resp.Err, time.Now())
-		took, sent = resp.Duration, true
+	if c.SecretErr != nil || len(secrets) == 0 {
+		e.deferDelivery(c, attempt, j.secretProblem())
+		return
 	}
+	resp := e.sender.Send(ctx, Message{
+		URL:       c.URL,
+		WebhookID: c.WebhookID,
+		EventType: c.EventType,
+		Payload:   c.Payload,
+		Timestamp: c.CreatedAt,
+		Secrets:   secrets,
+	})
+	v := Classify(resp.StatusCode, resp.Header, resp.Err, time.Now())
+	took, sent = resp.Duration, true
 	out := outbox.Outcome{
 		DeliveryID: c.DeliveryID,
 		LeaseToken: c.LeaseToken,
@@ -622,10 +644,12 @@ func (e *Engine) deliver(ctx context.Context, j heldJob) {
 		Duration:   resp.Duration,
 		StatusCode: resp.StatusCode,
 		ErrorClass: v.Class,
-		Response:   resp.Excerpt,
+		// The receiver's bytes are made storable here, so the outcome is
+		// the same in the database, the logs and the operational events.
+		Response: outbox.CleanText(resp.Excerpt, outbox.MaxResponseBytes),
 	}
 	if resp.Err != nil {
-		out.Error = resp.Err.Error()
+		out.Error = outbox.CleanText(resp.Err.Error(), outbox.MaxErrorBytes)
 	} else if !v.Delivered {
 		out.Error = "HTTP " + strconv.Itoa(resp.StatusCode)
 	}
@@ -678,6 +702,62 @@ func (e *Engine) deliver(ctx context.Context, j heldJob) {
 		e.disable(c.EndpointID, "endpoint answered 410 Gone")
 	}
 	e.results <- result{out: out, taken: true}
+}
+
+// SecretRetryAfter is how long a delivery whose endpoint secret cannot be
+// opened waits before it is tried again (by then the key may have been
+// supplied or the secret rotated).
+const SecretRetryAfter = time.Minute
+
+// ResultDeferred is the result of a delivery put back unsent because it
+// could not be prepared; no attempt is recorded.
+const ResultDeferred = "deferred"
+
+// ClassSecretUnavailable is the error class of a delivery put back because
+// its endpoint's signing secret could not be opened.
+const ClassSecretUnavailable = "secret_unavailable"
+
+// secretProblem says why the job has no usable signing secret.
+func (j heldJob) secretProblem() error {
+	switch {
+	case j.c.SecretErr != nil:
+		return j.c.SecretErr
+	case j.badKey != nil:
+		return j.badKey
+	}
+	return errors.New("the endpoint has no signing secret")
+}
+
+// deferDelivery puts back a delivery that cannot be signed, unsent and
+// uncounted, until SecretRetryAfter; the cause is stored as its last error
+// and logged once per endpoint and cause, not per delivery or retry.
+func (e *Engine) deferDelivery(c outbox.Claimed, attempt int, cause error) {
+	msg := "cannot sign: " + cause.Error()
+	e.metrics.Deferred.Inc()
+	e.secretErrsMu.Lock()
+	first := e.secretErrs[c.EndpointID] != msg
+	e.secretErrs[c.EndpointID] = msg
+	e.secretErrsMu.Unlock()
+	if first {
+		e.log.Error("endpoint's signing secret cannot be used; its deliveries wait and are tried again",
+			zap.String("endpoint_id", c.EndpointID), zap.String("error_class", ClassSecretUnavailable),
+			zap.Error(cause), zap.Duration("retry_in", SecretRetryAfter))
+	}
+	now := time.Now()
+	e.results <- result{taken: true, out: outbox.Outcome{
+		DeliveryID:    c.DeliveryID,
+		LeaseToken:    c.LeaseToken,
+		EventID:       c.EventID,
+		EndpointID:    c.EndpointID,
+		Attempt:       attempt,
+		State:         outbox.StatePending,
+		Result:        ResultDeferred,
+		Deferred:      true,
+		NextAttemptAt: now.Add(SecretRetryAfter),
+		StartedAt:     now,
+		ErrorClass:    ClassSecretUnavailable,
+		Error:         msg,
+	}}
 }
 
 // limiter returns the endpoint's rate limiter (requests per second, burst
@@ -769,23 +849,15 @@ func (e *Engine) complete() {
 
 // record writes a batch of outcomes, retrying briefly on failure. If it
 // still fails the leases expire and the deliveries are sent again (at least
-// once, never lost).
+// once, never lost). A value that the database refuses fails only its own
+// outcome: the batch is split until that outcome is alone (see
+// completeIsolated).
 func (e *Engine) record(batch []outbox.Outcome) {
 	// Keep trying while the leases hold: an outcome given up on is sent
 	// again (a duplicate) once its lease expires.
 	ctx, cancel := context.WithTimeout(context.Background(), max(e.cfg.Lease-5*time.Second, 5*time.Second))
 	defer cancel()
-	b := retry.WithJitterPercent(20, retry.WithCappedDuration(2*time.Second, retry.NewExponential(100*time.Millisecond)))
-	var applied []int64
-	err := retry.Do(ctx, b, func(ctx context.Context) error {
-		var err error
-		applied, err = e.store.Complete(ctx, batch)
-		if err != nil {
-			e.log.Warn("record outcomes failed, retrying", zap.Int("outcomes", len(batch)), zap.Error(err))
-			return retry.RetryableError(err)
-		}
-		return nil
-	})
+	applied, err := e.completeIsolated(ctx, batch)
 	if err != nil {
 		e.log.Error("record outcomes failed until the leases ran out; the deliveries will be sent again",
 			zap.Int("outcomes", len(batch)), zap.Error(err))
@@ -811,13 +883,75 @@ func (e *Engine) record(batch []outbox.Outcome) {
 			// Off the completer's path: a slow hook must not hold up the
 			// recording of other outcomes.
 			e.hooks.Go(func() {
-				hctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				hctx, cancel := context.WithTimeout(context.Background(), hookTimeout)
 				defer cancel()
 				e.OnDead(hctx, o)
 			})
 		}
 	}
 }
+
+// completeIsolated records batch, retrying while the database is
+// unreachable. When the database refuses a value (outbox.IsRowError) the
+// batch is split in halves, so the outcome at fault is found alone; it is
+// then recorded without the receiver's text, and if even that is refused
+// it is dropped (its lease expires and it is sent again) with a log line.
+// The outcomes around it are recorded as usual.
+func (e *Engine) completeIsolated(ctx context.Context, batch []outbox.Outcome) ([]int64, error) {
+	applied, err := e.completeRetrying(ctx, batch)
+	if err == nil || !outbox.IsRowError(err) {
+		return applied, err
+	}
+	if len(batch) > 1 {
+		half := len(batch) / 2
+		a, err := e.completeIsolated(ctx, batch[:half])
+		if err != nil {
+			return a, err
+		}
+		b, err := e.completeIsolated(ctx, batch[half:])
+		return append(a, b...), err
+	}
+	o := batch[0]
+	fields := []zap.Field{zap.Int64("delivery_id", o.DeliveryID), zap.String("endpoint_id", o.EndpointID), zap.Error(err)}
+	o.Response = ""
+	o.Error = "(the attempt's error text could not be stored: " + outbox.CleanText(err.Error(), 200) + ")"
+	applied, err = e.completeRetrying(ctx, []outbox.Outcome{o})
+	if err == nil {
+		e.metrics.Isolated.WithLabelValues("stripped").Inc()
+		e.log.Warn("outcome refused by the database; recorded without the receiver's text", fields...)
+		return applied, nil
+	}
+	if outbox.IsRowError(err) {
+		e.metrics.Isolated.WithLabelValues("dropped").Inc()
+		e.log.Error("outcome refused by the database even without the receiver's text; "+
+			"the delivery will be sent again when its lease expires", fields...)
+		return nil, nil
+	}
+	return nil, err
+}
+
+// completeRetrying runs one Complete, retrying with back-off on errors
+// other than a refused value (which would fail again).
+func (e *Engine) completeRetrying(ctx context.Context, batch []outbox.Outcome) ([]int64, error) {
+	b := retry.WithJitterPercent(20, retry.WithCappedDuration(2*time.Second, retry.NewExponential(100*time.Millisecond)))
+	var applied []int64
+	err := retry.Do(ctx, b, func(ctx context.Context) error {
+		var err error
+		applied, err = e.store.Complete(ctx, batch)
+		switch {
+		case err == nil:
+			return nil
+		case outbox.IsRowError(err):
+			return err
+		}
+		e.log.Warn("record outcomes failed, retrying", zap.Int("outcomes", len(batch)), zap.Error(err))
+		return retry.RetryableError(err)
+	})
+	return applied, err
+}
+
+// hookTimeout bounds one OnDead call.
+const hookTimeout = 10 * time.Second
 
 func (e *Engine) releaseLeases(ids, tokens []int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/hookrelay/hookrelay/outbox"
@@ -63,7 +65,13 @@ func TestFiltersAndTargeting(t *testing.T) {
 		{Type: "signup.deleted", Tenant: "acme", Payload: json.RawMessage(`{"i":3}`)},
 		{Type: "signup.created", Tenant: "globex", Payload: json.RawMessage(`{"i":4}`)},
 		{Type: "signup.created", Tenant: "nobody", Payload: json.RawMessage(`{"i":5}`)},
-		{Type: "signup.created", Tenant: "acme", EndpointID: tgt.ID, Payload: json.RawMessage(`{"i":6}`)},
+		// endpoint_id narrows the fan-out to that endpoint (the "all"
+		// endpoint of acme does not get it) ...
+		{Type: "campaign.ended", Tenant: "acme", EndpointID: tgt.ID, Payload: json.RawMessage(`{"i":6}`)},
+		// ... and never widens it: not to a type the endpoint does not
+		// subscribe to, not across tenants.
+		{Type: "signup.created", Tenant: "acme", EndpointID: tgt.ID, Payload: json.RawMessage(`{"i":7}`)},
+		{Type: "campaign.ended", Tenant: "globex", EndpointID: tgt.ID, Payload: json.RawMessage(`{"i":8}`)},
 	} {
 		if _, err := outbox.Enqueue(ctx, st.Pool(), ev, opts); err != nil {
 			t.Fatal(err)
@@ -543,26 +551,131 @@ func TestPrefetchKeepsTheEndpointCap(t *testing.T) {
 	}
 }
 
-func TestUnreadableSecretIsDeadNotSent(t *testing.T) {
+// TestUnusableSecretWaitsNotSent checks that a delivery whose endpoint
+// secret cannot be used is neither sent nor killed: it waits, with the
+// reason as its last error and no attempt counted, while other endpoints
+// go on; once the secret is fixed it is delivered.
+func TestUnusableSecretWaitsNotSent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := outboxtest.Store(t)
 	rc := newReceiver(t, nil)
+	healthy := newReceiver(t, nil)
 	ep := createEndpoint(t, st, rc, "")
-	if _, err := st.Pool().Exec(ctx, `UPDATE `+pgx.Identifier{st.Schema()}.Sanitize()+`.endpoints SET secret = 'not-a-secret' WHERE id = $1`, ep.ID); err != nil {
+	createEndpoint(t, st, healthy, "")
+	endpoints := pgx.Identifier{st.Schema()}.Sanitize() + `.endpoints`
+	for _, bad := range []string{"not-a-secret", "enc:v1:0badc0de:AAAA"} {
+		if _, err := st.Pool().Exec(ctx, `UPDATE `+endpoints+` SET secret = $2 WHERE id = $1`, ep.ID, bad); err != nil {
+			t.Fatal(err)
+		}
+		m := relay.NewMetrics(nil)
+		e := startEngineStoppable(t, st, engineOpts{metrics: m})
+		insertSQL(t, st, "", "signup.created", 3, 3)
+		healthy.waitAccepted(3, 10*time.Second)
+		eventually(t, 10*time.Second, "deliveries put back", func() bool { return counterValue(t, m.Deferred) == 3 })
+		e.stop()
+		var pending, attempts int
+		var lastError string
+		if err := st.Pool().QueryRow(ctx, `SELECT count(*) FILTER (WHERE state = 'pending' AND next_attempt_at > now()), sum(attempts), max(last_error)
+			FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.deliveries WHERE endpoint_id = $1`, ep.ID).Scan(&pending, &attempts, &lastError); err != nil {
+			t.Fatal(err)
+		}
+		if pending != 3 || attempts != 0 || !strings.Contains(lastError, "cannot sign") {
+			t.Fatalf("secret %q: %d waiting, %d attempts counted, last error %q; want 3 waiting, 0 attempts, the reason", bad, pending, attempts, lastError)
+		}
+		if n := len(rc.accepted()); n != 0 {
+			t.Fatalf("receiver got %d deliveries without a usable secret", n)
+		}
+		if _, err := st.Pool().Exec(ctx, `DELETE FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.deliveries WHERE endpoint_id = $1`, ep.ID); err != nil {
+			t.Fatal(err)
+		}
+		healthy.reset()
+	}
+	// Fixed: the waiting deliveries go out when they are due.
+	insertSQL(t, st, "", "signup.created", 2, 2)
+	if _, err := st.Pool().Exec(ctx, `UPDATE `+endpoints+` SET secret = 'not-a-secret' WHERE id = $1`, ep.ID); err != nil {
+		t.Fatal(err)
+	}
+	m := relay.NewMetrics(nil)
+	e := startEngineStoppable(t, st, engineOpts{metrics: m})
+	eventually(t, 10*time.Second, "deliveries put back", func() bool { return counterValue(t, m.Deferred) == 2 })
+	e.stop()
+	if _, err := st.Pool().Exec(ctx, `UPDATE `+endpoints+` SET secret = $2 WHERE id = $1`, ep.ID, rc.rawSecret); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Pool().Exec(ctx, `UPDATE `+pgx.Identifier{st.Schema()}.Sanitize()+`.deliveries SET next_attempt_at = now() WHERE endpoint_id = $1`, ep.ID); err != nil {
 		t.Fatal(err)
 	}
 	startEngine(t, st, engineOpts{})
-	insertSQL(t, st, "", "signup.created", 3, 3)
-	eventually(t, 10*time.Second, "deliveries dead", func() bool { return states(t, st)[outbox.StateDead] == 3 })
-	var class string
-	if err := st.Pool().QueryRow(ctx, `SELECT string_agg(DISTINCT error_class, ',') FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.attempts`).Scan(&class); err != nil {
+	rc.waitAccepted(2, 10*time.Second)
+}
+
+// counterValue reads a counter.
+func counterValue(t testing.TB, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
 		t.Fatal(err)
 	}
-	if class != "invalid_secret" {
-		t.Fatalf("attempt error classes %q, want invalid_secret", class)
+	return m.GetCounter().GetValue()
+}
+
+// TestRefusedOutcomeFailsOnlyItself checks that an outcome the database
+// refuses does not fail the outcomes recorded with it: they are recorded
+// once and not sent again, and the refused one is recorded without the
+// receiver's text.
+func TestRefusedOutcomeFailsOnlyItself(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := outboxtest.Store(t)
+	poison := newReceiver(t, func(w http.ResponseWriter, n int, r receipt) int {
+		_, _ = w.Write([]byte("refuse-me"))
+		return http.StatusOK
+	})
+	healthy := newReceiver(t, nil)
+	createEndpoint(t, st, poison, "", "poison")
+	createEndpoint(t, st, healthy, "", "healthy")
+	// A constraint stands for any value of a receiver's answer that the
+	// database refuses.
+	if _, err := st.Pool().Exec(ctx, `ALTER TABLE `+pgx.Identifier{st.Schema()}.Sanitize()+`.attempts
+		ADD CONSTRAINT refuse CHECK (response_excerpt NOT LIKE '%refuse-me%')`); err != nil {
+		t.Fatal(err)
 	}
-	if n := len(rc.accepted()); n != 0 {
-		t.Fatalf("receiver got %d unsigned deliveries", n)
+	m := relay.NewMetrics(nil)
+	startEngine(t, st, engineOpts{metrics: m, cfg: relay.Config{CompleteDelay: 50 * time.Millisecond}})
+	insertSQL(t, st, "", "healthy", 200, 200)
+	insertSQL(t, st, "", "poison", 3, 3)
+	insertSQL(t, st, "", "healthy", 200, 200)
+	eventually(t, 20*time.Second, "every delivery delivered", func() bool { return states(t, st)[outbox.StateDelivered] == 403 })
+	healthy.waitAccepted(400, time.Second)
+	if n := len(healthy.accepted()); n != 400 {
+		t.Fatalf("healthy endpoint got %d requests for 400 events: outcomes were lost and sent again", n)
 	}
+	var stripped int
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.attempts
+		WHERE response_excerpt = '' AND error LIKE '%could not be stored%'`).Scan(&stripped); err != nil {
+		t.Fatal(err)
+	}
+	if stripped != 3 || counterValue(t, m.Isolated.WithLabelValues("stripped")) != 3 {
+		t.Fatalf("%d attempts recorded stripped (metric %v), want 3", stripped, counterValue(t, m.Isolated.WithLabelValues("stripped")))
+	}
+}
+
+func TestHealthReportsALoopFailingTooLong(t *testing.T) {
+	t.Parallel()
+	st := outboxtest.Store(t)
+	e := startEngine(t, st, engineOpts{})
+	eventually(t, 5*time.Second, "engine running", e.Running)
+	if err := e.Health(); err != nil {
+		t.Fatalf("healthy engine: %v", err)
+	}
+	// The schema disappears: the fan-out fails from now on.
+	if _, err := st.Pool().Exec(context.Background(), `ALTER TABLE `+pgx.Identifier{st.Schema()}.Sanitize()+`.outbox RENAME TO gone`); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "health error", func() bool {
+		relay.BackdateFailures(e, relay.UnhealthyAfter)
+		err := e.Health()
+		return err != nil && strings.Contains(err.Error(), "failing for") && strings.Contains(err.Error(), "does not exist")
+	})
 }

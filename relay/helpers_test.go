@@ -111,6 +111,13 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// reset forgets what the receiver got.
+func (rc *receiver) reset() {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.got, rc.byID = nil, map[string]int{}
+}
+
 // accepted returns a copy of the accepted receipts.
 func (rc *receiver) accepted() []receipt {
 	rc.mu.Lock()
@@ -160,6 +167,19 @@ type engineOpts struct {
 // startEngine runs an engine on st until the test ends.
 func startEngine(t testing.TB, st *outbox.Store, o engineOpts) *relay.Engine {
 	t.Helper()
+	return startEngineStoppable(t, st, o).Engine
+}
+
+// runningEngine is an engine started by startEngineStoppable.
+type runningEngine struct {
+	*relay.Engine
+	stop func() // stops the engine and waits for it (idempotent)
+}
+
+// startEngineStoppable runs an engine on st until stop is called or the
+// test ends.
+func startEngineStoppable(t testing.TB, st *outbox.Store, o engineOpts) runningEngine {
+	t.Helper()
 	if o.cfg.PollInterval == 0 {
 		o.cfg.PollInterval = 50 * time.Millisecond
 	}
@@ -182,19 +202,23 @@ func startEngine(t testing.TB, st *outbox.Store, o engineOpts) *relay.Engine {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("engine: %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("engine: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("engine did not stop")
 			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("engine did not stop")
-		}
-		sender.Close()
-	})
-	return e
+			sender.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return runningEngine{Engine: e, stop: stop}
 }
 
 // createEndpoint adds an endpoint for rc.

@@ -31,6 +31,18 @@ type Metrics struct {
 	// LeasesLost counts outcomes not recorded because the lease had passed
 	// to another relay.
 	LeasesLost prometheus.Counter
+	// Deferred counts deliveries put back unsent because they could not be
+	// prepared (the endpoint's secret does not open).
+	Deferred prometheus.Counter
+	// Unrouted counts events fanned out to no endpoint because their
+	// endpoint_id names none of the tenant's subscribed endpoints.
+	Unrouted prometheus.Counter
+	// SetAside counts events the fan-out could not process (set aside with
+	// the error, tried again later), each time it happens.
+	SetAside prometheus.Counter
+	// Isolated counts outcomes that failed a batched write and were
+	// recorded on their own, stripped of the receiver's text, or dropped.
+	Isolated *prometheus.CounterVec
 }
 
 // NewMetrics creates the instruments and registers them with reg (nil: not
@@ -79,10 +91,27 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "hookrelay_leases_lost_total",
 			Help: "Attempt outcomes not applied because the delivery's lease had passed to another relay.",
 		}),
+		Deferred: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hookrelay_deliveries_deferred_total",
+			Help: "Deliveries put back unsent because the endpoint's signing secret could not be opened.",
+		}),
+		Unrouted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hookrelay_events_unrouted_total",
+			Help: "Events fanned out to no endpoint because their endpoint_id names none of the tenant's endpoints subscribed to the type.",
+		}),
+		SetAside: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hookrelay_events_set_aside_total",
+			Help: "Times an outbox row failed the fan-out and was set aside (with dispatch_error) so the rest could go on.",
+		}),
+		Isolated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookrelay_outcomes_isolated_total",
+			Help: "Attempt outcomes that failed a batched write, by how they were then recorded (alone, stripped, dropped).",
+		}, []string{"how"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Attempts, m.Deliveries, m.AttemptDuration, m.Notifications, m.Polls,
-			m.ClaimBatch, m.Dispatched, m.InFlight, m.Queued, m.LeasesLost)
+			m.ClaimBatch, m.Dispatched, m.InFlight, m.Queued, m.LeasesLost, m.Deferred, m.Unrouted,
+			m.SetAside, m.Isolated)
 	}
 	return m
 }

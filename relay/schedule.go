@@ -122,6 +122,10 @@ func (e *Engine) hold(claimed []outbox.Claimed, start time.Time) {
 		if !slices.Equal(q.rawSecrets, c.Secrets) {
 			q.rawSecrets = c.Secrets
 			q.secrets, q.badKey = parseSecrets(c.Secrets)
+			// A changed secret may have fixed the problem last logged.
+			e.secretErrsMu.Lock()
+			delete(e.secretErrs, c.EndpointID)
+			e.secretErrsMu.Unlock()
 		}
 		q.queue = append(q.queue, heldJob{c: c, deadline: deadline, secrets: q.secrets, badKey: q.badKey})
 		e.held++

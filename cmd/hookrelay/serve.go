@@ -65,9 +65,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer func() { _ = log.Sync() }()
 	log.Info("starting hookrelay", zap.String("version", relay.Version), zap.Object("config", cfg))
-	if cfg.SecretKey == "" {
-		log.Warn("HOOKRELAY_SECRET_KEY is not set: endpoint signing secrets are stored in plain text in the database")
-	}
 	if err := serve(ctx, cfg, log); err != nil {
 		log.Error("hookrelay stopped with an error", zap.Error(err))
 		return err
@@ -118,6 +115,9 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	}
 	store, err := newStore(pool, cfg)
 	if err != nil {
+		return err
+	}
+	if err := checkSecrets(ctx, store, log); err != nil {
 		return err
 	}
 	// The engine's bookkeeping may commit asynchronously

@@ -88,6 +88,7 @@ func openAPIDoc() obj {
 			"endpoint_id": obj{"type": "string", "format": "uuid"}, "idempotency_key": str(""), "ordering_key": str(""),
 			"created_at": obj{"type": "string", "format": "date-time"}, "dispatched_at": obj{"type": "string", "format": "date-time"},
 			"delivery_count": obj{"type": "integer"},
+			"dispatch_error": str("Why the event reached no endpoint (its endpoint_id names none of the tenant's endpoints subscribed to its type), or, while dispatched_at is absent, why the fan-out set it aside."),
 		}}
 	eventDetail := obj{"allOf": []any{ref("Event"), obj{"type": "object", "required": []string{"deliveries"},
 		"properties": obj{"deliveries": arrayOf(ref("Delivery"))}}}}

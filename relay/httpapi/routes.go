@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/hookrelay/hookrelay/outbox"
@@ -354,11 +355,17 @@ func (s *server) publishEvent(w http.ResponseWriter, r *http.Request) error {
 		return badField("payload", `must not contain \u0000 (PostgreSQL cannot store it)`)
 	}
 	if ev.EndpointID != "" {
-		if _, err := s.o.Store.GetEndpoint(r.Context(), ev.EndpointID); err != nil {
-			if errors.Is(err, outbox.ErrNotFound) {
-				return badField("endpoint_id", "no endpoint has this id")
-			}
+		// endpoint_id narrows the fan-out to one of the tenant's endpoints
+		// subscribed to the type; it never reaches another. Another
+		// tenant's endpoint reads as none, confirming nothing.
+		ep, err := s.o.Store.GetEndpoint(r.Context(), ev.EndpointID)
+		switch {
+		case errors.Is(err, outbox.ErrNotFound) || err == nil && ep.Tenant != ev.Tenant:
+			return badField("endpoint_id", "tenant %q has no endpoint with this id", ev.Tenant)
+		case err != nil:
 			return err
+		case len(ep.EventTypes) > 0 && !slices.Contains(ep.EventTypes, ev.Type):
+			return badField("endpoint_id", "the endpoint is not subscribed to event type %q", ev.Type)
 		}
 	}
 	res, err := outbox.Enqueue(r.Context(), s.o.Store.Pool(), ev, outbox.Options{Schema: s.o.Store.Schema(), MaxPayloadBytes: s.o.MaxPayloadBytes})
