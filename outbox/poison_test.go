@@ -13,28 +13,6 @@ import (
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 )
 
-// realWorldPayloads are JSON values as applications write them, in the text
-// form jsonb stores (so the bytes written are the bytes PostgreSQL returns).
-var realWorldPayloads = []string{
-	`{"note": "line1\nline2"}`,
-	`{"quote": "say \"hi\""}`,
-	`{"path": "C:\\Users\\ada"}`,
-	`{"tab": "a\tb", "cr": "a\rb", "bs": "\b\f"}`,
-	`{"ctl": "\u0001\u001f"}`,
-	`{"ls": "a\u2028b\u2029c"}`,
-	`{"name": "Zoë Ångström", "city": "Zürich"}`,
-	`{"emoji": "🎉👩‍💻", "cjk": "推荐"}`,
-	`{"html": "<script>alert('x')</script> & <b>bold</b>"}`,
-	`{"esc": "\\n is not a newline", "slash": "a/b\\/c"}`,
-	`{"d": {"d": {"d": {"d": {"d": {"d": {"d": {"d": {"d": {"d": [[[[[[1]]]]]]}}}}}}}}}}`,
-	`{"max": 1.7976931348623157e308, "min": 5e-324, "neg": -1.7976931348623157e308}`,
-	`{"big": 9007199254740993, "small": -9007199254740993, "zero": -0, "frac": 0.1}`,
-	`[1, "two", null, true, false, {}, []]`,
-	`"just a string with \\ and \""`,
-	`null`,
-	`{}`,
-}
-
 const plainSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 func outboxTable(st *outbox.Store, table string) string {
@@ -51,7 +29,7 @@ func TestDispatchPayloadIsTheStoredJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[int64]string{}
-	for _, p := range realWorldPayloads {
+	for _, p := range outboxtest.RealWorldPayloads {
 		var id int64
 		if err := st.Pool().QueryRow(ctx, `INSERT INTO `+outboxTable(st, "outbox")+` (event_type, payload) VALUES ('t', $1)
 			RETURNING id`, p).Scan(&id); err != nil {
@@ -67,8 +45,8 @@ func TestDispatchPayloadIsTheStoredJSON(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dispatch: %v", err)
 	}
-	if d.Events != len(realWorldPayloads) || len(d.Claimed) != len(realWorldPayloads) {
-		t.Fatalf("dispatched %d events, claimed %d, want %d each", d.Events, len(d.Claimed), len(realWorldPayloads))
+	if d.Events != len(outboxtest.RealWorldPayloads) || len(d.Claimed) != len(outboxtest.RealWorldPayloads) {
+		t.Fatalf("dispatched %d events, claimed %d, want %d each", d.Events, len(d.Claimed), len(outboxtest.RealWorldPayloads))
 	}
 	for _, c := range d.Claimed {
 		if string(c.Payload) != want[c.EventID] {

@@ -257,6 +257,8 @@ type receiver struct {
 	hang bool
 	// delay is added to every request (via a timer, not a sleep).
 	delay time.Duration
+	// keep stores the last verified body per webhook-id (see body).
+	keep bool
 
 	stop chan struct{} // closed when the test ends
 
@@ -264,6 +266,7 @@ type receiver struct {
 	addr     string
 	srv      *http.Server
 	byID     map[string]int
+	bodies   map[string][]byte
 	requests int
 	bad      int
 	lastNew  time.Time // when the last not-seen-before id arrived
@@ -280,7 +283,7 @@ func newReceiver(t testing.TB) *receiver {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc := &receiver{t: t, secret: sec, raw: raw, byID: map[string]int{}, stop: make(chan struct{})}
+	rc := &receiver{t: t, secret: sec, raw: raw, byID: map[string]int{}, bodies: map[string][]byte{}, stop: make(chan struct{})}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -360,6 +363,9 @@ func (rc *receiver) handle(w http.ResponseWriter, r *http.Request) {
 	rc.mu.Lock()
 	rc.requests++
 	rc.byID[id]++
+	if rc.keep {
+		rc.bodies[id] = body
+	}
 	if rc.byID[id] == 1 {
 		rc.lastNew = time.Now()
 	}
@@ -379,6 +385,13 @@ func (rc *receiver) stats() (unique, dups, bad int, lastNew time.Time) {
 func (rc *receiver) unique() int {
 	u, _, _, _ := rc.stats()
 	return u
+}
+
+// body returns the last verified body received with webhook-id id.
+func (rc *receiver) body(id string) []byte {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.bodies[id]
 }
 
 func (rc *receiver) has(id string) bool {
@@ -480,14 +493,16 @@ type figures struct {
 	bad        int
 }
 
-// verify asserts that every event in the outbox has a delivered delivery to
-// the receiver's endpoint and that the receiver got its webhook-id, and
-// that no signature failed. It returns the figures.
+// verify asserts that every event in the outbox (of the endpoint's
+// tenant) has a delivered delivery to the receiver's endpoint and that the
+// receiver got its webhook-id, and that no signature failed. It returns the
+// figures.
 func verify(t testing.TB, st *outbox.Store, endpointID string, rc *receiver) figures {
 	t.Helper()
 	rows, err := st.Pool().Query(context.Background(), `SELECT 'msg_' || replace(o.uid::text, '-', ''), coalesce(d.state, '<none>')
 		FROM `+qualified(st, "outbox")+` o
 		LEFT JOIN `+qualified(st, "deliveries")+` d ON d.event_id = o.id AND d.endpoint_id = $1
+		WHERE o.tenant = (SELECT tenant FROM `+qualified(st, "endpoints")+` WHERE id = $1)
 		ORDER BY o.id`, endpointID)
 	if err != nil {
 		t.Fatal(err)
