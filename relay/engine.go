@@ -108,33 +108,17 @@ type Engine struct {
 	limitersMu sync.Mutex
 	limiters   map[string]*rate.Limiter
 
-	// secretErrs remembers, per endpoint, the secret problem last logged.
-	secretErrsMu sync.Mutex
-	secretErrs   map[string]string
-
 	// claimMu makes the fan-out's claim and the claimer take turns, so
 	// both see the room the other left.
 	claimMu sync.Mutex
 
-	// Claimed work, per endpoint (schedule.go).
-	mu       sync.Mutex
-	work     *sync.Cond // signalled when an endpoint becomes runnable
-	queues   map[string]*endpointQueue
-	runnable []*endpointQueue
-	held     int // claimed and not finished, at most maxHeld
-	maxHeld  int
-	// unrecorded counts jobs taken by workers whose outcome is not written
-	// yet; at most 2×MaxInFlight, so a crash re-sends no more than that.
-	unrecorded int
-	closed     bool
-	freed      chan struct{} // an endpoint with work waiting has room for a worthwhile claim
-	spare      chan struct{} // half the process's room is free
-	results    chan result
+	sched   *scheduler // claimed work, per endpoint (schedule.go)
+	results chan result
 }
 
 // result is a finished attempt on its way to the completer; release marks
 // work not sent (returned to pending, not counted); taken marks the result
-// of a job a worker took (see Engine.unrecorded).
+// of a job a worker took (see scheduler.unrecorded).
 type result struct {
 	out     outbox.Outcome
 	release bool
@@ -148,25 +132,19 @@ func New(cfg Config, store *outbox.Store, sender *Sender, wake <-chan struct{}, 
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
-	e := &Engine{
-		cfg:        cfg,
-		store:      store,
-		sender:     sender,
-		log:        log,
-		metrics:    metrics,
-		wake:       wake,
-		id:         fmt.Sprintf("relay-%016x", outbox.NewLeaseToken()),
-		done:       make(chan struct{}),
-		queues:     map[string]*endpointQueue{},
-		maxHeld:    2 * cfg.MaxInFlight,
-		limiters:   map[string]*rate.Limiter{},
-		secretErrs: map[string]string{},
-		freed:      make(chan struct{}, 1),
-		spare:      make(chan struct{}, 1),
-		results:    make(chan result, cfg.MaxInFlight+cfg.CompleteBatch),
+	return &Engine{
+		cfg:      cfg,
+		store:    store,
+		sender:   sender,
+		log:      log,
+		metrics:  metrics,
+		wake:     wake,
+		id:       fmt.Sprintf("relay-%016x", outbox.NewLeaseToken()),
+		done:     make(chan struct{}),
+		limiters: map[string]*rate.Limiter{},
+		sched:    newScheduler(cfg, metrics),
+		results:  make(chan result, cfg.MaxInFlight+cfg.CompleteBatch),
 	}
-	e.work = sync.NewCond(&e.mu)
-	return e
 }
 
 // Running reports whether the engine is claiming work (false before Run,
@@ -239,7 +217,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		go func() {
 			defer workers.Done()
 			for {
-				j, ok := e.next()
+				j, ok := e.sched.next()
 				if !ok {
 					return
 				}
@@ -252,7 +230,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.fetchLoop(ctx)
 	e.running.Store(false)
 	// Claimed work not started yet goes back to pending at once.
-	for _, c := range e.closeQueues() {
+	for _, c := range e.sched.closeQueues() {
 		e.results <- result{out: outbox.Outcome{DeliveryID: c.DeliveryID, LeaseToken: c.LeaseToken}, release: true}
 	}
 
@@ -263,7 +241,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	select {
 	case <-idle:
 	case <-t.C:
-		e.log.Warn("shutdown timeout reached, cancelling in-flight deliveries", zap.Int("in_flight", e.heldNow()))
+		e.log.Warn("shutdown timeout reached, cancelling in-flight deliveries", zap.Int("in_flight", e.sched.heldNow()))
 		cancelSends()
 		<-idle
 	}
@@ -290,9 +268,34 @@ func (e *Engine) fetchLoop(ctx context.Context) {
 	wg.Wait()
 }
 
+// Timeouts of the engine's own database work.
+const (
+	// statementTimeout bounds a fan-out or claim statement; it runs past
+	// shutdown (see claim) but not forever.
+	statementTimeout = 30 * time.Second
+	// bookkeepingTimeout bounds one-off writes: disabling an endpoint,
+	// releasing leases, forgetting this relay's idle mark.
+	bookkeepingTimeout = 10 * time.Second
+	// leaseMargin is how long before its leases expire the recorder gives
+	// up on a batch (it is then sent again by whoever claims it).
+	leaseMargin = 5 * time.Second
+	// loopBackoffCap caps the back-off of a failing fan-out or claim loop.
+	loopBackoffCap = 10 * time.Second
+)
+
 func errBackoff() retry.Backoff {
-	return retry.WithJitterPercent(20, retry.WithCappedDuration(10*time.Second, retry.NewExponential(100*time.Millisecond)))
+	return retry.WithJitterPercent(20, retry.WithCappedDuration(loopBackoffCap, retry.NewExponential(100*time.Millisecond)))
 }
+
+// trigger is what started a fan-out round (the polls metric's label).
+type trigger string
+
+const (
+	triggerTimer   trigger = "timer"   // the poll timer
+	triggerNotify  trigger = "notify"  // a notification
+	triggerIdle    trigger = "idle"    // a last look after marking the relay idle
+	triggerBacklog trigger = "backlog" // the previous round was full
+)
 
 // resetTimer makes t fire after d.
 func resetTimer(t *time.Timer, d time.Duration) {
@@ -326,7 +329,7 @@ func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 	backoff := errBackoff()
 	poll := time.NewTimer(0)
 	defer poll.Stop()
-	trigger := "timer"
+	trigger := triggerTimer
 	var (
 		busy       bool      // polling fast, notifications off
 		markedIdle bool      // the database knows this relay is idle
@@ -336,7 +339,7 @@ func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 	)
 	defer func() {
 		if markedIdle {
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
 			defer cancel()
 			_ = e.store.ForgetRelay(fctx, e.id)
 		}
@@ -357,12 +360,12 @@ func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 		full := false
 		wait := jittered(e.cfg.PollInterval)
 		limit := e.cfg.BatchSize
-		if trigger == "backlog" {
+		if trigger == triggerBacklog {
 			limit = e.backlogBatch(ctx)
 		}
 		d, err := e.dispatch(ctx, limit)
 		events, deliveries := d.Events, d.Deliveries
-		e.metrics.Polls.WithLabelValues(trigger).Inc()
+		e.metrics.Polls.WithLabelValues(string(trigger)).Inc()
 		switch {
 		case err != nil:
 			if ctx.Err() != nil {
@@ -394,7 +397,7 @@ func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 			return
 		}
 		if full {
-			trigger = "backlog"
+			trigger = triggerBacklog
 			continue
 		}
 		listening := e.Listening != nil && e.Listening()
@@ -409,7 +412,7 @@ func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 			wasIdle := markedIdle
 			setIdle(true)
 			if !wasIdle {
-				trigger = "idle"
+				trigger = triggerIdle
 				continue
 			}
 		default:
@@ -420,7 +423,7 @@ func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 		case <-ctx.Done():
 			return
 		case <-e.wake:
-			trigger = "notify"
+			trigger = triggerNotify
 			e.metrics.Notifications.Inc()
 			now := time.Now()
 			wakes = append(wakes, now)
@@ -432,7 +435,7 @@ func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 				setIdle(false)
 			}
 		case <-poll.C:
-			trigger = "timer"
+			trigger = triggerTimer
 		}
 	}
 }
@@ -444,11 +447,11 @@ func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 // then lease, at least an eighth of a batch. Room is per process: a slow
 // endpoint holds only its own few slots and never makes the fan-out wait.
 func (e *Engine) backlogBatch(ctx context.Context) int {
-	want := max(min(e.cfg.BatchSize, e.maxHeld)/2, 1)
+	want := max(min(e.cfg.BatchSize, e.sched.maxHeld)/2, 1)
 	t := time.NewTimer(e.cfg.PollInterval)
 	defer t.Stop()
 	for {
-		room := e.maxHeld - e.heldNow()
+		room := e.sched.maxHeld - e.sched.heldNow()
 		if room >= want {
 			return max(min(room, e.cfg.BatchSize), e.cfg.BatchSize/8, 1)
 		}
@@ -457,22 +460,19 @@ func (e *Engine) backlogBatch(ctx context.Context) int {
 			return e.cfg.BatchSize
 		case <-t.C:
 			return max(room, e.cfg.BatchSize/8, 1)
-		case <-e.spare:
+		case <-e.sched.spare:
 		}
 	}
 }
-
-// minClaim is the least room worth a claim statement.
-func (e *Engine) minClaim() int { return max(min(e.cfg.BatchSize, e.cfg.MaxInFlight)/8, 1) }
 
 // dispatch fans out up to limit events and leases as many of the new
 // deliveries as there is room for, queueing them for the workers.
 func (e *Engine) dispatch(ctx context.Context, limit int) (outbox.Dispatched, error) {
 	e.claimMu.Lock()
 	defer e.claimMu.Unlock()
-	room, rooms := e.rooms()
+	room, rooms := e.sched.rooms()
 	// Not cut off by shutdown, like a claim (see claim).
-	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statementTimeout)
 	defer cancel()
 	start := time.Now()
 	d, err := e.store.DispatchClaim(qctx, limit, outbox.ClaimParams{
@@ -484,8 +484,8 @@ func (e *Engine) dispatch(ctx context.Context, limit int) (outbox.Dispatched, er
 	if err != nil {
 		return d, err
 	}
-	e.hold(d.Claimed, start)
-	e.noteWaiting(d.Waiting)
+	e.sched.hold(d.Claimed, start)
+	e.sched.noteWaiting(d.Waiting)
 	e.reportDispatchErrors(d)
 	return d, nil
 }
@@ -521,7 +521,7 @@ func (e *Engine) claimLoop(ctx context.Context, dispatched <-chan struct{}) {
 		wait := jittered(e.cfg.PollInterval)
 		// An endpoint with work waiting in the database that has room
 		// again wakes the claimer, except while it backs off an error.
-		freed := e.freed
+		freed := e.sched.freed
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -557,9 +557,9 @@ func (e *Engine) claimLoop(ctx context.Context, dispatched <-chan struct{}) {
 func (e *Engine) claim(ctx context.Context) (bool, error) {
 	e.claimMu.Lock()
 	defer e.claimMu.Unlock()
-	room, rooms := e.rooms()
+	room, rooms := e.sched.rooms()
 	limit := min(room, e.cfg.BatchSize)
-	if limit < e.minClaim() {
+	if limit < e.sched.minClaim {
 		// Too little room for a worthwhile claim: wait for capacity.
 		return false, nil
 	}
@@ -568,7 +568,7 @@ func (e *Engine) claim(ctx context.Context) (bool, error) {
 	}
 	// The claim must not be cut off by shutdown: a claim that commits on
 	// the server after the client gave up would hold leases nobody sends.
-	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statementTimeout)
 	defer cancel()
 	start := time.Now()
 	claimed, err := e.store.Claim(qctx, outbox.ClaimParams{
@@ -580,7 +580,7 @@ func (e *Engine) claim(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	e.hold(claimed, start)
+	e.sched.hold(claimed, start)
 	// Work may be waiting behind endpoints with no room left: claim again
 	// when one of them has room (not whenever any endpoint frees a slot,
 	// which would rescan that waiting work for nothing).
@@ -595,8 +595,8 @@ func (e *Engine) claim(ctx context.Context) (bool, error) {
 	}
 	full := len(claimed) == limit
 	retryFull := retries >= outbox.RetryShare(limit)
-	e.noteBacklog(rooms, claimed, full || retryFull)
-	return (full && limit < room) || (retryFull && room-len(claimed) >= e.minClaim()), nil
+	e.sched.noteBacklog(rooms, claimed, full || retryFull)
+	return (full && limit < room) || (retryFull && room-len(claimed) >= e.sched.minClaim), nil
 }
 
 // deliver sends one claimed delivery and hands its outcome to the
@@ -605,7 +605,7 @@ func (e *Engine) deliver(ctx context.Context, j heldJob) {
 	c := j.c
 	var took time.Duration
 	sent := false
-	defer func() { e.finish(c.EndpointID, took, sent) }()
+	defer func() { e.sched.finish(c.EndpointID, took, sent) }()
 	if time.Now().After(j.deadline) {
 		e.log.Debug("claimed delivery waited too long, giving it back", zap.Int64("delivery_id", c.DeliveryID))
 		e.results <- result{out: outbox.Outcome{DeliveryID: c.DeliveryID, LeaseToken: c.LeaseToken}, release: true, taken: true}
@@ -734,11 +734,7 @@ func (j heldJob) secretProblem() error {
 func (e *Engine) deferDelivery(c outbox.Claimed, attempt int, cause error) {
 	msg := "cannot sign: " + cause.Error()
 	e.metrics.Deferred.Inc()
-	e.secretErrsMu.Lock()
-	first := e.secretErrs[c.EndpointID] != msg
-	e.secretErrs[c.EndpointID] = msg
-	e.secretErrsMu.Unlock()
-	if first {
+	if e.sched.noteSecretProblem(c.EndpointID, msg) {
 		e.log.Error("endpoint's signing secret cannot be used; its deliveries wait and are tried again",
 			zap.String("endpoint_id", c.EndpointID), zap.String("error_class", ClassSecretUnavailable),
 			zap.Error(cause), zap.Duration("retry_in", SecretRetryAfter))
@@ -777,7 +773,7 @@ func (e *Engine) limiter(endpointID string, perSecond int) *rate.Limiter {
 }
 
 func (e *Engine) disable(endpointID, reason string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), bookkeepingTimeout)
 	defer cancel()
 	was, err := e.store.DisableEndpoint(ctx, endpointID, reason)
 	if err != nil {
@@ -806,7 +802,7 @@ func (e *Engine) complete() {
 			e.releaseLeases(releaseIDs, releaseTokens)
 			releaseIDs, releaseTokens = releaseIDs[:0], releaseTokens[:0]
 		}
-		e.recorded(taken)
+		e.sched.recorded(taken)
 		taken = 0
 	}
 	add := func(r result) {
@@ -855,7 +851,7 @@ func (e *Engine) complete() {
 func (e *Engine) record(batch []outbox.Outcome) {
 	// Keep trying while the leases hold: an outcome given up on is sent
 	// again (a duplicate) once its lease expires.
-	ctx, cancel := context.WithTimeout(context.Background(), max(e.cfg.Lease-5*time.Second, 5*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), max(e.cfg.Lease-leaseMargin, leaseMargin))
 	defer cancel()
 	applied, err := e.completeIsolated(ctx, batch)
 	if err != nil {
@@ -954,7 +950,7 @@ func (e *Engine) completeRetrying(ctx context.Context, batch []outbox.Outcome) (
 const hookTimeout = 10 * time.Second
 
 func (e *Engine) releaseLeases(ids, tokens []int64) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), bookkeepingTimeout)
 	defer cancel()
 	n, err := e.store.Release(ctx, ids, tokens)
 	if err != nil && !errors.Is(err, context.Canceled) {

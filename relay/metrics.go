@@ -68,7 +68,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		Polls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookrelay_polls_total",
-			Help: "Fetch cycles (fan-out and claim) by trigger (notify, timer, capacity, backlog).",
+			Help: "Fan-out rounds by trigger (timer, notify, idle, backlog).",
 		}, []string{"trigger"}),
 		ClaimBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "hookrelay_claim_batch_size",

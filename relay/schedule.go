@@ -2,6 +2,7 @@ package relay
 
 import (
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/hookrelay/hookrelay/outbox"
@@ -33,7 +34,51 @@ type heldJob struct {
 	badKey   error              // why a secret did not parse
 }
 
-// endpointQueue is one endpoint's claimed work; guarded by Engine.mu.
+// scheduler owns the claimed work of one engine: the per-endpoint queues,
+// the request slots, and the counts that bound what the process holds. It
+// has its own lock and signals; the engine's loops call its methods, and it
+// needs neither the store nor the sender, so it is tested on its own.
+type scheduler struct {
+	perEndpoint int // requests in flight per endpoint unless its own cap is lower
+	maxInFlight int // requests in flight in the process
+	lease       time.Duration
+	minClaim    int      // the least room worth a claim statement
+	metrics     *Metrics // ClaimBatch, Queued and InFlight
+
+	mu       sync.Mutex
+	work     *sync.Cond // signalled when an endpoint becomes runnable
+	queues   map[string]*endpointQueue
+	runnable []*endpointQueue
+	held     int // claimed and not finished, at most maxHeld
+	maxHeld  int
+	// unrecorded counts jobs taken by workers whose outcome is not written
+	// yet; at most 2×maxInFlight, so a crash re-sends no more than that.
+	unrecorded int
+	closed     bool
+
+	freed chan struct{} // an endpoint with work waiting has room for a worthwhile claim
+	spare chan struct{} // half the process's room is free
+}
+
+// newScheduler returns the scheduler of an engine configured by cfg (with
+// its defaults applied).
+func newScheduler(cfg Config, metrics *Metrics) *scheduler {
+	s := &scheduler{
+		perEndpoint: cfg.EndpointMaxInFlight,
+		maxInFlight: cfg.MaxInFlight,
+		lease:       cfg.Lease,
+		minClaim:    max(min(cfg.BatchSize, cfg.MaxInFlight)/8, 1),
+		metrics:     metrics,
+		queues:      map[string]*endpointQueue{},
+		maxHeld:     2 * cfg.MaxInFlight,
+		freed:       make(chan struct{}, 1),
+		spare:       make(chan struct{}, 1),
+	}
+	s.work = sync.NewCond(&s.mu)
+	return s
+}
+
+// endpointQueue is one endpoint's claimed work; guarded by scheduler.mu.
 type endpointQueue struct {
 	id       string
 	queue    []heldJob
@@ -41,16 +86,18 @@ type endpointQueue struct {
 	cap      int           // requests in flight at most
 	rate     int           // requests per second at most, 0 unlimited
 	pace     time.Duration // moving average of attempt durations, 0 unmeasured
-	runnable bool          // listed in Engine.runnable
+	runnable bool          // listed in Engins.runnable
 	lastUsed time.Time
 	// backlog: the last claim may have left work for this endpoint in the
 	// database (it had no room, or took all the room it had), so the
 	// claimer wants to hear when it has room again.
 	backlog bool
-	// The endpoint's secrets as last claimed, parsed once per change.
-	rawSecrets []string
-	secrets    []signature.Secret
-	badKey     error
+	// The endpoint's secrets as last claimed, parsed once per change, and
+	// the secret problem last logged for it (see noteSecretProblem).
+	rawSecrets    []string
+	secrets       []signature.Secret
+	badKey        error
+	loggedProblem string
 }
 
 func (q *endpointQueue) held() int { return len(q.queue) + q.sending }
@@ -80,40 +127,40 @@ func (q *endpointQueue) observe(d time.Duration) {
 }
 
 // queueFor returns the endpoint's queue, creating it; e.mu is held.
-func (e *Engine) queueFor(id string) *endpointQueue {
-	q, ok := e.queues[id]
+func (s *scheduler) queueFor(id string) *endpointQueue {
+	q, ok := s.queues[id]
 	if !ok {
-		q = &endpointQueue{id: id, cap: e.cfg.EndpointMaxInFlight, lastUsed: time.Now()}
-		e.queues[id] = q
+		q = &endpointQueue{id: id, cap: s.perEndpoint, lastUsed: time.Now()}
+		s.queues[id] = q
 	}
 	return q
 }
 
 // markRunnable lists q for the workers if it has work and a free slot;
 // e.mu is held. It reports whether it did.
-func (e *Engine) markRunnable(q *endpointQueue) bool {
+func (s *scheduler) markRunnable(q *endpointQueue) bool {
 	if q.runnable || len(q.queue) == 0 || q.sending >= q.cap {
 		return false
 	}
 	q.runnable = true
-	e.runnable = append(e.runnable, q)
+	s.runnable = append(s.runnable, q)
 	return true
 }
 
 // hold queues deliveries claimed by a statement sent at start for the
 // workers. Held work is sent only in the first half of its lease, so a
 // request started then ends (or times out) long before the lease does.
-func (e *Engine) hold(claimed []outbox.Claimed, start time.Time) {
+func (s *scheduler) hold(claimed []outbox.Claimed, start time.Time) {
 	if len(claimed) == 0 {
 		return
 	}
-	e.metrics.ClaimBatch.Observe(float64(len(claimed)))
-	deadline := start.Add(e.cfg.Lease / 2)
+	s.metrics.ClaimBatch.Observe(float64(len(claimed)))
+	deadline := start.Add(s.lease / 2)
 	now := time.Now()
-	e.mu.Lock()
+	s.mu.Lock()
 	for _, c := range claimed {
-		q := e.queueFor(c.EndpointID)
-		q.cap = e.cfg.EndpointMaxInFlight
+		q := s.queueFor(c.EndpointID)
+		q.cap = s.perEndpoint
 		if c.MaxInFlight > 0 {
 			q.cap = min(q.cap, c.MaxInFlight)
 		}
@@ -122,18 +169,15 @@ func (e *Engine) hold(claimed []outbox.Claimed, start time.Time) {
 		if !slices.Equal(q.rawSecrets, c.Secrets) {
 			q.rawSecrets = c.Secrets
 			q.secrets, q.badKey = parseSecrets(c.Secrets)
-			// A changed secret may have fixed the problem last logged.
-			e.secretErrsMu.Lock()
-			delete(e.secretErrs, c.EndpointID)
-			e.secretErrsMu.Unlock()
+			q.loggedProblem = "" // a changed secret may have fixed it
 		}
 		q.queue = append(q.queue, heldJob{c: c, deadline: deadline, secrets: q.secrets, badKey: q.badKey})
-		e.held++
-		e.markRunnable(q)
+		s.held++
+		s.markRunnable(q)
 	}
-	e.mu.Unlock()
-	e.metrics.Queued.Add(float64(len(claimed)))
-	e.work.Broadcast()
+	s.mu.Unlock()
+	s.metrics.Queued.Add(float64(len(claimed)))
+	s.work.Broadcast()
 }
 
 // parseSecrets parses the secrets that parse and remembers why one did not.
@@ -153,19 +197,19 @@ func parseSecrets(raw []string) ([]signature.Secret, error) {
 
 // next blocks until a delivery may be sent and returns it, or returns false
 // once the queues are closed.
-func (e *Engine) next() (heldJob, bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+func (s *scheduler) next() (heldJob, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for {
-		if e.closed {
+		if s.closed {
 			return heldJob{}, false
 		}
 		// Outcomes not yet written are what a crash would send again:
 		// no new request while there are too many.
-		for len(e.runnable) > 0 && e.unrecorded < 2*e.cfg.MaxInFlight {
-			q := e.runnable[0]
-			e.runnable[0] = nil
-			e.runnable = e.runnable[1:]
+		for len(s.runnable) > 0 && s.unrecorded < 2*s.maxInFlight {
+			q := s.runnable[0]
+			s.runnable[0] = nil
+			s.runnable = s.runnable[1:]
 			q.runnable = false
 			if len(q.queue) == 0 || q.sending >= q.cap {
 				continue
@@ -174,13 +218,13 @@ func (e *Engine) next() (heldJob, bool) {
 			q.queue[0] = heldJob{}
 			q.queue = q.queue[1:]
 			q.sending++
-			e.unrecorded++
-			e.markRunnable(q) // round robin: back of the line
-			e.metrics.Queued.Dec()
-			e.metrics.InFlight.Inc()
+			s.unrecorded++
+			s.markRunnable(q) // round robin: back of the line
+			s.metrics.Queued.Dec()
+			s.metrics.InFlight.Inc()
 			return j, true
 		}
-		e.work.Wait()
+		s.work.Wait()
 	}
 }
 
@@ -188,35 +232,35 @@ func (e *Engine) next() (heldJob, bool) {
 // work given back unsent. It tells the claimer when an endpoint with work
 // waiting in the database has room for a worthwhile claim: half of what it
 // may hold, and enough room in the process.
-func (e *Engine) finish(endpointID string, d time.Duration, sent bool) {
-	e.mu.Lock()
-	q := e.queues[endpointID]
+func (s *scheduler) finish(endpointID string, d time.Duration, sent bool) {
+	s.mu.Lock()
+	q := s.queues[endpointID]
 	q.sending--
-	e.held--
+	s.held--
 	if sent {
 		q.observe(d)
 	}
 	q.lastUsed = time.Now()
-	wake := e.markRunnable(q)
-	low := q.backlog && q.held() <= q.holdCap(e.maxHeld)/2 && e.maxHeld-e.held >= e.minClaim()
+	wake := s.markRunnable(q)
+	low := q.backlog && q.held() <= q.holdCap(s.maxHeld)/2 && s.maxHeld-s.held >= s.minClaim
 	if low {
 		q.backlog = false // the claim marks it again if it leaves work
 	}
-	spare := e.held <= e.maxHeld/2
-	e.mu.Unlock()
-	e.metrics.InFlight.Dec()
+	spare := s.held <= s.maxHeld/2
+	s.mu.Unlock()
+	s.metrics.InFlight.Dec()
 	if wake {
-		e.work.Signal()
+		s.work.Signal()
 	}
 	if low {
 		select {
-		case e.freed <- struct{}{}:
+		case s.freed <- struct{}{}:
 		default:
 		}
 	}
 	if spare {
 		select {
-		case e.spare <- struct{}{}:
+		case s.spare <- struct{}{}:
 		default:
 		}
 	}
@@ -224,35 +268,35 @@ func (e *Engine) finish(endpointID string, d time.Duration, sent bool) {
 
 // noteWaiting marks endpoints a fan-out left pending deliveries for, having
 // no room for them.
-func (e *Engine) noteWaiting(ids []string) {
+func (s *scheduler) noteWaiting(ids []string) {
 	if len(ids) == 0 {
 		return
 	}
-	e.mu.Lock()
+	s.mu.Lock()
 	for _, id := range ids {
-		e.queueFor(id).backlog = true
+		s.queueFor(id).backlog = true
 	}
-	e.mu.Unlock()
+	s.mu.Unlock()
 }
 
 // noteBacklog marks the endpoints a claim may have left work for: those
 // that had no room, those it gave all the room they had, and, when the
 // claim was cut by its overall limit, all it gave any.
-func (e *Engine) noteBacklog(rooms map[string]int, claimed []outbox.Claimed, cut bool) {
+func (s *scheduler) noteBacklog(rooms map[string]int, claimed []outbox.Claimed, cut bool) {
 	got := map[string]int{}
 	for _, c := range claimed {
 		got[c.EndpointID]++
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for id, n := range rooms {
 		if n <= 0 {
-			e.queueFor(id).backlog = true
+			s.queueFor(id).backlog = true
 		}
 	}
 	for id, n := range got {
 		room, known := rooms[id]
-		q := e.queueFor(id)
+		q := s.queueFor(id)
 		if !known {
 			room = q.cap // an endpoint the claim did not know gets its cap
 		}
@@ -264,56 +308,70 @@ func (e *Engine) noteBacklog(rooms map[string]int, claimed []outbox.Claimed, cut
 
 // recorded tells the workers that n taken jobs have their outcome written
 // (or given up on).
-func (e *Engine) recorded(n int) {
+func (s *scheduler) recorded(n int) {
 	if n == 0 {
 		return
 	}
-	e.mu.Lock()
-	e.unrecorded -= n
-	e.mu.Unlock()
-	e.work.Broadcast()
+	s.mu.Lock()
+	s.unrecorded -= n
+	s.mu.Unlock()
+	s.work.Broadcast()
 }
 
 // rooms returns the room left in total and per known endpoint, forgetting
 // endpoints idle for a while.
-func (e *Engine) rooms() (int, map[string]int) {
+func (s *scheduler) rooms() (int, map[string]int) {
 	now := time.Now()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	room := make(map[string]int, len(e.queues))
-	for id, q := range e.queues {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	room := make(map[string]int, len(s.queues))
+	for id, q := range s.queues {
 		if q.held() == 0 && now.Sub(q.lastUsed) > idleForget {
-			delete(e.queues, id)
+			delete(s.queues, id)
 			continue
 		}
-		room[id] = q.holdCap(e.maxHeld) - q.held()
+		room[id] = q.holdCap(s.maxHeld) - q.held()
 	}
-	return e.maxHeld - e.held, room
+	return s.maxHeld - s.held, room
 }
 
 // closeQueues stops the workers taking new work and returns what was held
 // but not started, to be given back.
-func (e *Engine) closeQueues() []outbox.Claimed {
-	e.mu.Lock()
+func (s *scheduler) closeQueues() []outbox.Claimed {
+	s.mu.Lock()
 	var unsent []outbox.Claimed
-	for _, q := range e.queues {
+	for _, q := range s.queues {
 		for _, j := range q.queue {
 			unsent = append(unsent, j.c)
 		}
-		e.held -= len(q.queue)
+		s.held -= len(q.queue)
 		q.queue = nil
 	}
-	e.runnable = nil
-	e.closed = true
-	e.mu.Unlock()
-	e.metrics.Queued.Sub(float64(len(unsent)))
-	e.work.Broadcast()
+	s.runnable = nil
+	s.closed = true
+	s.mu.Unlock()
+	s.metrics.Queued.Sub(float64(len(unsent)))
+	s.work.Broadcast()
 	return unsent
 }
 
 // heldNow is the number of deliveries claimed and not finished.
-func (e *Engine) heldNow() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.held
+func (s *scheduler) heldNow() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held
+}
+
+// noteSecretProblem records msg as the endpoint's secret problem and
+// reports whether it is new (not the one last noted since the endpoint's
+// secrets last changed), so each problem is logged once.
+func (s *scheduler) noteSecretProblem(endpointID, msg string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queueFor(endpointID)
+	if q.loggedProblem == msg {
+		return false
+	}
+	q.loggedProblem = msg
+	return true
 }

@@ -11,16 +11,22 @@ import (
 	"github.com/hookrelay/hookrelay/outbox"
 )
 
-func testEngine(maxInFlight, perEndpoint int) *Engine {
-	return New(Config{MaxInFlight: maxInFlight, EndpointMaxInFlight: perEndpoint, Lease: 2 * time.Minute},
-		nil, nil, nil, zap.NewNop(), nil)
+func testConfig(maxInFlight, perEndpoint int) Config {
+	cfg := Config{MaxInFlight: maxInFlight, EndpointMaxInFlight: perEndpoint, Lease: 2 * time.Minute}
+	cfg.defaults()
+	return cfg
+}
+
+// testScheduler returns a scheduler with no store, sender or engine.
+func testScheduler(maxInFlight, perEndpoint int) *scheduler {
+	return newScheduler(testConfig(maxInFlight, perEndpoint), NewMetrics(nil))
 }
 
 // runnable reports how many endpoints have work a worker may take now.
-func runnable(e *Engine) int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return len(e.runnable)
+func runnable(s *scheduler) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.runnable)
 }
 
 func claimedFor(endpoint string, ids ...int64) []outbox.Claimed {
@@ -32,11 +38,11 @@ func claimedFor(endpoint string, ids ...int64) []outbox.Claimed {
 }
 
 // nextNow takes the next job, failing if none is ready.
-func nextNow(t *testing.T, e *Engine) heldJob {
+func nextNow(t *testing.T, s *scheduler) heldJob {
 	t.Helper()
 	got := make(chan heldJob, 1)
 	go func() {
-		if j, ok := e.next(); ok {
+		if j, ok := s.next(); ok {
 			got <- j
 		}
 	}()
@@ -50,7 +56,7 @@ func nextNow(t *testing.T, e *Engine) heldJob {
 }
 
 func TestQueuesKeepTheCapAndTakeTurns(t *testing.T) {
-	e := testEngine(8, 2)
+	e := testScheduler(8, 2)
 	e.hold(claimedFor("a", 1, 2, 3, 4), time.Now())
 	e.hold(claimedFor("b", 10), time.Now())
 
@@ -100,9 +106,10 @@ func TestHoldCapFollowsPace(t *testing.T) {
 }
 
 func TestHeldPastDeadlineIsGivenBackUnsent(t *testing.T) {
-	e := testEngine(4, 4)
-	e.hold(claimedFor("a", 1), time.Now().Add(-2*time.Minute)) // claimed a lease ago
-	j := nextNow(t, e)
+	// A nil store and sender: deliver must neither send nor record.
+	e := New(testConfig(4, 4), nil, nil, nil, zap.NewNop(), nil)
+	e.sched.hold(claimedFor("a", 1), time.Now().Add(-2*time.Minute)) // claimed a lease ago
+	j := nextNow(t, e.sched)
 	// A nil sender would panic if deliver tried to send.
 	e.deliver(context.Background(), j)
 	select {
@@ -113,7 +120,25 @@ func TestHeldPastDeadlineIsGivenBackUnsent(t *testing.T) {
 	default:
 		t.Fatal("no result for the expired delivery")
 	}
-	if held := e.heldNow(); held != 0 {
+	if held := e.sched.heldNow(); held != 0 {
 		t.Fatalf("%d still held", held)
+	}
+}
+
+func TestSecretProblemNotedOncePerChange(t *testing.T) {
+	s := testScheduler(4, 4)
+	if !s.noteSecretProblem("a", "sealed") || s.noteSecretProblem("a", "sealed") {
+		t.Fatal("the same problem should be new once, then known")
+	}
+	if !s.noteSecretProblem("a", "corrupt") {
+		t.Fatal("a different problem is new")
+	}
+	// New secrets claimed for the endpoint: the problem may be fixed, so a
+	// repeat is new again.
+	c := claimedFor("a", 1)
+	c[0].Secrets = []string{"whsec_new"}
+	s.hold(c, time.Now())
+	if !s.noteSecretProblem("a", "corrupt") {
+		t.Fatal("after the secrets changed the problem should be reported again")
 	}
 }
