@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hookrelay/hookrelay/outbox"
-	"github.com/hookrelay/hookrelay/outbox/outboxtest"
+	"github.com/hookrelay/hookrelay/outbox/pgcluster"
 )
 
 // BenchmarkInsert compares the application's cost of an outbox insert (with
@@ -22,7 +22,7 @@ import (
 //	go test -run '^$' -bench Insert -benchtime 5s ./outbox/
 func BenchmarkInsert(b *testing.B) {
 	ctx := context.Background()
-	srv, err := outboxtest.Start(ctx, outboxtest.Options{Durable: true, ForceLocal: true})
+	srv, err := pgcluster.Start(ctx, pgcluster.Options{Durable: true, ForceLocal: true})
 	if err != nil {
 		b.Fatal(err)
 	}

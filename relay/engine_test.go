@@ -16,6 +16,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
+	"github.com/hookrelay/hookrelay/outbox/pgcluster"
 	"github.com/hookrelay/hookrelay/relay"
 )
 
@@ -398,7 +399,7 @@ func TestListenerWakesEngine(t *testing.T) {
 func TestDatabaseRestartMidDrain(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	srv, err := outboxtest.Start(ctx, outboxtest.Options{ForceLocal: true})
+	srv, err := pgcluster.Start(ctx, pgcluster.Options{ForceLocal: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/hookrelay/hookrelay/outbox/outboxtest"
+	"github.com/hookrelay/hookrelay/outbox/pgcluster"
 	"github.com/hookrelay/hookrelay/relay/signature"
 )
 
@@ -173,7 +173,7 @@ type bench struct {
 	o       options
 	sz      sizes
 	out     io.Writer
-	srv     *outboxtest.Server
+	srv     *pgcluster.Server
 	admin   *pgxpool.Pool
 	rc      *receiverProc
 	secret  signature.Secret
@@ -206,7 +206,7 @@ func benchmark(ctx context.Context, o options, args []string, out io.Writer) err
 	b.rawSec = raw
 
 	fmt.Fprintln(out, "hookbench: starting PostgreSQL (durable: fsync, synchronous_commit, full_page_writes on)")
-	b.srv, err = outboxtest.Start(ctx, outboxtest.Options{Durable: true, ForceLocal: true})
+	b.srv, err = pgcluster.Start(ctx, pgcluster.Options{Durable: true, ForceLocal: true})
 	if err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}

@@ -26,7 +26,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/examples/referralapp"
 	"github.com/hookrelay/hookrelay/outbox"
-	"github.com/hookrelay/hookrelay/outbox/outboxtest"
+	"github.com/hookrelay/hookrelay/outbox/pgcluster"
 	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/relay/destguard"
 	"github.com/hookrelay/hookrelay/relay/httpapi"
@@ -73,7 +73,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	d := &demo{out: &lockedWriter{w: stdout}, signups: *signups, once: *once}
 	if err := d.run(ctx); err != nil {
-		var nf *outboxtest.NotFoundError
+		var nf *pgcluster.NotFoundError
 		if errors.As(err, &nf) {
 			fmt.Fprintf(stderr, "hookrelay demo needs PostgreSQL.\n%v\n", nf)
 			fmt.Fprintln(stderr, "Or point the demo at an existing server: HOOKRELAY_DATABASE_URL=postgres://... hookrelay demo")
@@ -112,7 +112,7 @@ func (d *demo) run(ctx context.Context) (err error) {
 	hookSchema, appSchema := outbox.DefaultSchema, referralapp.DefaultSchema
 	if dbURL == "" {
 		d.printf("starting a throwaway PostgreSQL...\n")
-		srv, err := outboxtest.Start(ctx, outboxtest.Options{ForceLocal: true})
+		srv, err := pgcluster.Start(ctx, pgcluster.Options{ForceLocal: true})
 		if err != nil {
 			return fmt.Errorf("start PostgreSQL: %w", err)
 		}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/hookrelay/hookrelay/outbox/outboxtest"
+	"github.com/hookrelay/hookrelay/outbox/pgcluster"
 	"github.com/hookrelay/hookrelay/relay"
 )
 
@@ -45,7 +45,7 @@ func testMain(m *testing.M) int {
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	srv, err := outboxtest.Start(ctx, outboxtest.Options{})
+	srv, err := pgcluster.Start(ctx, pgcluster.Options{})
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start PostgreSQL:", err)

@@ -13,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/hookrelay/hookrelay/outbox/pgcluster"
 )
 
 // maxIdentifierLen is PostgreSQL's NAMEDATALEN-1.
@@ -22,7 +24,7 @@ const maxIdentifierLen = 63
 const cleanupTimeout = 30 * time.Second
 
 // shared is the server started by Main.
-var shared atomic.Pointer[Server]
+var shared atomic.Pointer[pgcluster.Server]
 
 // Main starts one shared server for a test binary, runs the tests, stops the
 // server and returns the exit code:
@@ -32,8 +34,8 @@ var shared atomic.Pointer[Server]
 // If the server cannot be started it prints why (with install help) to
 // stderr and returns 1; it never skips.
 func Main(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*readyTimeout)
-	srv, err := Start(ctx, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*pgcluster.ReadyTimeout)
+	srv, err := pgcluster.Start(ctx, pgcluster.Options{})
 	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "outboxtest: cannot start PostgreSQL for tests: %v\n", err)
@@ -53,7 +55,7 @@ func Main(m *testing.M) int {
 
 // Shared returns the server started by Main. It panics if the test binary's
 // TestMain does not call Main.
-func Shared() *Server {
+func Shared() *pgcluster.Server {
 	srv := shared.Load()
 	if srv == nil {
 		panic("outboxtest: no shared server; add `func TestMain(m *testing.M) { os.Exit(outboxtest.Main(m)) }` to the package's tests")

@@ -23,6 +23,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
+	"github.com/hookrelay/hookrelay/outbox/pgcluster"
 	"github.com/hookrelay/hookrelay/relay/signature"
 )
 
@@ -425,11 +426,11 @@ func migratedStore(t testing.TB, dbURL, schema string) *outbox.Store {
 }
 
 // ownServer starts a PostgreSQL server for one test, stopped when it ends.
-func ownServer(t testing.TB) *outboxtest.Server {
+func ownServer(t testing.TB) *pgcluster.Server {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, err := outboxtest.Start(ctx, outboxtest.Options{ForceLocal: true, Logf: t.Logf})
+	srv, err := pgcluster.Start(ctx, pgcluster.Options{ForceLocal: true, Logf: t.Logf})
 	if err != nil {
 		t.Fatalf("start PostgreSQL: %v", err)
 	}

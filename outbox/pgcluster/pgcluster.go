@@ -1,4 +1,4 @@
-package outboxtest
+package pgcluster
 
 import (
 	"bytes"
@@ -30,9 +30,9 @@ const EnvURL = "HOOKRELAY_TEST_DATABASE_URL"
 const (
 	// tempPattern is the os.MkdirTemp pattern of cluster directories.
 	tempPattern = "hookrelay-pg-*"
-	// readyTimeout bounds how long Start and Restart wait for the server to
+	// ReadyTimeout bounds how long Start and Restart wait for the server to
 	// accept connections.
-	readyTimeout = 30 * time.Second
+	ReadyTimeout = 30 * time.Second
 	// stopTimeout bounds how long Stop waits for a fast shutdown before it
 	// kills the postmaster.
 	stopTimeout = 30 * time.Second
@@ -56,7 +56,7 @@ var searchGlob = "/usr/lib/postgresql/*/bin"
 
 // ErrExternal is returned by operations that need a local cluster when the
 // Server wraps an existing server from EnvURL.
-var ErrExternal = errors.New("outboxtest: operation not supported on an external server (" + EnvURL + ")")
+var ErrExternal = errors.New("pgcluster: operation not supported on an external server (" + EnvURL + ")")
 
 // NotFoundError reports that the PostgreSQL server binaries could not be
 // found. Its message says how to install them.
@@ -146,7 +146,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		logf = func(string, ...any) {}
 	}
 	if u := os.Getenv(EnvURL); u != "" && !opts.ForceLocal {
-		logf("outboxtest: using existing server from %s", EnvURL)
+		logf("pgcluster: using existing server from %s", EnvURL)
 		return &Server{url: u, logf: logf, stopped: true}, nil
 	}
 	reapStale(os.TempDir(), logf)
@@ -159,12 +159,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if os.Geteuid() == 0 {
 		runAs, err = user.Lookup(superuser)
 		if err != nil {
-			return nil, fmt.Errorf("outboxtest: running as root, PostgreSQL must run as the %q system user: %w", superuser, err)
+			return nil, fmt.Errorf("pgcluster: running as root, PostgreSQL must run as the %q system user: %w", superuser, err)
 		}
 	}
 	dir, err := os.MkdirTemp("", tempPattern)
 	if err != nil {
-		return nil, fmt.Errorf("outboxtest: create cluster directory: %w", err)
+		return nil, fmt.Errorf("pgcluster: create cluster directory: %w", err)
 	}
 	s := &Server{dir: dir, bins: bins, cred: runAs, logf: logf}
 	if err := s.init(ctx, opts); err != nil {
@@ -182,7 +182,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		if err == nil || attempt == startAttempts || !errors.As(err, &se) || !strings.Contains(se.Log, "could not bind") {
 			break
 		}
-		logf("outboxtest: port %d was taken, trying another", s.port)
+		logf("pgcluster: port %d was taken, trying another", s.port)
 	}
 	if err != nil {
 		_ = os.RemoveAll(dir)
@@ -223,7 +223,7 @@ func (s *Server) Stop() error {
 	s.stopped = true
 	err := s.halt()
 	if rmErr := os.RemoveAll(s.dir); rmErr != nil {
-		err = errors.Join(err, fmt.Errorf("outboxtest: remove cluster directory: %w", rmErr))
+		err = errors.Join(err, fmt.Errorf("pgcluster: remove cluster directory: %w", rmErr))
 	}
 	return err
 }
@@ -239,14 +239,14 @@ func (s *Server) Restart(ctx context.Context) error {
 		return ErrExternal
 	}
 	if s.stopped {
-		return errors.New("outboxtest: restart: server is stopped")
+		return errors.New("pgcluster: restart: server is stopped")
 	}
 	if err := s.halt(); err != nil {
-		return fmt.Errorf("outboxtest: restart: %w", err)
+		return fmt.Errorf("pgcluster: restart: %w", err)
 	}
 	// After a crash, children of the old postmaster may take a moment to go;
 	// until then the new postmaster refuses the shared memory block.
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	ctx, cancel := context.WithTimeout(ctx, ReadyTimeout)
 	defer cancel()
 	for {
 		err := s.launch(ctx)
@@ -255,7 +255,7 @@ func (s *Server) Restart(ctx context.Context) error {
 			return err
 		}
 		if err := wait(ctx, pollInterval); err != nil {
-			return fmt.Errorf("outboxtest: restart: %w (last start: %v)", err, se)
+			return fmt.Errorf("pgcluster: restart: %w (last start: %v)", err, se)
 		}
 	}
 }
@@ -296,7 +296,7 @@ func (s *Server) halt() error {
 	}
 	killGroup(p.pid)
 	<-p.done
-	return fmt.Errorf("outboxtest: postgres (pid %d) ignored fast shutdown for %s; killed", p.pid, stopTimeout)
+	return fmt.Errorf("pgcluster: postgres (pid %d) ignored fast shutdown for %s; killed", p.pid, stopTimeout)
 }
 
 // killGroup sends SIGKILL to the process group the postmaster leads, which
@@ -314,10 +314,10 @@ func (s *Server) dataDir() string { return filepath.Join(s.dir, "data") }
 // init prepares the directory and runs initdb.
 func (s *Server) init(ctx context.Context, opts Options) error {
 	if err := os.Chmod(s.dir, 0o700); err != nil {
-		return fmt.Errorf("outboxtest: chmod cluster directory: %w", err)
+		return fmt.Errorf("pgcluster: chmod cluster directory: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(s.dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return fmt.Errorf("outboxtest: write owner file: %w", err)
+		return fmt.Errorf("pgcluster: write owner file: %w", err)
 	}
 	if s.cred != nil {
 		uid, gid, err := ids(s.cred)
@@ -325,7 +325,7 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 			return err
 		}
 		if err := os.Chown(s.dir, uid, gid); err != nil {
-			return fmt.Errorf("outboxtest: chown cluster directory to %s: %w", s.cred.Username, err)
+			return fmt.Errorf("pgcluster: chown cluster directory to %s: %w", s.cred.Username, err)
 		}
 	}
 	args := []string{"-D", s.dataDir(), "-U", superuser, "--auth=trust", "-E", "UTF8", "--locale=C"}
@@ -342,7 +342,7 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 	if err := cmd.Run(); err != nil {
 		return &StartError{Err: fmt.Errorf("initdb: %w", err), Log: tail(out.Bytes())}
 	}
-	s.logf("outboxtest: initdb %s in %s", s.dataDir(), time.Since(start).Round(time.Millisecond))
+	s.logf("pgcluster: initdb %s in %s", s.dataDir(), time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -367,7 +367,7 @@ func (s *Server) launch(ctx context.Context) error {
 	logPath := filepath.Join(s.dir, logFile)
 	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return fmt.Errorf("outboxtest: open server log: %w", err)
+		return fmt.Errorf("pgcluster: open server log: %w", err)
 	}
 	defer lf.Close()
 	offset, _ := lf.Seek(0, io.SeekEnd)
@@ -393,7 +393,7 @@ func (s *Server) launch(ctx context.Context) error {
 		return &StartError{Err: err, Log: logTail(logPath, offset)}
 	}
 	s.proc = p
-	s.logf("outboxtest: postgres ready on 127.0.0.1:%d (pid %d) in %s", s.port, p.pid, time.Since(started).Round(time.Millisecond))
+	s.logf("pgcluster: postgres ready on 127.0.0.1:%d (pid %d) in %s", s.port, p.pid, time.Since(started).Round(time.Millisecond))
 	return nil
 }
 
@@ -424,7 +424,7 @@ func startLocked(cmd *exec.Cmd) (*proc, error) {
 // waitReady polls until the server at connURL accepts a connection, the
 // process exits, or the deadline passes.
 func waitReady(ctx context.Context, connURL string, p *proc) error {
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	ctx, cancel := context.WithTimeout(ctx, ReadyTimeout)
 	defer cancel()
 	cfg, err := pgx.ParseConfig(connURL)
 	if err != nil {
@@ -551,11 +551,11 @@ func compareVersions(a, b string) int {
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, fmt.Errorf("outboxtest: find a free port: %w", err)
+		return 0, fmt.Errorf("pgcluster: find a free port: %w", err)
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	if err := l.Close(); err != nil {
-		return 0, fmt.Errorf("outboxtest: find a free port: %w", err)
+		return 0, fmt.Errorf("pgcluster: find a free port: %w", err)
 	}
 	return port, nil
 }
@@ -564,11 +564,11 @@ func freePort() (int, error) {
 func ids(u *user.User) (int, int, error) {
 	uid, err := strconv.Atoi(u.Uid)
 	if err != nil {
-		return 0, 0, fmt.Errorf("outboxtest: uid of %s: %w", u.Username, err)
+		return 0, 0, fmt.Errorf("pgcluster: uid of %s: %w", u.Username, err)
 	}
 	gid, err := strconv.Atoi(u.Gid)
 	if err != nil {
-		return 0, 0, fmt.Errorf("outboxtest: gid of %s: %w", u.Username, err)
+		return 0, 0, fmt.Errorf("pgcluster: gid of %s: %w", u.Username, err)
 	}
 	return uid, gid, nil
 }
@@ -624,7 +624,7 @@ func reapStale(tmp string, logf func(string, ...any)) {
 			continue
 		}
 		if err := os.RemoveAll(dir); err == nil {
-			logf("outboxtest: removed stale cluster directory %s", dir)
+			logf("pgcluster: removed stale cluster directory %s", dir)
 		}
 	}
 }

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package outboxtest
+package pgcluster
 
 import "syscall"
 
