@@ -12,7 +12,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
-	"github.com/hookrelay/hookrelay/relay/secretbox"
+	"github.com/hookrelay/hookrelay/outbox/secretbox"
 )
 
 func testSecret(c string) string { return "whsec_" + strings.Repeat(c, 32) } // 24 bytes

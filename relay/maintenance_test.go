@@ -14,8 +14,8 @@ import (
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
+	"github.com/hookrelay/hookrelay/outbox/secretbox"
 	"github.com/hookrelay/hookrelay/relay"
-	"github.com/hookrelay/hookrelay/relay/secretbox"
 )
 
 // sqlq qualifies {{s}} with st's schema.

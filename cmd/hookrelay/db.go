@@ -12,7 +12,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/outbox"
-	"github.com/hookrelay/hookrelay/relay/secretbox"
+	"github.com/hookrelay/hookrelay/outbox/secretbox"
 )
 
 // defaultConnectTimeout bounds one connection attempt when the database URL

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/hookrelay/hookrelay/outbox"
-	"github.com/hookrelay/hookrelay/relay/secretbox"
+	"github.com/hookrelay/hookrelay/outbox/secretbox"
 )
 
 const rotateKeyUsage = `

@@ -18,7 +18,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
-	"github.com/hookrelay/hookrelay/relay/secretbox"
+	"github.com/hookrelay/hookrelay/outbox/secretbox"
 )
 
 // The poison cases: ordinary content that once stopped delivery for every
@@ -457,4 +457,3 @@ func TestFaultEndpointIDAcrossTenants(t *testing.T) {
 		t.Errorf("globex's endpoint got %d of acme's events", n)
 	}
 }
-

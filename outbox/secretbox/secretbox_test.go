@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hookrelay/hookrelay/relay/secretbox"
+	"github.com/hookrelay/hookrelay/outbox/secretbox"
 )
 
 func key(b byte) []byte { return bytes.Repeat([]byte{b}, secretbox.KeySize) }
