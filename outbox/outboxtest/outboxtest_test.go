@@ -1,7 +1,6 @@
 package outboxtest
 
 import (
-	"context"
 	"os"
 	"regexp"
 	"strings"
@@ -12,24 +11,10 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(Main(m)) }
 
-// queryString runs a one-value query on a fresh connection.
-func queryString(t *testing.T, url, sql string) string {
-	t.Helper()
-	conn, err := pgx.Connect(t.Context(), url)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer conn.Close(context.Background())
-	var v string
-	if err := conn.QueryRow(t.Context(), sql).Scan(&v); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return v
-}
-
 func TestSharedServerSettings(t *testing.T) {
 	t.Parallel()
 	srv := Shared()
+	pool := Pool(t)
 	if !strings.HasPrefix(srv.URL(), "postgres://postgres@127.0.0.1:") || !strings.HasSuffix(srv.URL(), "/postgres?sslmode=disable") {
 		t.Errorf("URL() = %q, want postgres://postgres@127.0.0.1:<port>/postgres?sslmode=disable", srv.URL())
 	}
@@ -41,7 +26,11 @@ func TestSharedServerSettings(t *testing.T) {
 		{"listen_addresses", "127.0.0.1"},
 		{"unix_socket_directories", srv.Dir()},
 	} {
-		if got := queryString(t, srv.URL(), "SHOW "+tc.setting); got != tc.want {
+		var got string
+		if err := pool.QueryRow(t.Context(), "SHOW "+tc.setting).Scan(&got); err != nil {
+			t.Fatalf("SHOW %s: %v", tc.setting, err)
+		}
+		if got != tc.want {
 			t.Errorf("SHOW %s = %q, want %q", tc.setting, got, tc.want)
 		}
 	}
