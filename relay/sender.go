@@ -17,10 +17,6 @@ import (
 	"github.com/hookrelay/hookrelay/relay/signature"
 )
 
-// Version is hookrelay's version, stamped at build time with
-// -ldflags "-X github.com/hookrelay/hookrelay/relay.Version=v1.2.3".
-var Version = "dev"
-
 // MaxExcerpt is how much of a response body is kept with an attempt.
 const MaxExcerpt = 4 << 10
 

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -43,47 +42,71 @@ const (
 // others and reaches the referral goal with the fourth signup.
 var demoNames = []string{"ada", "bob", "cat", "dan", "eve", "fay", "gus", "hal"}
 
+const demoUsage = `
+Usage: hookrelay demo [--events N] [--once]
+
+Starts a throwaway PostgreSQL (or uses HOOKRELAY_DATABASE_URL / DATABASE_URL,
+in fresh schemas), an example referral app, a receiver that verifies
+signatures and the relay, then generates events, prints each as sent and as
+verified, and stays up until Ctrl-C. On Ctrl-C, SIGTERM, SIGHUP or a closed
+output (hookrelay demo | head) it removes everything it started.
+`
+
 // runDemo runs `hookrelay demo`.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: hookrelay demo [--events N] [--once]")
-		fmt.Fprintln(stderr, "\nStarts a throwaway PostgreSQL (or uses HOOKRELAY_DATABASE_URL / DATABASE_URL),")
-		fmt.Fprintln(stderr, "an example referral app, a receiver that verifies signatures and the relay,")
-		fmt.Fprintln(stderr, "then generates events and stays up until Ctrl-C.")
-		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
+	c := newCommand("demo", demoUsage, stdout, stderr)
+	signups := c.fs.Int("events", 5, "number of signups to simulate, at least 1 (each is a signup.created event; the fourth also makes the referrer reach the goal)")
+	once := c.fs.Bool("once", false, "exit as soon as every generated event was received and verified")
+	pos, err := c.parse(args)
+	if err != nil {
+		return exit(stderr, err)
 	}
-	signups := fs.Int("events", 5, "number of signups to simulate (each is a signup.created event; the fourth also makes the referrer reach the goal)")
-	once := fs.Bool("once", false, "exit as soon as every generated event was received and verified")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if len(pos) > 0 {
+		return c.usageError("demo takes no arguments, got %q", pos[0])
 	}
-	if *signups < 1 || fs.NArg() > 0 {
-		fs.Usage()
-		return 2
+	if *signups < 1 {
+		return c.usageError("--events must be at least 1, got %d", *signups)
 	}
 
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	// Stop (and clean up) on Ctrl-C, SIGTERM, a closed terminal (SIGHUP),
+	// or a closed stdout. With SIGPIPE notified, a write to a broken stdout
+	// fails with EPIPE instead of killing the process, and the first failed
+	// write cancels the demo.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	sigpipe := make(chan os.Signal, 1)
+	signal.Notify(sigpipe, syscall.SIGPIPE)
+	defer signal.Stop(sigpipe)
+	out := &lockedWriter{w: stdout, failed: func(err error) { cancel(&outputError{err: err}) }}
 
-	d := &demo{out: &lockedWriter{w: stdout}, signups: *signups, once: *once}
-	if err := d.run(ctx); err != nil {
+	d := &demo{out: out, signups: *signups, once: *once}
+	err = d.run(ctx)
+	var outErr *outputError
+	if errors.As(context.Cause(ctx), &outErr) {
+		// Whatever run returned, it stopped because nobody reads its output.
+		fmt.Fprintf(stderr, "hookrelay demo: stopped and cleaned up: %v\n", outErr)
+		return exitFailure
+	}
+	if err != nil {
 		var nf *pgcluster.NotFoundError
 		if errors.As(err, &nf) {
 			fmt.Fprintf(stderr, "hookrelay demo needs PostgreSQL.\n%v\n", nf)
 			fmt.Fprintln(stderr, "Or point the demo at an existing server: HOOKRELAY_DATABASE_URL=postgres://... hookrelay demo")
-			return 1
+			return exitFailure
 		}
 		fmt.Fprintf(stderr, "demo: %v\n", err)
-		return 1
+		return exitFailure
 	}
-	return 0
+	return exitOK
 }
+
+// outputError is a failed write to the demo's stdout.
+type outputError struct{ err error }
+
+func (e *outputError) Error() string { return "output closed: " + e.err.Error() }
+func (e *outputError) Unwrap() error { return e.err }
 
 // demo is one run of `hookrelay demo`.
 type demo struct {
@@ -480,22 +503,40 @@ func (c *attemptCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 
 func (c *attemptCore) Sync() error { return c.next.Sync() }
 
-// lockedWriter serialises writes from the demo's goroutines.
+// lockedWriter serialises writes from the demo's goroutines. The first
+// failed write is passed to failed (if set): the demo stops when its output
+// is gone.
 type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu      sync.Mutex
+	w       io.Writer
+	failed  func(error)
+	didFail bool
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(p)
+	n, err := l.w.Write(p)
+	l.check(err)
+	return n, err
 }
 
 func (l *lockedWriter) printf(format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	_, _ = fmt.Fprintf(l.w, format, args...) // nowhere better to report a broken stdout
+	_, err := fmt.Fprintf(l.w, format, args...)
+	l.check(err)
+}
+
+// check reports the first write error; l.mu is held.
+func (l *lockedWriter) check(err error) {
+	if err == nil || l.didFail {
+		return
+	}
+	l.didFail = true
+	if l.failed != nil {
+		l.failed(err)
+	}
 }
 
 func newServer(h http.Handler) *http.Server {

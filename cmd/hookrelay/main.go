@@ -43,7 +43,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		name, rest = "help", args[1:]
 	}
 	switch name {
-	case "run", "serve":
+	case "run":
 		return exit(stderr, runServe(ctx, rest, stdout, stderr))
 	case "migrate":
 		return exit(stderr, runMigrate(ctx, rest, stdout, stderr))
@@ -157,6 +157,14 @@ func (c *command) printUsage(w io.Writer) {
 		c.fs.SetOutput(c.stderr)
 	}
 	fmt.Fprintln(w, "\nConfiguration comes from HOOKRELAY_* environment variables; see `hookrelay help env`.")
+}
+
+// usageError prints a problem with the command line, then the usage, to
+// stderr and returns the usage exit code.
+func (c *command) usageError(format string, args ...any) int {
+	fmt.Fprintf(c.stderr, "hookrelay: %s\n\n", fmt.Sprintf(format, args...))
+	c.printUsage(c.stderr)
+	return exitUsage
 }
 
 // parse parses args, allowing flags before and after positional arguments
@@ -280,11 +288,9 @@ func runHelp(args []string, stdout, stderr io.Writer) error {
 	case "env", "environment", "config":
 		printEnv(stdout)
 		return nil
-	case "run", "serve", "migrate", "endpoints", "endpoint", "version", "rotate-secret-key":
+	case "run", "migrate", "endpoints", "endpoint", "version", "rotate-secret-key", "demo":
 		// The command prints its own usage on --help.
 		return errorOrNil(run(context.Background(), append(args[:len(args):len(args)], "--help"), stdout, stderr))
-	case "demo":
-		return errorOrNil(runDemo(context.Background(), []string{"--help"}, stdout, stderr))
 	}
 	fmt.Fprintf(stderr, "hookrelay: no help for %q\n\n", args[0])
 	printUsage(stderr)

@@ -17,7 +17,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hookrelay/hookrelay/outbox/pgcluster"
-	"github.com/hookrelay/hookrelay/relay"
 )
 
 // The tests drive the real binary, built once, against one throwaway
@@ -123,13 +122,63 @@ func hookrelay(t *testing.T, env []string, args ...string) result {
 }
 
 func TestVersion(t *testing.T) {
-	res := hookrelay(t, []string{"PATH=" + os.Getenv("PATH")}, "version")
-	if res.code != 0 {
-		t.Fatalf("want exit 0:\n%s", res)
+	versionOf := func(t *testing.T, bin string) string {
+		t.Helper()
+		out, err := exec.CommandContext(t.Context(), bin, "version").Output()
+		if err != nil {
+			t.Fatalf("%s version: %v", bin, err)
+		}
+		version, ok := strings.CutPrefix(string(out), "hookrelay ")
+		if !ok || !strings.Contains(version, " (go") {
+			t.Fatalf("version output %q, want \"hookrelay VERSION (goX, os/arch)\"", out)
+		}
+		return version[:strings.Index(version, " (go")]
 	}
-	if want := "hookrelay " + relay.Version + " (go"; !strings.HasPrefix(res.stdout, want) {
-		t.Errorf("stdout = %q, want prefix %q", res.stdout, want)
+	build := func(t *testing.T, args ...string) string {
+		t.Helper()
+		bin := filepath.Join(t.TempDir(), "hookrelay")
+		// -buildvcs=true: a go build in a checkout records the commit by
+		// default, but GOFLAGS may switch that off (as on some CI machines).
+		cmd := exec.CommandContext(t.Context(), "go", append(append([]string{"build", "-buildvcs=true", "-o", bin}, args...), ".")...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
+		return bin
 	}
+
+	t.Run("go build in a git checkout prints the commit", func(t *testing.T) {
+		git, err := exec.LookPath("git")
+		if err != nil {
+			t.Fatalf("git is not on PATH; the version test reads the checkout's commit: %v", err)
+		}
+		head := func() string {
+			out, err := exec.CommandContext(t.Context(), git, "rev-parse", "HEAD").CombinedOutput()
+			if err != nil {
+				if strings.Contains(string(out), "not a git repository") {
+					t.Skip("not a git checkout (a source archive): nothing to compare the version with")
+				}
+				t.Fatalf("git rev-parse HEAD: %v\n%s", err, out)
+			}
+			return strings.TrimSpace(string(out))[:12]
+		}
+		// HEAD is read before and after the build: a commit may land in
+		// between in a shared working tree.
+		before := head()
+		version := versionOf(t, build(t))
+		after := head()
+		// Go 1.24+ makes it a pseudo-version: v0.0.0-<commit time>-<12 hex>[+dirty].
+		if !strings.Contains(version, before) && !strings.Contains(version, after) {
+			t.Errorf("version %q lacks the commit %s", version, after)
+		}
+	})
+
+	t.Run("a stamped version wins", func(t *testing.T) {
+		const stamp = "v9.8.7-test"
+		version := versionOf(t, build(t, "-ldflags", "-X github.com/hookrelay/hookrelay/relay.Version="+stamp))
+		if version != stamp {
+			t.Errorf("version %q, want the stamped %q", version, stamp)
+		}
+	})
 }
 
 func TestHelp(t *testing.T) {
@@ -147,6 +196,9 @@ func TestHelp(t *testing.T) {
 		{[]string{"endpoints", "create", "--help"}, []string{"-url", "-event-types", "-secret", "-output"}},
 		{[]string{"help", "endpoints", "update"}, []string{"-enabled", "-max-in-flight"}},
 		{[]string{"endpoints", "rotate-secret", "-h"}, []string{"-grace"}},
+		{[]string{"demo", "--help"}, []string{"Usage: hookrelay demo [--events N] [--once]", "Flags:", "-events", "-once", "hookrelay help env"}},
+		{[]string{"help", "demo"}, []string{"Usage: hookrelay demo"}},
+		{[]string{"version", "--help"}, []string{"Usage: hookrelay version"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -177,6 +229,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"endpoints", "delete", "a", "b"}, "one endpoint ID"},
 		{[]string{"endpoints", "list", "--output", "yaml"}, "invalid --output"},
 		{[]string{"version", "extra"}, "no arguments"},
+		{[]string{"serve"}, `unknown command "serve"`},
+		{[]string{"demo", "--events", "0"}, "hookrelay: --events must be at least 1, got 0\n\nUsage: hookrelay demo"},
+		{[]string{"demo", "now"}, `demo takes no arguments, got "now"`},
+		{[]string{"demo", "--bogus"}, "Usage: hookrelay demo"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
