@@ -39,6 +39,10 @@ type Claimed struct {
 	Secrets     []string // current first, then old ones still in their rotation window
 	MaxInFlight int      // the endpoint's own cap, 0 when it has none
 	RateLimit   int      // the endpoint's requests per second, 0 when unlimited
+	// OrderingKey is the event's ordering key ("" for none): the delivery
+	// is the head of its (endpoint, key), the ones after it wait for its
+	// outcome.
+	OrderingKey string
 	// SecretErr says why the endpoint's stored secrets could not be opened
 	// (sealed without HOOKRELAY_SECRET_KEY, an unknown key, a tampered
 	// value); Secrets is then nil and the delivery cannot be signed. Only
@@ -286,7 +290,7 @@ func scanClaimed(rows pgx.Rows, token int64, counts func(c Claimed, x *dispatchC
 		var c Claimed
 		var uid [16]byte
 		dest := []any{&c.DeliveryID, &c.EventID, &c.EndpointID, &c.Attempts, &uid, &c.EventType,
-			&c.Tenant, &c.Payload, &c.CreatedAt, &c.URL, &c.Secrets, &c.MaxInFlight, &c.RateLimit}
+			&c.Tenant, &c.Payload, &c.CreatedAt, &c.URL, &c.Secrets, &c.MaxInFlight, &c.RateLimit, &c.OrderingKey}
 		var x dispatchCounts
 		if counts != nil {
 			dest = append(dest, &x.events, &x.deliveries, &x.cut, &x.waiting, &x.unroutedIDs, &x.unroutedErrs)
@@ -361,11 +365,11 @@ func CleanText(s string, n int) string {
 // Complete records a batch of outcomes in one statement: an attempts row for
 // each, and the delivery's new state guarded by its lease, so a delivery
 // whose lease another relay took over is not overwritten. It also keeps the
-// endpoints' success and failure counters. It returns the ids of the
-// deliveries whose state was updated.
-func (s *Store) Complete(ctx context.Context, outs []Outcome) (applied []int64, err error) {
+// endpoints' success and failure counters, and releases the next delivery
+// of each ordering key whose head finished.
+func (s *Store) Complete(ctx context.Context, outs []Outcome) (c Completed, err error) {
 	if len(outs) == 0 {
-		return nil, nil
+		return c, nil
 	}
 	n := len(outs)
 	ids, tokens, events := make([]int64, n), make([]int64, n), make([]int64, n)
@@ -387,20 +391,32 @@ func (s *Store) Complete(ctx context.Context, outs []Outcome) (applied []int64, 
 	rows, err := s.engineQuery(ctx, s.q.complete, ids, tokens, states, next, statuses, errs,
 		events, endpoints, attempts, started, durations, results, classes, excerpts, deferred)
 	if err != nil {
-		return nil, fmt.Errorf("record outcomes: %w", translate(err))
+		return c, fmt.Errorf("record outcomes: %w", translate(err))
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("record outcomes: %w", err)
+		var released int32
+		if err := rows.Scan(&id, &released); err != nil {
+			return c, fmt.Errorf("record outcomes: %w", err)
 		}
-		applied = append(applied, id)
+		c.Applied = append(c.Applied, id)
+		c.Released = int(released)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("record outcomes: %w", translate(err))
+		return c, fmt.Errorf("record outcomes: %w", translate(err))
 	}
-	return applied, nil
+	return c, nil
+}
+
+// Completed is what Complete did.
+type Completed struct {
+	// Applied lists the deliveries whose state was updated (the others'
+	// leases had passed to another relay).
+	Applied []int64
+	// Released counts waiting deliveries made due because the delivery
+	// before them in their ordering key finished.
+	Released int
 }
 
 // Release returns leased deliveries to pending without counting an attempt

@@ -17,16 +17,20 @@ import (
 // Endpoint is a customer's webhook destination. Secret is only filled when
 // the endpoint is created or its secret rotated.
 type Endpoint struct {
-	ID                  string     `json:"id"`
-	Tenant              string     `json:"tenant"`
-	URL                 string     `json:"url"`
-	Description         string     `json:"description"`
-	EventTypes          []string   `json:"event_types"`
-	Enabled             bool       `json:"enabled"`
-	DisabledReason      string     `json:"disabled_reason,omitempty"`
-	DisabledAt          *time.Time `json:"disabled_at,omitempty"`
-	MaxInFlight         int        `json:"max_in_flight,omitempty"`
-	RateLimit           int        `json:"rate_limit,omitempty"`
+	ID             string     `json:"id"`
+	Tenant         string     `json:"tenant"`
+	URL            string     `json:"url"`
+	Description    string     `json:"description"`
+	EventTypes     []string   `json:"event_types"`
+	Enabled        bool       `json:"enabled"`
+	DisabledReason string     `json:"disabled_reason,omitempty"`
+	DisabledAt     *time.Time `json:"disabled_at,omitempty"`
+	MaxInFlight    int        `json:"max_in_flight,omitempty"`
+	RateLimit      int        `json:"rate_limit,omitempty"`
+	// OrderingOnDead is what a dead delivery does to the later deliveries
+	// of its ordering key: OrderingSkip lets the next go, OrderingBlock
+	// holds the key until the dead one is retried or cancelled.
+	OrderingOnDead      string     `json:"ordering_on_dead"`
 	LastSuccessAt       *time.Time `json:"last_success_at,omitempty"`
 	LastFailureAt       *time.Time `json:"last_failure_at,omitempty"`
 	ConsecutiveFailures int        `json:"consecutive_failures"`
@@ -45,6 +49,24 @@ type EndpointInput struct {
 	Secret      string
 	MaxInFlight int
 	RateLimit   int
+	// OrderingOnDead is OrderingSkip (the default when empty) or
+	// OrderingBlock.
+	OrderingOnDead string
+}
+
+// What a dead head does to its ordering key (Endpoint.OrderingOnDead).
+const (
+	OrderingSkip  = "skip"
+	OrderingBlock = "block"
+)
+
+// validateOrderingOnDead checks an ordering_on_dead value ("" means skip).
+func validateOrderingOnDead(v string) error {
+	switch v {
+	case "", OrderingSkip, OrderingBlock:
+		return nil
+	}
+	return &FieldError{Field: "ordering_on_dead", Reason: fmt.Sprintf("%q: use %q or %q", v, OrderingSkip, OrderingBlock)}
 }
 
 // EndpointPatch changes the fields that are not nil.
@@ -55,6 +77,8 @@ type EndpointPatch struct {
 	Enabled     *bool
 	MaxInFlight *int // 0 clears the endpoint's own cap
 	RateLimit   *int // 0 clears the rate limit
+	// OrderingOnDead sets what a dead head does to its key ("" is skip).
+	OrderingOnDead *string
 }
 
 // FieldError says which input field is wrong and why.
@@ -167,6 +191,9 @@ func (in EndpointInput) Validate() error {
 	if err := validateLimit("rate_limit", in.RateLimit); err != nil {
 		return err
 	}
+	if err := validateOrderingOnDead(in.OrderingOnDead); err != nil {
+		return err
+	}
 	if !strings.HasPrefix(in.Secret, "whsec_") {
 		return &FieldError{Field: "secret", Reason: `must start with "whsec_"`}
 	}
@@ -200,6 +227,11 @@ func (p EndpointPatch) Validate() error {
 			return err
 		}
 	}
+	if p.OrderingOnDead != nil {
+		if err := validateOrderingOnDead(*p.OrderingOnDead); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -219,13 +251,13 @@ func (e *TooManyEndpointsError) Unwrap() error { return ErrConflict }
 
 const endpointColumns = `id::text, tenant, url, description, event_types, enabled, disabled_reason, disabled_at,
        coalesce(max_in_flight, 0), coalesce(rate_limit, 0), last_success_at, last_failure_at,
-       consecutive_failures, created_at, updated_at`
+       consecutive_failures, created_at, updated_at, ordering_on_dead`
 
 func scanEndpoint(row pgx.Row) (Endpoint, error) {
 	var e Endpoint
 	err := row.Scan(&e.ID, &e.Tenant, &e.URL, &e.Description, &e.EventTypes, &e.Enabled, &e.DisabledReason,
 		&e.DisabledAt, &e.MaxInFlight, &e.RateLimit, &e.LastSuccessAt, &e.LastFailureAt,
-		&e.ConsecutiveFailures, &e.CreatedAt, &e.UpdatedAt)
+		&e.ConsecutiveFailures, &e.CreatedAt, &e.UpdatedAt, &e.OrderingOnDead)
 	if e.EventTypes == nil {
 		e.EventTypes = []string{}
 	}
@@ -272,10 +304,10 @@ func (s *Store) CreateEndpoint(ctx context.Context, in EndpointInput, maxPerTena
 		}
 		var err error
 		e, err = scanEndpoint(tx.QueryRow(ctx, qualify(`INSERT INTO {{schema}}.endpoints
-    (tenant, url, description, event_types, secret, max_in_flight, rate_limit)
-VALUES ($1, $2, $3, $4, $5, nullif($6, 0), nullif($7, 0))
+    (tenant, url, description, event_types, secret, max_in_flight, rate_limit, ordering_on_dead)
+VALUES ($1, $2, $3, $4, $5, nullif($6, 0), nullif($7, 0), coalesce(nullif($8, ''), 'skip'))
 RETURNING `+endpointColumns, s.schema),
-			in.Tenant, in.URL, in.Description, dedupe(in.EventTypes), sealed, in.MaxInFlight, in.RateLimit))
+			in.Tenant, in.URL, in.Description, dedupe(in.EventTypes), sealed, in.MaxInFlight, in.RateLimit, in.OrderingOnDead))
 		return err
 	})
 	if err != nil {
@@ -424,16 +456,19 @@ func (s *Store) UpdateEndpoint(ctx context.Context, id string, p EndpointPatch) 
     consecutive_failures = CASE WHEN $5 AND NOT enabled THEN 0 ELSE consecutive_failures END,
     max_in_flight = CASE WHEN $6::int IS NULL THEN max_in_flight ELSE nullif($6, 0) END,
     rate_limit = CASE WHEN $7::int IS NULL THEN rate_limit ELSE nullif($7, 0) END,
+    ordering_on_dead = CASE WHEN $8::text IS NULL THEN ordering_on_dead ELSE coalesce(nullif($8, ''), 'skip') END,
     updated_at = now()
  WHERE id = $1
-RETURNING `+endpointColumns, s.schema), id, p.URL, p.Description, typesArg(p.EventTypes, types), p.Enabled, p.MaxInFlight, p.RateLimit))
+RETURNING `+endpointColumns, s.schema), id, p.URL, p.Description, typesArg(p.EventTypes, types), p.Enabled, p.MaxInFlight, p.RateLimit, p.OrderingOnDead))
 		if err != nil {
 			return err
 		}
 		switch {
-		case e.Enabled && !wasEnabled:
-			_, err = tx.Exec(ctx, qualify(`UPDATE {{schema}}.deliveries SET next_attempt_at = now(), updated_at = now()
- WHERE endpoint_id = $1 AND state = 'pending' AND next_attempt_at = 'infinity'`, s.schema), id)
+		case e.Enabled && (!wasEnabled || p.OrderingOnDead != nil):
+			// Held deliveries are due again, except those that wait for an
+			// earlier delivery of their ordering key.
+			_, err = tx.Exec(ctx, qualify(`UPDATE {{schema}}.deliveries d SET next_attempt_at = now(), updated_at = now()
+ WHERE d.endpoint_id = $1 AND d.state = 'pending' AND d.next_attempt_at = 'infinity' AND NOT (`+waitsSQL+`)`, s.schema), id)
 		case !e.Enabled && wasEnabled:
 			_, err = tx.Exec(ctx, qualify(`UPDATE {{schema}}.deliveries SET next_attempt_at = 'infinity', updated_at = now()
  WHERE endpoint_id = $1 AND state = 'pending'`, s.schema), id)

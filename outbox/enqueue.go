@@ -22,6 +22,10 @@ const DefaultMaxPayloadBytes = 256 << 10
 // MaxIdempotencyKeyLen is the longest idempotency key accepted.
 const MaxIdempotencyKeyLen = 255
 
+// MaxOrderingKeyLen is the longest ordering key accepted (a CHECK holds it
+// for plain SQL too): the key travels in a request header.
+const MaxOrderingKeyLen = 255
+
 // MaxEventTypeLen is the longest event type accepted.
 const MaxEventTypeLen = 128
 
@@ -35,6 +39,7 @@ var (
 	ErrPayloadTooLarge       = errors.New("payload too large")
 	ErrInvalidIdempotencyKey = errors.New("invalid idempotency key")
 	ErrInvalidEndpointID     = errors.New("invalid endpoint id")
+	ErrInvalidOrderingKey    = errors.New("invalid ordering key")
 	ErrUnsupportedConnection = errors.New("unsupported database handle")
 )
 
@@ -42,7 +47,7 @@ var (
 // written when Enqueue returns one.
 type ValidationError struct {
 	Index  int    // position in the batch (0 for Enqueue)
-	Field  string // "type", "payload", "idempotency_key", "endpoint_id"
+	Field  string // "type", "payload", "idempotency_key", "endpoint_id", "ordering_key"
 	Reason string
 	Err    error // one of the Err* sentinels
 }
@@ -68,8 +73,11 @@ type Event struct {
 	// IdempotencyKey, when set, makes the enqueue idempotent per tenant: a
 	// second event with the same key is not inserted.
 	IdempotencyKey string
-	// OrderingKey is recorded with the event for receivers; hookrelay does
-	// not serialise deliveries by it.
+	// OrderingKey, when set, orders the event's deliveries: to each
+	// endpoint, the events of one key are sent one at a time in the order
+	// they were fanned out (see the README's Guarantees). It reaches the
+	// receiver in the webhook-ordering-key header. At most
+	// MaxOrderingKeyLen bytes.
 	OrderingKey string
 }
 
@@ -116,6 +124,9 @@ func (ev Event) Validate(maxPayload int) error {
 	}
 	if len(ev.IdempotencyKey) > MaxIdempotencyKeyLen {
 		return &ValidationError{Field: "idempotency_key", Reason: fmt.Sprintf("%d characters, at most %d allowed", len(ev.IdempotencyKey), MaxIdempotencyKeyLen), Err: ErrInvalidIdempotencyKey}
+	}
+	if len(ev.OrderingKey) > MaxOrderingKeyLen {
+		return &ValidationError{Field: "ordering_key", Reason: fmt.Sprintf("%d bytes, at most %d allowed", len(ev.OrderingKey), MaxOrderingKeyLen), Err: ErrInvalidOrderingKey}
 	}
 	if ev.EndpointID != "" && !ValidID(ev.EndpointID) {
 		return &ValidationError{Field: "endpoint_id", Reason: fmt.Sprintf("%q is not an endpoint id (a UUID)", ev.EndpointID), Err: ErrInvalidEndpointID}
@@ -303,6 +314,8 @@ func enqueueError(err error) error {
 			return &ValidationError{Field: "payload", Reason: "its JSON text exceeds 262144 bytes", Err: ErrPayloadTooLarge}
 		case "outbox_event_type_format":
 			return &ValidationError{Field: "type", Reason: "rejected by the database", Err: ErrInvalidEventType}
+		case "outbox_ordering_key_length":
+			return &ValidationError{Field: "ordering_key", Reason: fmt.Sprintf("must be 1 to %d characters", MaxOrderingKeyLen), Err: ErrInvalidOrderingKey}
 		}
 	}
 	if errors.As(err, &pgErr) && (pgErr.Code == "22P02" || pgErr.Code == "22P05" || pgErr.Code == "22021") {

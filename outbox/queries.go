@@ -28,34 +28,53 @@ func newQueries(schema string) queries {
 // The claimed rows come first; the last row carries the counts (delivery id
 // 0): events, deliveries, deliveries left pending by the overall limit,
 // and the endpoints left pending deliveries for want of room.
+//
+// A delivery of an event with an ordering_key is due only if it is the
+// head of its (endpoint, key): the first of the batch for that pair, with
+// no unfinished delivery of the pair before it (see waitsSQL). The others
+// wait ('infinity') until the outcome of the one before releases them (see
+// completeSQL). Deliveries are numbered in event order, which is the order
+// per key.
 var dispatchSQL = `WITH ev AS (
-    SELECT id, tenant, event_type, endpoint_id
+    SELECT id, tenant, event_type, endpoint_id, ordering_key
       FROM {{schema}}.outbox
      WHERE dispatched_at IS NULL {{only}}
        AND (dispatch_retry_at IS NULL OR dispatch_retry_at <= now())
      ORDER BY id
      LIMIT $1
        FOR UPDATE SKIP LOCKED
-), pairs AS (
-    SELECT ev.id AS event_id, e.id AS endpoint_id, e.enabled,
-           e.enabled AND row_number() OVER (PARTITION BY e.id ORDER BY ev.id)
-               <= coalesce(b.room, least(coalesce(e.max_in_flight, $3), $3)) AS fits
+), matched AS (
+    SELECT ev.id AS event_id, e.id AS endpoint_id, e.enabled, ev.ordering_key,
+           ev.ordering_key IS NULL OR (
+               row_number() OVER (PARTITION BY e.id, ev.ordering_key ORDER BY ev.id) = 1
+               AND NOT EXISTS (SELECT 1 FROM {{schema}}.deliveries p
+                                WHERE p.endpoint_id = e.id AND p.ordering_key = ev.ordering_key
+                                  AND ` + unfinishedSQL("p", "e") + `)) AS head,
+           coalesce(b.room, least(coalesce(e.max_in_flight, $3), $3)) AS room
       FROM ev
       JOIN {{schema}}.endpoints e ON ` + matchSQL("ev") + `
       LEFT JOIN unnest($4::text[]::uuid[], $5::int[]) AS b(endpoint_id, room) ON b.endpoint_id = e.id
+), pairs AS (
+    SELECT event_id, endpoint_id, enabled, ordering_key, head,
+           enabled AND head AND row_number() OVER (PARTITION BY endpoint_id, enabled AND head ORDER BY event_id)
+               <= room AS fits
+      FROM matched
 ), chosen AS (
-    SELECT event_id, endpoint_id, enabled, fits,
+    SELECT event_id, endpoint_id, enabled, ordering_key, head, fits,
            fits AND row_number() OVER (PARTITION BY fits ORDER BY event_id, endpoint_id) <= $2 AS lease
       FROM pairs
 ), ins AS (
-    INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, next_attempt_at, state, lease_token, lease_expires_at)
-    SELECT event_id, endpoint_id, CASE WHEN enabled THEN now() ELSE 'infinity'::timestamptz END,
+    INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, next_attempt_at, state, lease_token, lease_expires_at,
+                                       ordering_key)
+    SELECT event_id, endpoint_id, CASE WHEN enabled AND head THEN now() ELSE 'infinity'::timestamptz END,
            CASE WHEN lease THEN 'in_flight' ELSE 'pending' END,
            CASE WHEN lease THEN $6::bigint END,
-           CASE WHEN lease THEN now() + make_interval(secs => $7) END
+           CASE WHEN lease THEN now() + make_interval(secs => $7) END,
+           ordering_key
       FROM chosen
+     ORDER BY event_id, endpoint_id
     ON CONFLICT (event_id, endpoint_id) DO NOTHING
-    RETURNING id, event_id, endpoint_id, state, attempts
+    RETURNING id, event_id, endpoint_id, state, attempts, ordering_key
 ), upd AS (
     -- The count is computed per row (an index lookup) rather than by
     -- joining the inserted rows back, which the planner would do with a
@@ -70,18 +89,35 @@ var dispatchSQL = `WITH ev AS (
 SELECT i.id, i.event_id, i.endpoint_id::text, i.attempts, o.uid, o.event_type, o.tenant,
        convert_to(o.payload::text, 'UTF8'), o.created_at, e.url,
        ` + secretsSQL + `,
-       coalesce(e.max_in_flight, 0), coalesce(e.rate_limit, 0), -1, -1, -1, '{}'::text[], '{}'::bigint[], '{}'::text[]
+       coalesce(e.max_in_flight, 0), coalesce(e.rate_limit, 0), coalesce(i.ordering_key, ''),
+       -1, -1, -1, '{}'::text[], '{}'::bigint[], '{}'::text[]
   FROM ins i
   JOIN {{schema}}.outbox o ON o.id = i.event_id
   JOIN {{schema}}.endpoints e ON e.id = i.endpoint_id
  WHERE i.state = 'in_flight'
 UNION ALL
-SELECT 0, 0, '', 0, '00000000-0000-0000-0000-000000000000'::uuid, '', '', ''::bytea, now(), '', '{}'::text[], 0, 0,
+SELECT 0, 0, '', 0, '00000000-0000-0000-0000-000000000000'::uuid, '', '', ''::bytea, now(), '', '{}'::text[], 0, 0, '',
        (SELECT count(*) FROM upd)::int, (SELECT count(*) FROM ins)::int,
        (SELECT count(*) FROM chosen WHERE fits AND NOT lease)::int,
-       (SELECT coalesce(array_agg(DISTINCT endpoint_id::text), '{}') FROM chosen WHERE enabled AND NOT fits),
+       (SELECT coalesce(array_agg(DISTINCT endpoint_id::text), '{}') FROM chosen WHERE enabled AND head AND NOT fits),
        (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM upd WHERE dispatch_error IS NOT NULL),
        (SELECT coalesce(array_agg(dispatch_error ORDER BY id), '{}') FROM upd WHERE dispatch_error IS NOT NULL)`
+
+// unfinishedSQL is the condition under which delivery d, of endpoint e,
+// holds back the later deliveries of its ordering key: it is pending or in
+// flight, or dead while the endpoint blocks on a dead head.
+func unfinishedSQL(d, e string) string {
+	return `(` + d + `.state IN ('pending', 'in_flight') OR (` + d + `.state = 'dead' AND ` + e + `.ordering_on_dead = 'block'))`
+}
+
+// waitsSQL is the condition under which delivery d must wait for an
+// earlier delivery of its ordering key to the same endpoint. The claim
+// checks it as a safety net: the fan-out and the outcomes keep waiting
+// deliveries out of the due indexes already.
+const waitsSQL = `d.ordering_key IS NOT NULL AND EXISTS (
+        SELECT 1 FROM {{schema}}.deliveries p JOIN {{schema}}.endpoints pe ON pe.id = p.endpoint_id
+         WHERE p.endpoint_id = d.endpoint_id AND p.ordering_key = d.ordering_key AND p.id < d.id
+           AND (p.state IN ('pending', 'in_flight') OR (p.state = 'dead' AND pe.ordering_on_dead = 'block')))`
 
 // matchSQL is the condition under which endpoint e receives event ev (an
 // outbox row): same tenant, subscribed to the event's type (an empty filter
@@ -121,7 +157,7 @@ RETURNING coalesce(b.before, '')`
 const secretsSQL = `ARRAY[e.secret] || ARRAY(SELECT x->>'secret' FROM jsonb_array_elements(e.old_secrets) x
                                     WHERE (x->>'expires_at')::timestamptz > now())`
 
-const claimSQL = `WITH room AS (
+var claimSQL = `WITH room AS (
     -- What this relay will take per enabled endpoint: the room it asked for,
     -- or the in-flight cap for an endpoint it has not asked about.
     SELECT e.id, coalesce(b.room, least(coalesce(e.max_in_flight, $4), $4)) AS room
@@ -138,21 +174,21 @@ const claimSQL = `WITH room AS (
     (SELECT d.id, d.endpoint_id, d.next_attempt_at AS due, 0 AS kind
        FROM {{schema}}.deliveries d
       WHERE d.state = 'pending' AND d.attempts = 0 AND d.next_attempt_at <= now()
-        AND d.endpoint_id <> ALL ($2::text[]::uuid[])
+        AND d.endpoint_id <> ALL ($2::text[]::uuid[]) AND NOT (` + waitsSQL + `)
       ORDER BY d.next_attempt_at, d.id
       LIMIT (SELECT first FROM lim))
     UNION ALL
     (SELECT d.id, d.endpoint_id, d.next_attempt_at, 1
        FROM {{schema}}.deliveries d
       WHERE d.state = 'pending' AND d.attempts > 0 AND d.next_attempt_at <= now()
-        AND d.endpoint_id <> ALL ($2::text[]::uuid[])
+        AND d.endpoint_id <> ALL ($2::text[]::uuid[]) AND NOT (` + waitsSQL + `)
       ORDER BY d.next_attempt_at, d.id
       LIMIT (SELECT retry FROM lim))
     UNION ALL
     (SELECT d.id, d.endpoint_id, d.lease_expires_at, 1
        FROM {{schema}}.deliveries d
       WHERE d.state = 'in_flight' AND d.lease_expires_at <= now()
-        AND d.endpoint_id <> ALL ($2::text[]::uuid[])
+        AND d.endpoint_id <> ALL ($2::text[]::uuid[]) AND NOT (` + waitsSQL + `)
       ORDER BY d.lease_expires_at
       LIMIT $3)
 ), ranked AS (
@@ -181,7 +217,7 @@ UPDATE {{schema}}.deliveries d
 RETURNING d.id, d.event_id, d.endpoint_id::text, d.attempts, o.uid, o.event_type, o.tenant,
           convert_to(o.payload::text, 'UTF8'), o.created_at, e.url,
           ` + secretsSQL + `,
-          coalesce(e.max_in_flight, 0), coalesce(e.rate_limit, 0)`
+          coalesce(e.max_in_flight, 0), coalesce(e.rate_limit, 0), coalesce(d.ordering_key, '')`
 
 // completeSQL records outcomes. A deferred outcome ($15) returns its
 // delivery to pending with its error and counts nothing: no attempt row, no
@@ -207,7 +243,9 @@ const completeSQL = `WITH r AS (
      -- of the whole table instead. The lease token is set only while a
      -- delivery is in flight, so it also stands for the state.
      WHERE d.id = ANY ($1::bigint[]) AND d.id = r.id AND d.lease_token = r.token AND e.id = d.endpoint_id
-    RETURNING d.id
+    RETURNING d.id, d.endpoint_id, d.ordering_key, d.state
+), rel AS (
+    ` + releaseNextSQL + `
 ), att AS (
     INSERT INTO {{schema}}.attempts (delivery_id, event_id, endpoint_id, attempt, started_at,
                                      duration_ms, status_code, outcome, error_class, error, response_excerpt)
@@ -229,7 +267,23 @@ const completeSQL = `WITH r AS (
              GROUP BY endpoint_id) s
      WHERE e.id = s.endpoint_id
 )
-SELECT id FROM upd`
+SELECT id, (SELECT count(*) FROM rel)::int FROM upd`
+
+// releaseNextSQL makes due the next waiting delivery of each ordering key
+// whose head the rows of upd (id, endpoint_id, ordering_key, state)
+// finished: delivered or cancelled, or dead unless the endpoint blocks on
+// a dead head. Waiting deliveries of a disabled endpoint stay held.
+const releaseNextSQL = `UPDATE {{schema}}.deliveries n
+       SET next_attempt_at = now(), updated_at = now()
+      FROM upd u
+      JOIN {{schema}}.endpoints ue ON ue.id = u.endpoint_id
+     WHERE u.ordering_key IS NOT NULL AND ue.enabled
+       AND (u.state IN ('delivered', 'cancelled') OR (u.state = 'dead' AND ue.ordering_on_dead = 'skip'))
+       AND n.id = (SELECT min(s.id) FROM {{schema}}.deliveries s
+                    WHERE s.endpoint_id = u.endpoint_id AND s.ordering_key = u.ordering_key
+                      AND s.id > u.id AND s.state = 'pending')
+       AND n.next_attempt_at = 'infinity'
+    RETURNING n.id`
 
 const releaseSQL = `UPDATE {{schema}}.deliveries d
    SET state = 'pending', lease_token = NULL, lease_expires_at = NULL, updated_at = now(),

@@ -114,6 +114,9 @@ type Engine struct {
 
 	sched   *scheduler // claimed work, per endpoint (schedule.go)
 	results chan result
+	// released wakes the claimer when recorded outcomes made the next
+	// delivery of an ordering key due.
+	released chan struct{}
 }
 
 // result is a finished attempt on its way to the completer; release marks
@@ -144,6 +147,7 @@ func New(cfg Config, store *outbox.Store, sender *Sender, wake <-chan struct{}, 
 		limiters: map[string]*rate.Limiter{},
 		sched:    newScheduler(cfg, metrics),
 		results:  make(chan result, cfg.MaxInFlight+cfg.CompleteBatch),
+		released: make(chan struct{}, 1),
 	}
 }
 
@@ -547,6 +551,7 @@ func (e *Engine) claimLoop(ctx context.Context, dispatched <-chan struct{}) {
 		case <-dispatched:
 		case <-poll.C:
 		case <-freed:
+		case <-e.released:
 		}
 	}
 }
@@ -631,6 +636,8 @@ func (e *Engine) deliver(ctx context.Context, j heldJob) {
 		Payload:   c.Payload,
 		Timestamp: c.CreatedAt,
 		Secrets:   secrets,
+		// The key of the head of its (endpoint, key): see outbox.Claimed.
+		OrderingKey: c.OrderingKey,
 	})
 	v := Classify(resp.StatusCode, resp.Header, resp.Err, time.Now())
 	took, sent = resp.Duration, true
@@ -853,7 +860,15 @@ func (e *Engine) record(batch []outbox.Outcome) {
 	// again (a duplicate) once its lease expires.
 	ctx, cancel := context.WithTimeout(context.Background(), max(e.cfg.Lease-leaseMargin, leaseMargin))
 	defer cancel()
-	applied, err := e.completeIsolated(ctx, batch)
+	done, err := e.completeIsolated(ctx, batch)
+	applied := done.Applied
+	if done.Released > 0 {
+		// The next deliveries of some ordering keys are due now.
+		select {
+		case e.released <- struct{}{}:
+		default:
+		}
+	}
 	if err != nil {
 		e.log.Error("record outcomes failed until the leases ran out; the deliveries will be sent again",
 			zap.Int("outcomes", len(batch)), zap.Error(err))
@@ -893,10 +908,10 @@ func (e *Engine) record(batch []outbox.Outcome) {
 // then recorded without the receiver's text, and if even that is refused
 // it is dropped (its lease expires and it is sent again) with a log line.
 // The outcomes around it are recorded as usual.
-func (e *Engine) completeIsolated(ctx context.Context, batch []outbox.Outcome) ([]int64, error) {
-	applied, err := e.completeRetrying(ctx, batch)
+func (e *Engine) completeIsolated(ctx context.Context, batch []outbox.Outcome) (outbox.Completed, error) {
+	done, err := e.completeRetrying(ctx, batch)
 	if err == nil || !outbox.IsRowError(err) {
-		return applied, err
+		return done, err
 	}
 	if len(batch) > 1 {
 		half := len(batch) / 2
@@ -905,35 +920,35 @@ func (e *Engine) completeIsolated(ctx context.Context, batch []outbox.Outcome) (
 			return a, err
 		}
 		b, err := e.completeIsolated(ctx, batch[half:])
-		return append(a, b...), err
+		return outbox.Completed{Applied: append(a.Applied, b.Applied...), Released: a.Released + b.Released}, err
 	}
 	o := batch[0]
 	fields := []zap.Field{zap.Int64("delivery_id", o.DeliveryID), zap.String("endpoint_id", o.EndpointID), zap.Error(err)}
 	o.Response = ""
 	o.Error = "(the attempt's error text could not be stored: " + outbox.CleanText(err.Error(), 200) + ")"
-	applied, err = e.completeRetrying(ctx, []outbox.Outcome{o})
+	done, err = e.completeRetrying(ctx, []outbox.Outcome{o})
 	if err == nil {
 		e.metrics.Isolated.WithLabelValues("stripped").Inc()
 		e.log.Warn("outcome refused by the database; recorded without the receiver's text", fields...)
-		return applied, nil
+		return done, nil
 	}
 	if outbox.IsRowError(err) {
 		e.metrics.Isolated.WithLabelValues("dropped").Inc()
 		e.log.Error("outcome refused by the database even without the receiver's text; "+
 			"the delivery will be sent again when its lease expires", fields...)
-		return nil, nil
+		return outbox.Completed{}, nil
 	}
-	return nil, err
+	return outbox.Completed{}, err
 }
 
 // completeRetrying runs one Complete, retrying with back-off on errors
 // other than a refused value (which would fail again).
-func (e *Engine) completeRetrying(ctx context.Context, batch []outbox.Outcome) ([]int64, error) {
+func (e *Engine) completeRetrying(ctx context.Context, batch []outbox.Outcome) (outbox.Completed, error) {
 	b := retry.WithJitterPercent(20, retry.WithCappedDuration(2*time.Second, retry.NewExponential(100*time.Millisecond)))
-	var applied []int64
+	var done outbox.Completed
 	err := retry.Do(ctx, b, func(ctx context.Context) error {
 		var err error
-		applied, err = e.store.Complete(ctx, batch)
+		done, err = e.store.Complete(ctx, batch)
 		switch {
 		case err == nil:
 			return nil
@@ -943,7 +958,7 @@ func (e *Engine) completeRetrying(ctx context.Context, batch []outbox.Outcome) (
 		e.log.Warn("record outcomes failed, retrying", zap.Int("outcomes", len(batch)), zap.Error(err))
 		return retry.RetryableError(err)
 	})
-	return applied, err
+	return done, err
 }
 
 // hookTimeout bounds one OnDead call.

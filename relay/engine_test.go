@@ -318,9 +318,9 @@ func TestCrashedRelayLeasesAreReclaimed(t *testing.T) {
 	outs := []outbox.Outcome{{DeliveryID: claimed[0].DeliveryID, LeaseToken: claimed[0].LeaseToken, EventID: claimed[0].EventID,
 		EndpointID: claimed[0].EndpointID, Attempt: 1, State: outbox.StateDead, StartedAt: time.Now(), Result: "dead"}}
 	eventually(t, 10*time.Second, "all delivered", func() bool { return states(t, st)[outbox.StateDelivered] == 50 })
-	applied, err := st.Complete(ctx, outs)
-	if err != nil || len(applied) != 0 {
-		t.Fatalf("late outcome applied %v (%v)", applied, err)
+	done, err := st.Complete(ctx, outs)
+	if err != nil || len(done.Applied) != 0 {
+		t.Fatalf("late outcome applied %v (%v)", done.Applied, err)
 	}
 	if s := states(t, st); s[outbox.StateDelivered] != 50 {
 		t.Fatalf("states after late outcome = %v", s)

@@ -40,6 +40,8 @@ type receiver struct {
 	rawSecret string
 	// respond decides the status (and may set headers); nil answers 204.
 	respond func(w http.ResponseWriter, n int, r receipt) int
+	// onRequest, if set before requests arrive, sees each request first.
+	onRequest func(r *http.Request)
 
 	mu      sync.Mutex
 	got     []receipt
@@ -73,6 +75,9 @@ func newReceiver(t testing.TB, respond func(w http.ResponseWriter, n int, r rece
 }
 
 func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
+	if rc.onRequest != nil {
+		rc.onRequest(r)
+	}
 	body, _ := io.ReadAll(r.Body)
 	if err := signature.Verify(r.Header, body, rc.secret, 5*time.Minute, time.Now()); err != nil {
 		rc.mu.Lock()
@@ -276,4 +281,9 @@ func states(t testing.TB, st *outbox.Store) map[string]int {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// qualifiedTable is the quoted name of one of the store's tables.
+func qualifiedTable(st *outbox.Store, table string) string {
+	return pgx.Identifier{st.Schema(), table}.Sanitize()
 }

@@ -100,6 +100,9 @@ type Message struct {
 	// in the webhook-timestamp header.
 	Timestamp time.Time
 	Secrets   []signature.Secret
+	// OrderingKey, when set, is sent in the webhook-ordering-key header
+	// (see OrderingKeyHeader); it is not part of the signed content.
+	OrderingKey string
 }
 
 // Response is what one attempt produced.
@@ -128,6 +131,9 @@ func (s *Sender) Send(ctx context.Context, m Message) Response {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", s.ua)
 	signature.Headers(req.Header, m.WebhookID, start, body, m.Secrets...)
+	if m.OrderingKey != "" {
+		req.Header.Set(OrderingKeyHeader, EncodeOrderingKey(m.OrderingKey))
+	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return Response{StartedAt: start, Duration: time.Since(start), Err: err}

@@ -1,0 +1,188 @@
+package faulttest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/outbox/outboxtest"
+	"github.com/hookrelay/hookrelay/relay"
+	"github.com/hookrelay/hookrelay/relay/signature"
+)
+
+// keyedReceiver checks the ordering guarantee from the receiver's side:
+// when a request for event n of a key starts, events 0..n-1 of the key
+// have all been answered with a 2xx already. It fails a share of requests
+// (503, or no answer until the relay times out).
+type keyedReceiver struct {
+	t      testing.TB
+	secret signature.Secret
+	raw    string
+	srv    *httptest.Server
+	stop   chan struct{}
+
+	mu         sync.Mutex
+	failRate   float64
+	hangRate   float64
+	acked      map[string]map[int]bool // key → seq → answered 2xx
+	firstOrder map[string][]int        // key → seqs in the order of their first 2xx
+	violations []string
+	requests   int
+}
+
+func newKeyedReceiver(t testing.TB, failRate, hangRate float64) *keyedReceiver {
+	t.Helper()
+	raw, err := signature.GenerateSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := signature.ParseSecret(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &keyedReceiver{t: t, secret: sec, raw: raw, stop: make(chan struct{}), failRate: failRate, hangRate: hangRate,
+		acked: map[string]map[int]bool{}, firstOrder: map[string][]int{}}
+	k.srv = httptest.NewServer(http.HandlerFunc(k.handle))
+	t.Cleanup(func() {
+		close(k.stop)
+		k.srv.CloseClientConnections()
+		k.srv.Close()
+	})
+	return k
+}
+
+func (k *keyedReceiver) setFailures(fail, hang float64) {
+	k.mu.Lock()
+	k.failRate, k.hangRate = fail, hang
+	k.mu.Unlock()
+}
+
+func (k *keyedReceiver) handle(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	if err := signature.Verify(r.Header, body, k.secret, 5*time.Minute, time.Now()); err != nil {
+		k.t.Errorf("bad signature: %v", err)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	var b struct {
+		Data struct {
+			Key string `json:"key"`
+			Seq int    `json:"seq"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &b); err != nil {
+		k.t.Errorf("body: %v", err)
+		return
+	}
+	key, seq := b.Data.Key, b.Data.Seq
+	k.mu.Lock()
+	k.requests++
+	if h := r.Header.Get(relay.OrderingKeyHeader); h != relay.EncodeOrderingKey(key) {
+		k.violations = append(k.violations, fmt.Sprintf("key %s: header %s = %q", key, relay.OrderingKeyHeader, h))
+	}
+	for before := range seq {
+		if !k.acked[key][before] {
+			k.violations = append(k.violations, fmt.Sprintf("key %s: event %d requested before event %d was acknowledged", key, seq, before))
+			break
+		}
+	}
+	roll := rand.Float64()
+	hang, fail := roll < k.hangRate, roll < k.hangRate+k.failRate
+	k.mu.Unlock()
+	switch {
+	case hang:
+		select {
+		case <-r.Context().Done():
+		case <-k.stop:
+		}
+		return
+	case fail:
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	k.mu.Lock()
+	if k.acked[key] == nil {
+		k.acked[key] = map[int]bool{}
+	}
+	if !k.acked[key][seq] {
+		k.acked[key][seq] = true
+		k.firstOrder[key] = append(k.firstOrder[key], seq)
+	}
+	k.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// TestFaultOrderingKeys runs two relays on keyed events while the receiver
+// fails some requests (503 and timeouts), the endpoint is disabled and
+// enabled again, and one relay is killed with SIGKILL and restarted: per
+// key, no request for event n+1 starts before event n was acknowledged,
+// and first receipts follow the events' order.
+func TestFaultOrderingKeys(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := outboxtest.Store(t)
+	rc := newKeyedReceiver(t, 0.1, 0.02)
+	ep, err := st.CreateEndpoint(ctx, outbox.EndpointInput{URL: rc.srv.URL + "/hook", Secret: rc.raw}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := relayEnv(outboxtest.Shared().URL(), st.Schema(), "HOOKRELAY_POLL_INTERVAL=100ms")
+	a, _ := startRelay(t, env), startRelay(t, env)
+	const keys, per = 20, 15
+	enqueue := func(from, n int) {
+		var evs []outbox.Event
+		for seq := from; seq < from+n; seq++ {
+			for k := range keys {
+				key := fmt.Sprintf("participant:%d", k)
+				evs = append(evs, outbox.Event{Type: "signup.position_changed", OrderingKey: key,
+					Payload: []byte(fmt.Sprintf(`{"key":%q,"seq":%d}`, key, seq))})
+			}
+		}
+		if _, err := outbox.EnqueueBatch(ctx, st.Pool(), evs, outbox.Options{Schema: st.Schema()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	delivered := `SELECT count(*) FROM ` + qualified(st, "deliveries") + ` WHERE state = 'delivered'`
+	enqueue(0, 5)
+	eventually(t, 60*time.Second, "a first share delivered", func() bool { return count(st, delivered) >= keys*2 })
+	a.kill() // SIGKILL mid-run: its leases expire and the other relay goes on
+	enqueue(5, 5)
+	off, on := false, true
+	if _, err := st.UpdateEndpoint(ctx, ep.ID, outbox.EndpointPatch{Enabled: &off}); err != nil {
+		t.Fatal(err)
+	}
+	startRelay(t, env) // the killed relay comes back
+	enqueue(10, 5)
+	if _, err := st.UpdateEndpoint(ctx, ep.ID, outbox.EndpointPatch{Enabled: &on}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 120*time.Second, "every event delivered", func() bool { return count(st, delivered) == keys*per })
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for _, v := range rc.violations[:min(len(rc.violations), 10)] {
+		t.Error(v)
+	}
+	for k := range keys {
+		key := fmt.Sprintf("participant:%d", k)
+		got := rc.firstOrder[key]
+		ok := len(got) == per
+		for i := 0; ok && i < per; i++ {
+			ok = got[i] == i
+		}
+		if !ok {
+			t.Errorf("key %s: first receipts %v, want 0..%d in order", key, got, per-1)
+		}
+	}
+	t.Logf("%d events over %d keys, %d requests (failures and re-sends included)", keys*per, keys, rc.requests)
+}
