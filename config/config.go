@@ -120,8 +120,16 @@ type Config struct {
 	// ListenAddr is the host:port of the HTTP listener.
 	ListenAddr string `env:"HOOKRELAY_LISTEN_ADDR" envDefault:":8080"`
 	// AdminToken is the bearer token of the admin API; empty turns the
-	// admin API off. When set it has at least 16 characters.
+	// admin API off. When set it has at least 16 printable ASCII
+	// characters and no whitespace (a blank or padded token is refused).
 	AdminToken string `env:"HOOKRELAY_ADMIN_TOKEN"`
+	// MetricsAddr is the host:port of a listener of its own for /metrics
+	// (plus /healthz and /readyz); empty serves /metrics on ListenAddr.
+	// When set, a valid host:port other than ListenAddr.
+	MetricsAddr string `env:"HOOKRELAY_METRICS_ADDR"`
+	// MetricsToken is the bearer token /metrics requires; empty requires
+	// none. When set, at least 16 printable ASCII characters, no spaces.
+	MetricsToken string `env:"HOOKRELAY_METRICS_TOKEN"`
 	// MigrateOnStart applies pending migrations when `run` starts.
 	MigrateOnStart bool `env:"HOOKRELAY_MIGRATE_ON_START" envDefault:"true"`
 	// PollInterval is the fetch loop's polling period behind
@@ -204,8 +212,9 @@ type Config struct {
 	// Only meaningful with SecretKey set.
 	PreviousSecretKeys []string `env:"HOOKRELAY_PREVIOUS_SECRET_KEYS" envSeparator:","`
 	// HTTPProxy is the outbound proxy for deliveries (http, https, socks5
-	// or socks5h URL); empty means direct. The HTTP_PROXY variable is
-	// deliberately not used.
+	// or socks5h URL); empty means direct. The destination guard checks
+	// each request's real destination before it goes to the proxy. The
+	// HTTP_PROXY variable is deliberately not used.
 	HTTPProxy string `env:"HOOKRELAY_HTTP_PROXY"`
 }
 
@@ -230,7 +239,9 @@ func Vars() []Var {
 		{Name: "HOOKRELAY_DATABASE_URL", Meaning: "PostgreSQL connection string (URL or key=value form); required; falls back to DATABASE_URL when empty", Secret: true},
 		{Name: "HOOKRELAY_SCHEMA", Default: DefaultSchema, Meaning: "schema holding hookrelay's tables (lower-case identifier, not pg_*)"},
 		{Name: "HOOKRELAY_LISTEN_ADDR", Default: DefaultListenAddr, Meaning: "host:port of the HTTP listener (health, metrics, admin API, portal, proxy)"},
-		{Name: "HOOKRELAY_ADMIN_TOKEN", Meaning: "bearer token for the admin API, at least 16 characters; empty turns the admin API off", Secret: true},
+		{Name: "HOOKRELAY_ADMIN_TOKEN", Meaning: "bearer token for the admin API, at least 16 printable ASCII characters without spaces; empty turns the admin API off", Secret: true},
+		{Name: "HOOKRELAY_METRICS_ADDR", Meaning: "host:port of a separate listener for /metrics (and /healthz, /readyz); empty serves /metrics on LISTEN_ADDR, where with PROXY_UPSTREAM set and no METRICS_TOKEN it answers loopback clients only"},
+		{Name: "HOOKRELAY_METRICS_TOKEN", Meaning: "bearer token that /metrics requires, at least 16 printable ASCII characters without spaces; empty requires none", Secret: true},
 		{Name: "HOOKRELAY_MIGRATE_ON_START", Default: strconv.FormatBool(DefaultMigrateOnStart), Meaning: "apply pending database migrations when run starts"},
 		{Name: "HOOKRELAY_POLL_INTERVAL", Default: "1s", Meaning: "how often to poll for due deliveries behind LISTEN/NOTIFY"},
 		{Name: "HOOKRELAY_REQUEST_TIMEOUT", Default: "10s", Meaning: "time limit for one delivery attempt (at most 5m)"},
@@ -257,7 +268,7 @@ func Vars() []Var {
 		{Name: "HOOKRELAY_ROTATION_GRACE", Default: "24h", Meaning: "how long an old endpoint secret keeps signing after rotate-secret"},
 		{Name: "HOOKRELAY_SECRET_KEY", Meaning: "standard base64 of 32 random bytes encrypting endpoint secrets at rest; empty stores them unencrypted", Secret: true},
 		{Name: "HOOKRELAY_PREVIOUS_SECRET_KEYS", Meaning: "comma-separated earlier SECRET_KEY values that can still decrypt secrets until `hookrelay rotate-secret-key` re-encrypts them", Secret: true},
-		{Name: "HOOKRELAY_HTTP_PROXY", Meaning: "outbound proxy URL for deliveries (http, https, socks5); HTTP_PROXY is not used", Secret: false},
+		{Name: "HOOKRELAY_HTTP_PROXY", Meaning: "outbound proxy URL for deliveries (http, https, socks5); each request's destination is still checked by the destination guard; HTTP_PROXY is not used", Secret: false},
 	}
 }
 
@@ -443,8 +454,33 @@ func (c Config) problems(skip map[string]bool) []Problem {
 		add("HOOKRELAY_LISTEN_ADDR", "%s", msg)
 	}
 
-	if c.AdminToken != "" && len(c.AdminToken) < minAdminTokenLen {
-		add("HOOKRELAY_ADMIN_TOKEN", "too short (%d characters): use at least %d, e.g. the output of `openssl rand -hex 32`, or leave it empty to turn the admin API off", len(c.AdminToken), minAdminTokenLen)
+	if c.MetricsAddr != "" {
+		if msg := checkListenAddr(c.MetricsAddr); msg != "" {
+			add("HOOKRELAY_METRICS_ADDR", "%s", msg)
+		} else if _, port, _ := net.SplitHostPort(c.MetricsAddr); c.MetricsAddr == c.ListenAddr && port != "0" {
+			add("HOOKRELAY_METRICS_ADDR", "is the same address as HOOKRELAY_LISTEN_ADDR (%s): use another port, or leave it empty to serve /metrics on HOOKRELAY_LISTEN_ADDR", quote(c.ListenAddr))
+		}
+	}
+	switch tok := c.MetricsToken; {
+	case tok == "":
+	case strings.ContainsFunc(tok, func(r rune) bool { return r < 0x21 || r > 0x7e }):
+		add("HOOKRELAY_METRICS_TOKEN", "must be printable ASCII without spaces, as it travels in the Authorization header; e.g. the output of `openssl rand -hex 32`")
+	case len(tok) < minAdminTokenLen:
+		add("HOOKRELAY_METRICS_TOKEN", "too short (%d characters): use at least %d, e.g. the output of `openssl rand -hex 32`, or leave it empty to require no token", len(tok), minAdminTokenLen)
+	}
+
+	if tok := c.AdminToken; tok != "" {
+		trimmed := strings.TrimSpace(tok)
+		switch {
+		case trimmed == "":
+			add("HOOKRELAY_ADMIN_TOKEN", "is blank (%d whitespace characters): set a random token, e.g. the output of `openssl rand -hex 32`, or leave it empty to turn the admin API off", len(tok))
+		case trimmed != tok:
+			add("HOOKRELAY_ADMIN_TOKEN", "has leading or trailing whitespace, which HTTP strips from the Authorization header, so no request could match it: remove it")
+		case len(trimmed) < minAdminTokenLen:
+			add("HOOKRELAY_ADMIN_TOKEN", "too short (%d characters): use at least %d, e.g. the output of `openssl rand -hex 32`, or leave it empty to turn the admin API off", len(trimmed), minAdminTokenLen)
+		case strings.ContainsFunc(tok, func(r rune) bool { return r < 0x21 || r > 0x7e }):
+			add("HOOKRELAY_ADMIN_TOKEN", "must be printable ASCII without spaces, as it travels in the Authorization header; e.g. the output of `openssl rand -hex 32`")
+		}
 	}
 
 	positive("HOOKRELAY_POLL_INTERVAL", c.PollInterval)
@@ -802,6 +838,8 @@ func (c Config) encode(enc zapcore.ObjectEncoder) error {
 	enc.AddString("schema", c.Schema)
 	enc.AddString("listen_addr", c.ListenAddr)
 	enc.AddString("admin_token", redactSecret(c.AdminToken))
+	enc.AddString("metrics_addr", c.MetricsAddr)
+	enc.AddString("metrics_token", redactSecret(c.MetricsToken))
 	enc.AddBool("migrate_on_start", c.MigrateOnStart)
 	enc.AddDuration("poll_interval", c.PollInterval)
 	enc.AddDuration("request_timeout", c.RequestTimeout)

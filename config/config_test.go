@@ -129,7 +129,7 @@ func TestVarsMatchStruct(t *testing.T) {
 			secrets = append(secrets, v.Name)
 		}
 	}
-	wantSecrets := []string{"HOOKRELAY_DATABASE_URL", "HOOKRELAY_ADMIN_TOKEN", "HOOKRELAY_SECRET_KEY", "HOOKRELAY_PREVIOUS_SECRET_KEYS"}
+	wantSecrets := []string{"HOOKRELAY_DATABASE_URL", "HOOKRELAY_ADMIN_TOKEN", "HOOKRELAY_METRICS_TOKEN", "HOOKRELAY_SECRET_KEY", "HOOKRELAY_PREVIOUS_SECRET_KEYS"}
 	if !slices.Equal(secrets, wantSecrets) {
 		t.Errorf("secret vars = %v, want %v", secrets, wantSecrets)
 	}
@@ -164,6 +164,20 @@ func TestLoadFromVariables(t *testing.T) {
 
 		{name: "admin token", key: "HOOKRELAY_ADMIN_TOKEN", value: "0123456789abcdef", check: func(c Config) bool { return c.AdminToken == "0123456789abcdef" }},
 		{name: "admin token short", key: "HOOKRELAY_ADMIN_TOKEN", value: "short-tok", wantMsg: "too short (9 characters)"},
+		{name: "admin token blank", key: "HOOKRELAY_ADMIN_TOKEN", value: strings.Repeat(" ", 16), wantMsg: "is blank (16 whitespace characters)"},
+		{name: "admin token tabs", key: "HOOKRELAY_ADMIN_TOKEN", value: "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t", wantMsg: "is blank"},
+		{name: "admin token padded", key: "HOOKRELAY_ADMIN_TOKEN", value: " 0123456789abcdef ", wantMsg: "leading or trailing whitespace"},
+		{name: "admin token short after trim", key: "HOOKRELAY_ADMIN_TOKEN", value: "short-tok" + strings.Repeat(" ", 10), wantMsg: "leading or trailing whitespace"},
+		{name: "admin token inner space", key: "HOOKRELAY_ADMIN_TOKEN", value: "0123456789 abcdef", wantMsg: "printable ASCII without spaces"},
+		{name: "admin token non-ASCII", key: "HOOKRELAY_ADMIN_TOKEN", value: "0123456789abcdéf", wantMsg: "printable ASCII without spaces"},
+
+		{name: "metrics addr", key: "HOOKRELAY_METRICS_ADDR", value: "127.0.0.1:9090", check: func(c Config) bool { return c.MetricsAddr == "127.0.0.1:9090" }},
+		{name: "metrics addr no port", key: "HOOKRELAY_METRICS_ADDR", value: "metrics", wantMsg: `"metrics" is not host:port`},
+		{name: "metrics addr same as listen", key: "HOOKRELAY_METRICS_ADDR", value: ":8080", wantMsg: "is the same address as HOOKRELAY_LISTEN_ADDR"},
+		{name: "metrics token", key: "HOOKRELAY_METRICS_TOKEN", value: "0123456789abcdef", check: func(c Config) bool { return c.MetricsToken == "0123456789abcdef" }},
+		{name: "metrics token short", key: "HOOKRELAY_METRICS_TOKEN", value: "short-tok", wantMsg: "too short (9 characters)"},
+		{name: "metrics token blank", key: "HOOKRELAY_METRICS_TOKEN", value: strings.Repeat(" ", 16), wantMsg: "printable ASCII without spaces"},
+		{name: "metrics token inner space", key: "HOOKRELAY_METRICS_TOKEN", value: "0123456789 abcdef", wantMsg: "printable ASCII without spaces"},
 
 		{name: "migrate off", key: "HOOKRELAY_MIGRATE_ON_START", value: "false", check: func(c Config) bool { return !c.MigrateOnStart }},
 		{name: "migrate bad", key: "HOOKRELAY_MIGRATE_ON_START", value: "yes", wantMsg: `not a boolean ("yes"): use true or false`},
@@ -471,19 +485,21 @@ func TestLease(t *testing.T) {
 func secretConfig(t *testing.T, dsn string) (Config, []string) {
 	t.Helper()
 	const (
-		token = "admin-token-Vw3Kp9sQ"
-		key   = "c3VwZXItc2VjcmV0LWVuY3J5cHRpb24ta2V5LTMyYiE=" // 32 bytes
+		token        = "admin-token-Vw3Kp9sQ"
+		metricsToken = "metrics-token-Hx82nQ4c"
+		key          = "c3VwZXItc2VjcmV0LWVuY3J5cHRpb24ta2V5LTMyYiE=" // 32 bytes
 	)
 	cfg, err := LoadFrom(map[string]string{
-		"HOOKRELAY_DATABASE_URL": dsn,
-		"HOOKRELAY_ADMIN_TOKEN":  token,
-		"HOOKRELAY_SECRET_KEY":   key,
-		"HOOKRELAY_HTTP_PROXY":   "http://relay:proxy-pw-77aa@proxy.internal:3128",
+		"HOOKRELAY_DATABASE_URL":  dsn,
+		"HOOKRELAY_ADMIN_TOKEN":   token,
+		"HOOKRELAY_METRICS_TOKEN": metricsToken,
+		"HOOKRELAY_SECRET_KEY":    key,
+		"HOOKRELAY_HTTP_PROXY":    "http://relay:proxy-pw-77aa@proxy.internal:3128",
 	})
 	if err != nil {
 		t.Fatalf("LoadFrom: %v", err)
 	}
-	return cfg, []string{token, key, "db-pass-Zq81x", "proxy-pw-77aa"}
+	return cfg, []string{token, metricsToken, key, "db-pass-Zq81x", "proxy-pw-77aa"}
 }
 
 var redactionDSNs = []string{
@@ -505,7 +521,7 @@ func TestStringRedacts(t *testing.T) {
 		if strings.Contains(s, "\n") {
 			t.Errorf("String() is not one line: %q", s)
 		}
-		for _, want := range []string{"admin_token=REDACTED", "secret_key=REDACTED", "REDACTED@proxy.internal", "schema=hookrelay", "retry_schedule=[5s,1m0s,"} {
+		for _, want := range []string{"admin_token=REDACTED", "metrics_token=REDACTED", "secret_key=REDACTED", "REDACTED@proxy.internal", "schema=hookrelay", "retry_schedule=[5s,1m0s,"} {
 			if !strings.Contains(s, want) {
 				t.Errorf("String() = %s, want it to contain %q", s, want)
 			}
@@ -531,7 +547,7 @@ func TestMarshalLogObjectRedacts(t *testing.T) {
 				t.Errorf("log line contains secret %q: %s", sec, out)
 			}
 		}
-		for _, want := range []string{`"admin_token":"REDACTED"`, `"secret_key":"REDACTED"`, `"database_url":"`, `"max_in_flight":256`, `"allowed_destination_cidrs":[]`} {
+		for _, want := range []string{`"admin_token":"REDACTED"`, `"metrics_token":"REDACTED"`, `"secret_key":"REDACTED"`, `"database_url":"`, `"max_in_flight":256`, `"allowed_destination_cidrs":[]`} {
 			if !strings.Contains(out, want) {
 				t.Errorf("log line %s lacks %s", out, want)
 			}

@@ -7,11 +7,15 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io/fs"
+	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -97,7 +101,9 @@ func lockKey(schema string) int64 {
 // Migrate brings schema up to the newest version this binary knows. It runs
 // in one transaction under an advisory lock, so concurrent callers are safe:
 // one applies the migrations, the others wait and then find nothing to do.
-// A schema newer than the binary is refused with *SchemaTooNewError.
+// A schema newer than the binary is refused with *SchemaTooNewError, a
+// database that cannot be reached gives a *ConnectError, and other errors
+// start with "migrate schema", naming the schema.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (MigrateResult, error) {
 	if err := ValidSchema(schema); err != nil {
 		return MigrateResult{}, err
@@ -140,6 +146,9 @@ CREATE TABLE IF NOT EXISTS {{schema}}.schema_migrations (
 		return nil
 	})
 	if err != nil {
+		if ce := ExplainConnectError(err); ce != err {
+			return res, ce
+		}
 		return res, fmt.Errorf("migrate schema %q: %w", schema, err)
 	}
 	return res, nil
@@ -159,11 +168,15 @@ func schemaVersion(ctx context.Context, db queryRower, schema string) (int, erro
 }
 
 // CheckSchema reports whether schema is exactly at the version this binary
-// needs: nil, *SchemaOutdatedError or *SchemaTooNewError.
+// needs: nil, *SchemaOutdatedError or *SchemaTooNewError. A database that
+// cannot be reached gives a *ConnectError; other errors name the schema.
 func CheckSchema(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	var exists bool
 	if err := pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, pgx.Identifier{schema, "schema_migrations"}.Sanitize()).Scan(&exists); err != nil {
-		return fmt.Errorf("check schema: %w", err)
+		if ce := ExplainConnectError(err); ce != err {
+			return ce
+		}
+		return fmt.Errorf("check schema %q: %w", schema, err)
 	}
 	latest := LatestVersion()
 	if !exists {
@@ -171,7 +184,10 @@ func CheckSchema(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	}
 	v, err := schemaVersion(ctx, pool, schema)
 	if err != nil {
-		return err
+		if ce := ExplainConnectError(err); ce != err {
+			return ce
+		}
+		return fmt.Errorf("check schema %q: %w", schema, err)
 	}
 	switch {
 	case v > latest:
@@ -188,4 +204,107 @@ func IsSchemaError(err error) bool {
 	var tooNew *SchemaTooNewError
 	var outdated *SchemaOutdatedError
 	return errors.As(err, &tooNew) || errors.As(err, &outdated)
+}
+
+// ConnectError says in one line why the database could not be reached,
+// e.g. "cannot connect to the database at db:5432: connection refused". pgx
+// reports every attempt it made (with sslmode=prefer a TLS attempt, then a
+// plain one, for each address), which repeats itself and shows a TLS line
+// when the server is simply down; ConnectError keeps the attempt that says
+// most (the server's own answer if there was one, else the last attempt).
+type ConnectError struct {
+	// Addr is host:port as configured; several are joined with ", ".
+	Addr string
+	// Cause is why, e.g. "connection refused" or the server's message.
+	Cause string
+	// Err is pgx's error.
+	Err error
+}
+
+func (e *ConnectError) Error() string {
+	return "cannot connect to the database at " + e.Addr + ": " + e.Cause
+}
+
+// Unwrap returns pgx's error.
+func (e *ConnectError) Unwrap() error { return e.Err }
+
+// ExplainConnectError returns a *ConnectError for an error that holds
+// pgx's *pgconn.ConnectError, and err itself otherwise.
+func ExplainConnectError(err error) error {
+	var pce *pgconn.ConnectError
+	if !errors.As(err, &pce) {
+		return err
+	}
+	var ce *ConnectError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return &ConnectError{Addr: connectAddrs(pce.Config), Cause: connectCause(pce), Err: err}
+}
+
+// connectAddrs lists the configured addresses, the primary first.
+func connectAddrs(c *pgconn.Config) string {
+	if c == nil {
+		return "(unknown address)"
+	}
+	addr := func(host string, port uint16) string {
+		if strings.HasPrefix(host, "/") {
+			return fmt.Sprintf("%s (socket, port %d)", host, port)
+		}
+		return net.JoinHostPort(host, strconv.Itoa(int(port)))
+	}
+	out := []string{addr(c.Host, c.Port)}
+	for _, fb := range c.Fallbacks {
+		if a := addr(fb.Host, fb.Port); !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// connectCause picks the attempt that says most and says it briefly.
+func connectCause(pce *pgconn.ConnectError) string {
+	attempts := []error{pce.Unwrap()}
+	for e := pce.Unwrap(); e != nil; e = errors.Unwrap(e) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			attempts = j.Unwrap()
+			break
+		}
+	}
+	if len(attempts) == 0 {
+		return "unknown error"
+	}
+	pick := attempts[len(attempts)-1]
+	for _, a := range attempts {
+		var pgErr *pgconn.PgError
+		if errors.As(a, &pgErr) {
+			pick = a
+			break
+		}
+	}
+	var (
+		pgErr  *pgconn.PgError
+		dnsErr *net.DNSError
+		errno  syscall.Errno
+		netErr net.Error
+	)
+	switch {
+	case pick == nil:
+		return "unknown error"
+	case errors.As(pick, &pgErr):
+		return fmt.Sprintf("%s: %s (SQLSTATE %s)", pgErr.Severity, pgErr.Message, pgErr.Code)
+	case errors.Is(pick, context.Canceled):
+		return "interrupted"
+	case errors.Is(pick, context.DeadlineExceeded), errors.As(pick, &netErr) && netErr.Timeout():
+		return "timed out (connect_timeout in the connection string sets the limit)"
+	case errors.As(pick, &dnsErr):
+		return fmt.Sprintf("cannot resolve %s: %s", dnsErr.Name, dnsErr.Err)
+	case errors.As(pick, &errno):
+		return errno.Error()
+	}
+	// pgx prefixes each attempt with "address (host): "; drop it.
+	if inner := errors.Unwrap(pick); inner != nil {
+		return inner.Error()
+	}
+	return pick.Error()
 }

@@ -3,10 +3,15 @@ package outbox_test
 import (
 	"context"
 	"errors"
+	"net"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
@@ -105,5 +110,95 @@ func TestMigrateRejectsBadSchemaName(t *testing.T) {
 		if _, err := outbox.Migrate(context.Background(), pool, name); err == nil {
 			t.Errorf("Migrate(%q) succeeded", name)
 		}
+	}
+}
+
+func TestConnectErrorsSayWhatHappened(t *testing.T) {
+	ctx := context.Background()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+
+	// A server that accepts connections and never answers.
+	mute, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan []net.Conn, 1)
+	go func() {
+		var conns []net.Conn
+		for {
+			c, err := mute.Accept()
+			if err != nil {
+				accepted <- conns
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	defer func() {
+		mute.Close()
+		for _, c := range <-accepted {
+			c.Close()
+		}
+	}()
+
+	shared, err := url.Parse(outboxtest.Shared().URL())
+	if err != nil || shared.Host == "" {
+		t.Skipf("shared server URL is not a URL: %v", err)
+	}
+	noDB := *shared
+	noDB.Path = "/hookrelay_no_such_database"
+	q := noDB.Query()
+	q.Set("sslmode", "prefer") // a TLS attempt, refused, then a plain one
+	noDB.RawQuery = q.Encode()
+
+	tests := []struct {
+		name, dsn, want string
+	}{
+		// pgx tries twice (TLS, then plain) and reports both.
+		{"refused", "postgres://u:pw@" + closed + "/db?connect_timeout=5",
+			"cannot connect to the database at " + closed + ": connection refused"},
+		{"server answers", noDB.String(),
+			"cannot connect to the database at " + shared.Host + `: FATAL: database "hookrelay_no_such_database" does not exist (SQLSTATE 3D000)`},
+		{"silent server", "postgres://u:pw@" + mute.Addr().String() + "/db?connect_timeout=1&sslmode=disable",
+			"cannot connect to the database at " + mute.Addr().String() + ": timed out"},
+		{"unknown host", "postgres://u:pw@no-such-host.invalid:5432/db?connect_timeout=5",
+			"cannot connect to the database at no-such-host.invalid:5432: cannot resolve no-such-host.invalid: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pool, err := pgxpool.New(ctx, tt.dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pool.Close()
+			_, migErr := outbox.Migrate(ctx, pool, "hookrelay")
+			checkErr := outbox.CheckSchema(ctx, pool, "hookrelay")
+			for _, err := range []error{migErr, checkErr} {
+				var ce *outbox.ConnectError
+				if !errors.As(err, &ce) {
+					t.Fatalf("err = %v (%T), want a *outbox.ConnectError", err, err)
+				}
+				msg := err.Error()
+				if !strings.HasPrefix(msg, tt.want) || strings.Contains(msg, "\n") ||
+					strings.Contains(strings.ToLower(msg), "tls") || strings.Contains(msg, "schema") {
+					t.Fatalf("message %q, want one line starting %q without TLS or schema noise", msg, tt.want)
+				}
+				if strings.Contains(msg, "pw") {
+					t.Fatalf("message shows the password: %q", msg)
+				}
+				var pce *pgconn.ConnectError
+				if !errors.As(err, &pce) {
+					t.Fatal("pgx's error is no longer reachable with errors.As")
+				}
+			}
+		})
+	}
+	if err := outbox.ExplainConnectError(outbox.ErrNotFound); err != outbox.ErrNotFound {
+		t.Fatalf("ExplainConnectError changed an unrelated error: %v", err)
 	}
 }

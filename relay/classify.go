@@ -37,6 +37,7 @@ const (
 	ClassTLS               = "tls_error"
 	ClassDestination       = "destination_refused"
 	ClassProtocol          = "protocol_error"
+	ClassHeadersTooLarge   = "headers_too_large"
 	ClassNetwork           = "network_error"
 	ClassCancelled         = "cancelled"
 )
@@ -88,6 +89,8 @@ func classifyError(err error) Verdict {
 	switch {
 	case errors.As(err, &refused):
 		return Verdict{Final: true, Class: ClassDestination}
+	case errors.Is(err, ErrResponseHeadersTooLarge):
+		return Verdict{Class: ClassHeadersTooLarge}
 	case errors.Is(err, context.Canceled):
 		return Verdict{Class: ClassCancelled}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT):
@@ -104,7 +107,8 @@ func classifyError(err error) Verdict {
 		return Verdict{Class: ClassConnectionReset}
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return Verdict{Class: ClassTimeout}
-	case strings.Contains(err.Error(), "malformed HTTP"), strings.Contains(err.Error(), "http: "):
+	case strings.Contains(err.Error(), "malformed HTTP"), strings.Contains(err.Error(), "http: "),
+		strings.Contains(err.Error(), "PROTOCOL_ERROR"): // HTTP/2 connection and stream errors
 		return Verdict{Class: ClassProtocol}
 	}
 	return Verdict{Class: ClassNetwork}

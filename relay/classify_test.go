@@ -63,6 +63,8 @@ func TestClassify(t *testing.T) {
 		{"tls record", 0, nil, wrap(tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}), false, false, false, relay.ClassTLS, 0},
 		{"refused destination", 0, nil, wrap(&net.OpError{Op: "dial", Err: &destguard.RefusedError{Addr: netip.MustParseAddr("10.0.0.1"), Reason: "private"}}), false, true, false, relay.ClassDestination, 0},
 		{"other network", 0, nil, wrap(errors.New("something odd")), false, false, false, relay.ClassNetwork, 0},
+		{"headers too large", 0, nil, wrap(fmt.Errorf("%w: net/http: server response headers exceeded 65536 bytes; aborted", relay.ErrResponseHeadersTooLarge)), false, false, false, relay.ClassHeadersTooLarge, 0},
+		{"http2 protocol error", 0, nil, wrap(errors.New("connection error: PROTOCOL_ERROR")), false, false, false, relay.ClassProtocol, 0},
 		{"malformed response", 0, nil, wrap(fmt.Errorf("net/http: HTTP/1.x transport connection broken: malformed HTTP response \"xx\"")), false, false, false, relay.ClassProtocol, 0},
 	}
 	for _, c := range cases {

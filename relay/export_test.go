@@ -1,9 +1,18 @@
 package relay
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
 	"sync/atomic"
 	"time"
 )
+
+// TrustRoots makes s trust certificates signed by roots, for tests against
+// httptest TLS servers.
+func TrustRoots(s *Sender, roots *x509.CertPool) {
+	s.client.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: roots}
+}
 
 // BackdateFailures moves the start of the engine's current failure streaks
 // (if any) d into the past, so tests need not wait UnhealthyAfter.

@@ -52,8 +52,10 @@ func NewOpsEvents(store *outbox.Store, tenant string, log *zap.Logger) *OpsEvent
 
 // EndpointDisabledPayload is the data of hookrelay.endpoint.disabled.
 type EndpointDisabledPayload struct {
-	EndpointID string    `json:"endpoint_id"`
-	Tenant     string    `json:"tenant"`
+	EndpointID string `json:"endpoint_id"`
+	Tenant     string `json:"tenant"`
+	// URL is the endpoint's URL without user info, query or fragment
+	// (RedactURL), which may carry tokens.
 	URL        string    `json:"url,omitempty"`
 	Reason     string    `json:"reason"`
 	DisabledAt time.Time `json:"disabled_at"`
@@ -61,10 +63,11 @@ type EndpointDisabledPayload struct {
 
 // EndpointEnabledPayload is the data of hookrelay.endpoint.enabled.
 type EndpointEnabledPayload struct {
-	EndpointID string    `json:"endpoint_id"`
-	Tenant     string    `json:"tenant"`
-	URL        string    `json:"url,omitempty"`
-	EnabledAt  time.Time `json:"enabled_at"`
+	EndpointID string `json:"endpoint_id"`
+	Tenant     string `json:"tenant"`
+	// URL is the endpoint's URL in its redacted form (RedactURL).
+	URL       string    `json:"url,omitempty"`
+	EnabledAt time.Time `json:"enabled_at"`
 }
 
 // DeliveryDeadPayload is the data of hookrelay.delivery.dead.
@@ -93,7 +96,7 @@ func (o *OpsEvents) OnDisabled(ctx context.Context, endpointID, reason string) {
 	defer cancel()
 	p := EndpointDisabledPayload{EndpointID: endpointID, Reason: reason, DisabledAt: o.now().UTC()}
 	if ep, err := o.store.GetEndpoint(ctx, endpointID); err == nil {
-		p.Tenant, p.URL = ep.Tenant, ep.URL
+		p.Tenant, p.URL = ep.Tenant, RedactURL(ep.URL)
 		if ep.DisabledAt != nil {
 			p.DisabledAt = ep.DisabledAt.UTC()
 		}
@@ -109,7 +112,7 @@ func (o *OpsEvents) EndpointEnabled(ctx context.Context, ep outbox.Endpoint) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opsTimeout)
 	defer cancel()
-	p := EndpointEnabledPayload{EndpointID: ep.ID, Tenant: ep.Tenant, URL: ep.URL, EnabledAt: ep.UpdatedAt.UTC()}
+	p := EndpointEnabledPayload{EndpointID: ep.ID, Tenant: ep.Tenant, URL: RedactURL(ep.URL), EnabledAt: ep.UpdatedAt.UTC()}
 	if ep.UpdatedAt.IsZero() {
 		p.EnabledAt = o.now().UTC()
 	}

@@ -74,22 +74,16 @@ func openStore(ctx context.Context, cfg config.Config) (*outbox.Store, error) {
 
 // ensureSchema checks that cfg.Schema is at the version this binary needs,
 // migrating it first when it is behind and HOOKRELAY_MIGRATE_ON_START allows.
+// Its errors come from outbox unwrapped: they already name the schema, or
+// the database's address when it cannot be reached (*outbox.ConnectError).
 func ensureSchema(ctx context.Context, pool *pgxpool.Pool, cfg config.Config) error {
 	err := outbox.CheckSchema(ctx, pool, cfg.Schema)
 	var outdated *outbox.SchemaOutdatedError
 	if errors.As(err, &outdated) && cfg.MigrateOnStart {
-		if _, err := outbox.Migrate(ctx, pool, cfg.Schema); err != nil {
-			return fmt.Errorf("migrate schema %s: %w", cfg.Schema, err)
-		}
-		return nil
+		// Migrate's errors name the schema (or the database address).
+		_, err = outbox.Migrate(ctx, pool, cfg.Schema)
 	}
-	if err != nil {
-		if outbox.IsSchemaError(err) {
-			return err
-		}
-		return fmt.Errorf("check schema %s: %w", cfg.Schema, err)
-	}
-	return nil
+	return err
 }
 
 const migrateUsage = `
@@ -124,7 +118,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if errors.As(err, &tooNew) {
 			return tooNew
 		}
-		return fmt.Errorf("migrate schema %s: %w", cfg.Schema, err)
+		return err // it names the schema, or the database's address
 	}
 	if len(res.Applied) == 0 {
 		fmt.Fprintf(stdout, "schema %s is up to date (version %d)\n", cfg.Schema, res.To)

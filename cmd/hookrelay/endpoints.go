@@ -192,6 +192,9 @@ func (e *endpointsCmd) create(ctx context.Context, pos []string) error {
 	if err := in.Validate(); err != nil {
 		return err
 	}
+	if err := e.checkURL(ctx, in.URL); err != nil {
+		return err
+	}
 	ep, err := e.store.CreateEndpoint(ctx, in, e.cfg.MaxEndpointsPerTenant)
 	if err != nil {
 		return fmt.Errorf("create endpoint: %w", err)
@@ -323,6 +326,11 @@ func (e *endpointsCmd) update(ctx context.Context, pos []string) error {
 	}
 	if err := p.Validate(); err != nil {
 		return err
+	}
+	if p.URL != nil {
+		if err := e.checkURL(ctx, *p.URL); err != nil {
+			return err
+		}
 	}
 	var before outbox.Endpoint
 	if p.Enabled != nil {
@@ -462,6 +470,25 @@ func (e *endpointsCmd) test(ctx context.Context, pos []string) error {
 			msg = res.ErrorClass + ": " + msg
 		}
 		return fmt.Errorf("test delivery to endpoint %s failed (%s)", id, msg)
+	}
+	return nil
+}
+
+// checkURL runs the destination check the admin API runs too
+// (relay.Sender.CheckEndpointURL) on an endpoint URL being stored, and
+// prints its warning, if any, on stderr.
+func (e *endpointsCmd) checkURL(ctx context.Context, raw string) error {
+	sender, err := newSender(e.cfg)
+	if err != nil {
+		return err
+	}
+	defer sender.Close()
+	warning, err := sender.CheckEndpointURL(ctx, raw)
+	if err != nil {
+		return err
+	}
+	if warning != "" {
+		fmt.Fprintf(e.stderr, "hookrelay: warning: %s\n", warning)
 	}
 	return nil
 }

@@ -252,11 +252,13 @@ func TestEndpointsTest(t *testing.T) {
 }
 
 func TestEndpointsTestGuarded(t *testing.T) {
-	// Without HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS the loopback receiver is
-	// refused by the destination guard, as the relay would refuse it.
-	env := testEnv(newSchema(t))
+	// Registered while private destinations were allowed, the loopback
+	// receiver is refused by the destination guard once they are not, as
+	// the relay would refuse it.
+	schema := newSchema(t)
+	env := testEnv(schema)
 	rc, srv := newReceiver(t, http.StatusOK)
-	ep := decodeEndpoint(t, hookrelay(t, env, "endpoints", "create", "--url", srv.URL, "--output", "json"))
+	ep := decodeEndpoint(t, hookrelay(t, testEnv(schema, "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS=true"), "endpoints", "create", "--url", srv.URL, "--output", "json"))
 	rc.setSecret(ep.Secret)
 	res := hookrelay(t, env, "endpoints", "test", ep.ID, "--output", "json")
 	if res.code != 1 {
@@ -271,5 +273,46 @@ func TestEndpointsTestGuarded(t *testing.T) {
 	}
 	if len(rc.verified) != 0 {
 		t.Error("the guarded destination received a request")
+	}
+}
+
+func TestEndpointsPrivateURLRefused(t *testing.T) {
+	schema := newSchema(t)
+	env := testEnv(schema)
+	ep := decodeEndpoint(t, hookrelay(t, env, "endpoints", "create", "--url", "https://93.184.215.14/hooks", "--output", "json"))
+	for _, args := range [][]string{
+		{"create", "--url", "http://127.0.0.1:8080/hook"},
+		{"create", "--url", "http://localhost/hook"},
+		{"create", "--url", "http://169.254.169.254/latest/meta-data"},
+		{"update", ep.ID, "--url", "https://192.168.1.10/hook"},
+	} {
+		res := hookrelay(t, env, append([]string{"endpoints"}, args...)...)
+		if res.code != 2 {
+			t.Fatalf("%v: want exit 2:\n%s", args, res)
+		}
+		for _, want := range []string{"invalid --url", "refused", "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS", "HOOKRELAY_ALLOWED_DESTINATION_CIDRS"} {
+			if !strings.Contains(res.stderr, want) {
+				t.Errorf("%v: stderr lacks %q:\n%s", args, want, res.stderr)
+			}
+		}
+	}
+	got := decodeEndpoint(t, hookrelay(t, env, "endpoints", "get", ep.ID, "--output", "json"))
+	if got.URL != "https://93.184.215.14/hooks" {
+		t.Errorf("a refused update changed the URL to %q", got.URL)
+	}
+
+	// Allowed by configuration, the same URLs are stored.
+	for _, extra := range []string{"HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS=true", "HOOKRELAY_ALLOWED_DESTINATION_CIDRS=127.0.0.0/8"} {
+		res := hookrelay(t, testEnv(schema, extra), "endpoints", "create", "--url", "http://127.0.0.1:8080/hook", "--output", "json")
+		if res.code != 0 || res.stderr != "" {
+			t.Errorf("with %s: want exit 0 and no warning:\n%s", extra, res)
+		}
+	}
+
+	// A name that does not resolve yet is stored, with a warning.
+	res := hookrelay(t, env, "endpoints", "create", "--url", "https://not-yet.invalid/hook", "--output", "json")
+	decodeEndpoint(t, res)
+	if !strings.Contains(res.stderr, "warning") || !strings.Contains(res.stderr, "not-yet.invalid") {
+		t.Errorf("stderr lacks the warning:\n%s", res.stderr)
 	}
 }

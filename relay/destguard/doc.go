@@ -10,7 +10,16 @@
 // address (IPv4-mapped, IPv4-compatible, NAT64, 6to4) are judged by the
 // IPv4 address they carry.
 //
-// The guard only sees the address dialled: when an HTTP proxy is
-// configured the guard checks the proxy, not the destination, so the relay's
-// transport must not use one.
+// With an outbound proxy the relay dials only the proxy, which the
+// operator configured and which the dial-time check therefore does not
+// judge. The real destination is checked before each request is handed to
+// the proxy, with Guard.CheckHost: an IP literal as it is, a name by looking
+// it up and refusing it when any of its addresses is refused. The proxy
+// looks the name up again, so DNS rebinding between the two lookups is
+// outside what the relay can see; a proxy that enforces its own egress
+// policy closes that gap.
+//
+// Endpoint registration uses Guard.CheckHostAny to refuse a URL early when
+// every address of its host is refused; the dial-time check remains the
+// real guard.
 package destguard

@@ -68,7 +68,8 @@ func openAPIDoc() obj {
 			"last_success_at": obj{"type": "string", "format": "date-time"}, "last_failure_at": obj{"type": "string", "format": "date-time"},
 			"consecutive_failures": obj{"type": "integer"},
 			"created_at":           obj{"type": "string", "format": "date-time"}, "updated_at": obj{"type": "string", "format": "date-time"},
-			"secret": str("The signing secret (whsec_...); only in the answers of create and rotate-secret."),
+			"secret":   str("The signing secret (whsec_...); only in the answers of create and rotate-secret."),
+			"warnings": arrayOf(str("Only in the answers of create and of an update of url: e.g. the URL's host could not be looked up (the endpoint was stored; every delivery checks the address it connects to).")),
 		}}
 	delivery := obj{"type": "object", "required": []string{"id", "event_id", "endpoint_id", "state", "attempts", "held", "created_at", "updated_at"},
 		"properties": obj{

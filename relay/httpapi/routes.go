@@ -62,6 +62,10 @@ func (s *server) createEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if err := firstErr(noNUL("tenant", b.Tenant), noNUL("description", b.Description)); err != nil {
 		return err
 	}
+	warning, err := s.o.Sender.CheckEndpointURL(r.Context(), b.URL)
+	if err != nil {
+		return err
+	}
 	secret, err := s.secretOrNew(b.Secret, b.Secret != "")
 	if err != nil {
 		return err
@@ -73,8 +77,24 @@ func (s *server) createEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, e)
+	writeJSON(w, http.StatusCreated, withWarning(e, warning))
 	return nil
+}
+
+// endpointWithWarnings is an endpoint as create and update answer it, with
+// "warnings" when its URL's host could not be looked up (see
+// relay.Sender.CheckEndpointURL).
+type endpointWithWarnings struct {
+	outbox.Endpoint
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+func withWarning(e outbox.Endpoint, warning string) endpointWithWarnings {
+	out := endpointWithWarnings{Endpoint: e}
+	if warning != "" {
+		out.Warnings = []string{warning}
+	}
+	return out
 }
 
 // secretOrNew validates a given secret or generates one.
@@ -147,6 +167,13 @@ func (s *server) updateEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if b.EventTypes != nil && *b.EventTypes == nil {
 		*b.EventTypes = []string{}
 	}
+	var warning string
+	if b.URL != nil {
+		var err error
+		if warning, err = s.o.Sender.CheckEndpointURL(r.Context(), *b.URL); err != nil {
+			return err
+		}
+	}
 	var wasEnabled bool
 	if b.Enabled != nil && s.o.Ops != nil {
 		before, err := s.o.Store.GetEndpoint(r.Context(), id)
@@ -169,7 +196,7 @@ func (s *server) updateEndpoint(w http.ResponseWriter, r *http.Request) error {
 			s.o.Ops.OnDisabled(r.Context(), e.ID, e.DisabledReason)
 		}
 	}
-	writeJSON(w, http.StatusOK, e)
+	writeJSON(w, http.StatusOK, withWarning(e, warning))
 	return nil
 }
 
