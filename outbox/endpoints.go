@@ -87,7 +87,12 @@ type FieldError struct {
 	Reason string
 }
 
-func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+func (e *FieldError) Error() string {
+	if e.Field == "" {
+		return e.Reason
+	}
+	return e.Field + ": " + e.Reason
+}
 
 // Limits on endpoint fields.
 const (

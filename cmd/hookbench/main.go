@@ -34,7 +34,7 @@ import (
 )
 
 // allScenarios lists the scenarios in the order they run.
-var allScenarios = []string{"bare", "baseline", "drain", "fanout", "latency", "appcost", "isolation", "history"}
+var allScenarios = []string{"bare", "baseline", "drain", "fanout", "latency", "appcost", "isolation", "history", "ordering"}
 
 // sizes are the workload sizes of one mode.
 type sizes struct {
@@ -50,6 +50,9 @@ type sizes struct {
 	HistoryEvents int           `json:"history_drain_events"`
 	Baseline      int           `json:"baseline_events"`
 	Bare          int           `json:"bare_posts"`
+	Ordering      int           `json:"ordering_events"`
+	OrderingKeys  int           `json:"ordering_keys"`
+	HotKey        int           `json:"hot_key_events"`
 }
 
 var (
@@ -57,11 +60,13 @@ var (
 		Drain: 100_000, FanoutEvents: 10_000, FanoutEPs: 10, LatencyRate: 1000, LatencyFor: 30 * time.Second,
 		AppCostFor: 5 * time.Second, Isolation: 40_000, IsoTimeout: 2 * time.Second,
 		HistoryRows: 1_000_000, HistoryEvents: 50_000, Baseline: 20_000, Bare: 100_000,
+		Ordering: 100_000, OrderingKeys: 10_000, HotKey: 2000,
 	}
 	quickSizes = sizes{
 		Drain: 2000, FanoutEvents: 200, FanoutEPs: 5, LatencyRate: 200, LatencyFor: 5 * time.Second,
 		AppCostFor: time.Second, Isolation: 1000, IsoTimeout: 2 * time.Second,
 		HistoryRows: 50_000, HistoryEvents: 2000, Baseline: 1000, Bare: 2000,
+		Ordering: 2000, OrderingKeys: 200, HotKey: 100,
 	}
 )
 
@@ -276,6 +281,8 @@ func (b *bench) scenario(ctx context.Context, name string) error {
 		once = b.appCost
 	case "isolation":
 		once = b.isolation
+	case "ordering":
+		once = b.ordering
 	case "history":
 		h := &history{b: b}
 		prep, once = h.prepare, h.run

@@ -38,6 +38,7 @@ var targets = map[string]struct {
 	"isolation/healthy_loss":      {"<=", 10},
 	"history/slowdown":            {"<=", 10},
 	"drain/pct_of_bare_post_rate": {">=", 70},
+	"ordering/keyed_loss":         {"<=", 20},
 }
 
 // record adds one run's value of a figure.

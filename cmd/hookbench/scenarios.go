@@ -107,8 +107,16 @@ func (e *env) endpoint(ctx context.Context, path string, types ...string) (strin
 
 // insertBacklog inserts n events in one statement.
 func (e *env) insertBacklog(ctx context.Context, n int) error {
-	_, err := e.app.Exec(ctx, `INSERT INTO `+e.ident()+`.outbox (event_type, payload)
-		SELECT 'bench.event', jsonb_build_object('n', g, 'email', 'user'||g||'@example.com') FROM generate_series(1, $1) g`, n)
+	return e.insertKeyed(ctx, n, 0)
+}
+
+// insertKeyed inserts n events in one statement, spread round robin over
+// keys ordering keys (none when keys is 0).
+func (e *env) insertKeyed(ctx context.Context, n, keys int) error {
+	_, err := e.app.Exec(ctx, `INSERT INTO `+e.ident()+`.outbox (event_type, payload, ordering_key)
+		SELECT 'bench.event', jsonb_build_object('n', g, 'email', 'user'||g||'@example.com'),
+		       CASE WHEN $2 > 0 THEN 'participant:' || (g % $2) END
+		  FROM generate_series(1, $1) g`, n, keys)
 	if err != nil {
 		return fmt.Errorf("insert backlog: %w", err)
 	}
@@ -324,6 +332,11 @@ func (b *bench) note(s string) {
 // drainOnce drains n backlog events to one endpoint and returns events/s;
 // with measure set it also records CPU, RSS and the profile.
 func (b *bench) drainOnce(ctx context.Context, e *env, path string, n int, measure bool) (float64, error) {
+	return b.drainKeyed(ctx, e, path, n, 0, measure)
+}
+
+// drainKeyed is drainOnce with the events spread over keys ordering keys.
+func (b *bench) drainKeyed(ctx context.Context, e *env, path string, n, keys int, measure bool) (float64, error) {
 	if err := b.rc.reset(ctx); err != nil {
 		return 0, err
 	}
@@ -331,7 +344,7 @@ func (b *bench) drainOnce(ctx context.Context, e *env, path string, n int, measu
 	if err != nil {
 		return 0, err
 	}
-	if err := e.insertBacklog(ctx, n); err != nil {
+	if err := e.insertKeyed(ctx, n, keys); err != nil {
 		return 0, err
 	}
 	var m0 meter
@@ -389,6 +402,40 @@ func (b *bench) drain(ctx context.Context, _ int) error {
 	}
 	b.record("drain", "events_per_s", "events/s", rate)
 	b.note("drain: the relay runs in the hookbench process with the driver; the driver only polls during the drain, so relay CPU and peak RSS (VmHWM, reset before the drain) are the relay's plus a little; the receiver and PostgreSQL are separate processes")
+	return nil
+}
+
+// ordering is the ordering-key scenario: the same backlog to one endpoint
+// without keys, over many keys, and on one hot key (which the relay sends
+// one at a time, a round trip each).
+func (b *bench) ordering(ctx context.Context, _ int) error {
+	e, err := b.setup(ctx, "ordering", 4)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if _, err := e.endpoint(ctx, "/hook/ordering"); err != nil {
+		return err
+	}
+	plain, err := b.drainKeyed(ctx, e, "/hook/ordering", b.sz.Ordering, 0, false)
+	if err != nil {
+		return err
+	}
+	keyed, err := b.drainKeyed(ctx, e, "/hook/ordering", b.sz.Ordering, b.sz.OrderingKeys, false)
+	if err != nil {
+		return err
+	}
+	hot, err := b.drainKeyed(ctx, e, "/hook/ordering", b.sz.HotKey, 1, false)
+	if err != nil {
+		return err
+	}
+	b.record("ordering", "unkeyed_events_per_s", "events/s", plain)
+	b.record("ordering", "keyed_events_per_s", "events/s", keyed)
+	b.record("ordering", "keyed_loss", "%", 100*(1-keyed/plain))
+	b.record("ordering", "hot_key_events_per_s", "events/s", hot)
+	b.record("ordering", "hot_key_ms_per_event", "ms", 1000/hot)
+	b.note(fmt.Sprintf("ordering: %d events unkeyed, then over %d keys, then %d on one key; one endpoint, default settings",
+		b.sz.Ordering, b.sz.OrderingKeys, b.sz.HotKey))
 	return nil
 }
 

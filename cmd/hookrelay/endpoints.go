@@ -14,13 +14,11 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"go.uber.org/zap"
-
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/relay/destguard"
-	"github.com/hookrelay/hookrelay/relay/signature"
+	"github.com/hookrelay/hookrelay/relay/endpoint"
 )
 
 const endpointsUsage = `
@@ -126,24 +124,54 @@ func runEndpoints(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	defer store.Pool().Close()
 	e.store = store
+	switch sub {
+	case "create", "update", "delete", "rm", "rotate-secret", "test":
+		sender, err := newSender(cfg)
+		if err != nil {
+			return err
+		}
+		defer sender.Close()
+		if e.svc, err = newEndpointService(cfg, store, sender, stderr); err != nil {
+			return err
+		}
+	}
 	return act(e, ctx, pos)
+}
+
+// newEndpointService builds the endpoint operations as `run` does for the
+// admin API: the same limits, grace and operational events.
+func newEndpointService(cfg config.Config, store *outbox.Store, sender *relay.Sender, stderr io.Writer) (*endpoint.Service, error) {
+	var ops *relay.OpsEvents
+	if cfg.OperationalEvents {
+		log, err := newLogger(cfg, stderr)
+		if err != nil {
+			return nil, err
+		}
+		ops = relay.NewOpsEvents(store, cfg.OperationalTenant, log.Named("ops"))
+	}
+	return endpoint.New(endpoint.Config{
+		Store: store, Sender: sender, Ops: ops,
+		MaxPerTenant: cfg.MaxEndpointsPerTenant, RotationGrace: cfg.RotationGrace,
+	})
 }
 
 // endpointsCmd holds the flags and handles of one endpoints command.
 type endpointsCmd struct {
 	cfg    config.Config
 	store  *outbox.Store
+	svc    *endpoint.Service // nil for list and get, which only read
 	stdout io.Writer
 	stderr io.Writer
 	output string
 	given  map[string]bool // flags set on the command line
 
 	url, tenant, description, eventTypes, secret string
-	maxInFlight                                  int
+	maxInFlight, rateLimit                       int
+	orderingOnDead                               string
 	enabled                                      string
 	limit                                        int
 	cursor                                       string
-	grace                                        time.Duration
+	grace                                        string
 }
 
 const createUsage = `
@@ -159,7 +187,14 @@ func (e *endpointsCmd) createFlags(fs *flag.FlagSet) {
 	fs.StringVar(&e.eventTypes, "event-types", "", "comma-separated event `types` to receive (empty: all)")
 	fs.StringVar(&e.description, "description", "", "a free-text `description`")
 	fs.StringVar(&e.secret, "secret", "", "signing `secret` whsec_... (default: generated)")
-	fs.IntVar(&e.maxInFlight, "max-in-flight", 0, "the endpoint's own cap on concurrent deliveries (0: the global cap)")
+	e.limitFlags(fs, "0: none")
+}
+
+// limitFlags are the endpoint fields create and update share.
+func (e *endpointsCmd) limitFlags(fs *flag.FlagSet, zero string) {
+	fs.IntVar(&e.maxInFlight, "max-in-flight", 0, "the endpoint's own cap on concurrent deliveries ("+zero+": the global cap)")
+	fs.IntVar(&e.rateLimit, "rate-limit", 0, "requests per second to the endpoint, per replica ("+zero+": unlimited)")
+	fs.StringVar(&e.orderingOnDead, "ordering-on-dead", "", "what a dead event does to the later events of its ordering key: `skip` (default) or block")
 }
 
 func (e *endpointsCmd) create(ctx context.Context, pos []string) error {
@@ -169,37 +204,25 @@ func (e *endpointsCmd) create(ctx context.Context, pos []string) error {
 	if !e.given["url"] {
 		return usagef("create needs --url")
 	}
-	secret := e.secret
-	if e.given["secret"] {
-		if _, err := signature.ParseSecret(secret); err != nil {
-			return err
-		}
-	} else {
-		s, err := signature.GenerateSecret()
-		if err != nil {
-			return fmt.Errorf("generate secret: %w", err)
-		}
-		secret = s
+	if e.given["secret"] && e.secret == "" {
+		return usagef("--secret is empty: give a whsec_... secret, or leave the flag out to have one generated")
 	}
-	in := outbox.EndpointInput{
-		Tenant:      e.tenant,
-		URL:         e.url,
-		Description: e.description,
-		EventTypes:  splitList(e.eventTypes),
-		Secret:      secret,
-		MaxInFlight: e.maxInFlight,
-	}
-	if err := in.Validate(); err != nil {
-		return err
-	}
-	if err := e.checkURL(ctx, in.URL); err != nil {
-		return err
-	}
-	ep, err := e.store.CreateEndpoint(ctx, in, e.cfg.MaxEndpointsPerTenant)
+	res, err := e.svc.Create(ctx, endpoint.Input{
+		URL: e.url, Tenant: e.tenant, EventTypes: splitList(e.eventTypes), Description: e.description,
+		Secret: e.secret, MaxInFlight: e.maxInFlight, RateLimit: e.rateLimit, OrderingOnDead: e.orderingOnDead,
+	})
 	if err != nil {
-		return fmt.Errorf("create endpoint: %w", err)
+		return endpointErr("create", "", err)
 	}
-	return e.printEndpoint(ep)
+	e.warn(res.Warnings)
+	return e.printEndpoint(res.Endpoint)
+}
+
+// warn prints the warnings of a create or update on stderr.
+func (e *endpointsCmd) warn(warnings []string) {
+	for _, w := range warnings {
+		fmt.Fprintf(e.stderr, "hookrelay: warning: %s\n", w)
+	}
 }
 
 const listUsage = `
@@ -292,7 +315,7 @@ func (e *endpointsCmd) updateFlags(fs *flag.FlagSet) {
 	fs.StringVar(&e.description, "description", "", "new `description`")
 	fs.StringVar(&e.eventTypes, "event-types", "", `comma-separated event `+"`types`"+` ("" clears the filter: all types)`)
 	fs.StringVar(&e.enabled, "enabled", "", "enable (true) or disable (false) the endpoint")
-	fs.IntVar(&e.maxInFlight, "max-in-flight", 0, "the endpoint's own cap on concurrent deliveries (0 clears it)")
+	e.limitFlags(fs, "0 clears it")
 }
 
 func (e *endpointsCmd) update(ctx context.Context, pos []string) error {
@@ -300,7 +323,7 @@ func (e *endpointsCmd) update(ctx context.Context, pos []string) error {
 	if err != nil {
 		return err
 	}
-	var p outbox.EndpointPatch
+	var p endpoint.Patch
 	if e.given["url"] {
 		p.URL = &e.url
 	}
@@ -321,31 +344,21 @@ func (e *endpointsCmd) update(ctx context.Context, pos []string) error {
 	if e.given["max-in-flight"] {
 		p.MaxInFlight = &e.maxInFlight
 	}
-	if p == (outbox.EndpointPatch{}) {
-		return usagef("update needs at least one of --url, --description, --event-types, --enabled, --max-in-flight")
+	if e.given["rate-limit"] {
+		p.RateLimit = &e.rateLimit
 	}
-	if err := p.Validate(); err != nil {
-		return err
+	if e.given["ordering-on-dead"] {
+		p.OrderingOnDead = &e.orderingOnDead
 	}
-	if p.URL != nil {
-		if err := e.checkURL(ctx, *p.URL); err != nil {
-			return err
-		}
+	if p.IsEmpty() {
+		return usagef("update needs at least one of --url, --description, --event-types, --enabled, --max-in-flight, --rate-limit, --ordering-on-dead")
 	}
-	var before outbox.Endpoint
-	if p.Enabled != nil {
-		if before, err = e.store.GetEndpoint(ctx, id); err != nil {
-			return endpointErr("update", id, err)
-		}
-	}
-	ep, err := e.store.UpdateEndpoint(ctx, id, p)
+	res, err := e.svc.Update(ctx, id, p)
 	if err != nil {
 		return endpointErr("update", id, err)
 	}
-	if p.Enabled != nil && before.Enabled != ep.Enabled {
-		e.opsEvent(ctx, ep)
-	}
-	return e.printEndpoint(ep)
+	e.warn(res.Warnings)
+	return e.printEndpoint(res.Endpoint)
 }
 
 const deleteUsage = `
@@ -359,7 +372,7 @@ func (e *endpointsCmd) delete(ctx context.Context, pos []string) error {
 	if err != nil {
 		return err
 	}
-	if err := e.store.DeleteEndpoint(ctx, id); err != nil {
+	if err := e.svc.Delete(ctx, id); err != nil {
 		return endpointErr("delete", id, err)
 	}
 	if e.output == "json" {
@@ -382,7 +395,7 @@ signing alongside for the grace period, so receivers can switch over.
 
 func (e *endpointsCmd) rotateFlags(fs *flag.FlagSet) {
 	fs.StringVar(&e.secret, "secret", "", "the new signing `secret` whsec_... (default: generated)")
-	fs.DurationVar(&e.grace, "grace", 0, "how long the old secret keeps signing (default HOOKRELAY_ROTATION_GRACE, 24h)")
+	fs.StringVar(&e.grace, "grace", "", "how long the old `duration` secret keeps signing, 0s to 2160h (default HOOKRELAY_ROTATION_GRACE, 24h)")
 }
 
 func (e *endpointsCmd) rotate(ctx context.Context, pos []string) error {
@@ -390,26 +403,18 @@ func (e *endpointsCmd) rotate(ctx context.Context, pos []string) error {
 	if err != nil {
 		return err
 	}
-	secret := e.secret
+	var r endpoint.Rotation
 	if e.given["secret"] {
-		if _, err := signature.ParseSecret(secret); err != nil {
+		r.Secret = &e.secret
+	}
+	if e.given["grace"] {
+		d, err := endpoint.ParseGrace(e.grace)
+		if err != nil {
 			return err
 		}
-	} else {
-		s, err := signature.GenerateSecret()
-		if err != nil {
-			return fmt.Errorf("generate secret: %w", err)
-		}
-		secret = s
+		r.Grace = &d
 	}
-	grace := e.cfg.RotationGrace
-	if e.given["grace"] {
-		if e.grace <= 0 {
-			return usagef("invalid --grace %s: must be positive", e.grace)
-		}
-		grace = e.grace
-	}
-	ep, err := e.store.RotateSecret(ctx, id, secret, grace)
+	ep, err := e.svc.RotateSecret(ctx, id, r)
 	if err != nil {
 		return endpointErr("rotate secret of", id, err)
 	}
@@ -430,12 +435,7 @@ func (e *endpointsCmd) test(ctx context.Context, pos []string) error {
 	if err != nil {
 		return err
 	}
-	sender, err := newSender(e.cfg)
-	if err != nil {
-		return err
-	}
-	defer sender.Close()
-	res, err := relay.SendTest(ctx, e.store, sender, id)
+	res, err := e.svc.Test(ctx, id)
 	if err != nil {
 		return endpointErr("test", id, err)
 	}
@@ -470,25 +470,6 @@ func (e *endpointsCmd) test(ctx context.Context, pos []string) error {
 			msg = res.ErrorClass + ": " + msg
 		}
 		return fmt.Errorf("test delivery to endpoint %s failed (%s)", id, msg)
-	}
-	return nil
-}
-
-// checkURL runs the destination check the admin API runs too
-// (relay.Sender.CheckEndpointURL) on an endpoint URL being stored, and
-// prints its warning, if any, on stderr.
-func (e *endpointsCmd) checkURL(ctx context.Context, raw string) error {
-	sender, err := newSender(e.cfg)
-	if err != nil {
-		return err
-	}
-	defer sender.Close()
-	warning, err := sender.CheckEndpointURL(ctx, raw)
-	if err != nil {
-		return err
-	}
-	if warning != "" {
-		fmt.Fprintf(e.stderr, "hookrelay: warning: %s\n", warning)
 	}
 	return nil
 }
@@ -531,6 +512,10 @@ func (e *endpointsCmd) printEndpoint(ep outbox.Endpoint) error {
 	if ep.MaxInFlight > 0 {
 		fmt.Fprintf(tw, "Max in flight:\t%d\n", ep.MaxInFlight)
 	}
+	if ep.RateLimit > 0 {
+		fmt.Fprintf(tw, "Rate limit:\t%d/s\n", ep.RateLimit)
+	}
+	fmt.Fprintf(tw, "Ordering on dead:\t%s\n", ep.OrderingOnDead)
 	if ep.LastSuccessAt != nil {
 		fmt.Fprintf(tw, "Last success:\t%s\n", ep.LastSuccessAt.UTC().Format(time.RFC3339))
 	}
@@ -579,6 +564,9 @@ func endpointErr(action, id string, err error) error {
 	if errors.As(err, &fe) {
 		return err
 	}
+	if id == "" {
+		return fmt.Errorf("%s endpoint: %w", action, err)
+	}
 	return fmt.Errorf("%s endpoint %s: %w", action, id, err)
 }
 
@@ -626,22 +614,4 @@ func excerpt(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:n]) + "…"
-}
-
-// opsEvent writes hookrelay.endpoint.enabled or .disabled for ep, whose
-// enabled flag the operator just changed (HOOKRELAY_OPERATIONAL_EVENTS).
-func (e *endpointsCmd) opsEvent(ctx context.Context, ep outbox.Endpoint) {
-	if !e.cfg.OperationalEvents {
-		return
-	}
-	log, err := newLogger(e.cfg, e.stderr)
-	if err != nil {
-		log = zap.NewNop()
-	}
-	ops := relay.NewOpsEvents(e.store, e.cfg.OperationalTenant, log.Named("ops"))
-	if ep.Enabled {
-		ops.EndpointEnabled(ctx, ep)
-	} else {
-		ops.OnDisabled(ctx, ep.ID, ep.DisabledReason)
-	}
 }
