@@ -398,9 +398,14 @@ type QueueStats struct {
 	// Retrying counts pending deliveries that failed at least once.
 	Retrying int64
 	InFlight int64
-	Dead     int64
-	// Delivered counts delivered deliveries not yet removed by retention.
+	// Dead and Delivered count finished deliveries not yet removed by
+	// retention: exactly while there are at most FinishedExactLimit
+	// finished deliveries, as the query planner's estimate above (see
+	// FinishedEstimated).
+	Dead      int64
 	Delivered int64
+	// FinishedEstimated reports that Dead and Delivered are estimates.
+	FinishedEstimated bool
 	// Undispatched counts outbox events not yet fanned out.
 	Undispatched int64
 	// OldestPendingAge is the lag: the longest any due work has waited,
@@ -411,15 +416,21 @@ type QueueStats struct {
 	EndpointsDisabled int64
 }
 
-// Each count uses a partial index (or the small endpoints table), except
-// delivered and dead, which read the finished-rows index that retention
-// keeps bounded.
+// FinishedExactLimit is how many finished deliveries QueueStats counts
+// exactly. Above it, counting delivered and dead rows would read the
+// whole history on every refresh (3M rows took seconds), so their numbers
+// come from the planner's statistics instead, at a constant cost.
+const FinishedExactLimit = 1000
+
+// Each count of due or leased work uses a partial index (or the small
+// endpoints table). Of the finished rows, the newest FinishedExactLimit+1
+// ($1) at most are read, through the finished-rows index: when there are
+// no more, the per-state counts are exact.
 const queueStatsSQL = `SELECT
     (SELECT count(*) FROM {{schema}}.deliveries WHERE state = 'pending' AND attempts = 0),
     (SELECT count(*) FROM {{schema}}.deliveries WHERE state = 'pending' AND attempts > 0),
     (SELECT count(*) FROM {{schema}}.deliveries WHERE state = 'in_flight'),
-    (SELECT count(*) FROM {{schema}}.deliveries WHERE finished_at IS NOT NULL AND state = 'dead'),
-    (SELECT count(*) FROM {{schema}}.deliveries WHERE finished_at IS NOT NULL AND state = 'delivered'),
+    f.dead, f.delivered, f.n,
     (SELECT count(*) FROM {{schema}}.outbox WHERE dispatched_at IS NULL),
     greatest(0,
       extract(epoch FROM now() - (SELECT created_at FROM {{schema}}.outbox WHERE dispatched_at IS NULL
@@ -429,17 +440,55 @@ const queueStatsSQL = `SELECT
       extract(epoch FROM now() - (SELECT min(next_attempt_at) FROM {{schema}}.deliveries
           WHERE state = 'pending' AND attempts > 0 AND next_attempt_at <= now()))
     )::float8,
-    (SELECT count(*) FROM {{schema}}.endpoints WHERE NOT enabled)`
+    (SELECT count(*) FROM {{schema}}.endpoints WHERE NOT enabled)
+  FROM (SELECT count(*) FILTER (WHERE state = 'dead') AS dead,
+               count(*) FILTER (WHERE state = 'delivered') AS delivered,
+               count(*) AS n
+          FROM (SELECT state FROM {{schema}}.deliveries WHERE finished_at IS NOT NULL
+                 ORDER BY finished_at DESC LIMIT $1) s) f`
 
-// QueueStats reads the queue snapshot in one statement.
+// queueEstimateSQL asks the planner how many rows have a state (%s: a
+// quoted literal): planning only, nothing is read but the statistics
+// autovacuum keeps, scaled by the table's current size.
+const queueEstimateSQL = `EXPLAIN (FORMAT JSON) SELECT 1 FROM {{schema}}.deliveries WHERE state = %s`
+
+// QueueStats reads the queue snapshot: one statement, plus two planner
+// estimates when there are more than FinishedExactLimit finished
+// deliveries. Its cost does not grow with the history.
 func (s *Store) QueueStats(ctx context.Context) (QueueStats, error) {
 	var q QueueStats
 	var age float64
-	err := s.pool.QueryRow(ctx, qualify(queueStatsSQL, s.schema)).Scan(&q.Pending, &q.Retrying, &q.InFlight,
-		&q.Dead, &q.Delivered, &q.Undispatched, &age, &q.EndpointsDisabled)
+	var finished int64
+	err := s.pool.QueryRow(ctx, qualify(queueStatsSQL, s.schema), FinishedExactLimit+1).Scan(&q.Pending, &q.Retrying, &q.InFlight,
+		&q.Dead, &q.Delivered, &finished, &q.Undispatched, &age, &q.EndpointsDisabled)
 	if err != nil {
 		return QueueStats{}, fmt.Errorf("queue stats: %w", translate(err))
 	}
 	q.OldestPendingAge = time.Duration(age * float64(time.Second))
+	if finished <= FinishedExactLimit {
+		return q, nil
+	}
+	b := &pgx.Batch{}
+	for _, state := range []string{"'dead'", "'delivered'"} {
+		b.Queue(qualify(fmt.Sprintf(queueEstimateSQL, state), s.schema))
+	}
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	for _, n := range []*int64{&q.Dead, &q.Delivered} {
+		var plan []byte
+		if err := br.QueryRow().Scan(&plan); err != nil {
+			return QueueStats{}, fmt.Errorf("queue stats: estimate finished deliveries: %w", translate(err))
+		}
+		var p []struct {
+			Plan struct {
+				Rows float64 `json:"Plan Rows"`
+			} `json:"Plan"`
+		}
+		if err := json.Unmarshal(plan, &p); err != nil || len(p) != 1 {
+			return QueueStats{}, fmt.Errorf("queue stats: estimate finished deliveries: unexpected plan %.100q", plan)
+		}
+		*n = int64(p[0].Plan.Rows)
+	}
+	q.FinishedEstimated = true
 	return q, nil
 }

@@ -539,9 +539,8 @@ func (l *lockedWriter) check(err error) {
 	}
 }
 
-func newServer(h http.Handler) *http.Server {
-	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-}
+// newServer returns a demo server with the limits `run` uses.
+func newServer(h http.Handler) *http.Server { return httpapi.NewServer(h, nil) }
 
 func demoEmail(i int) string {
 	if i < len(demoNames) {

@@ -39,9 +39,11 @@
 // HOOKRELAY_MIGRATE_ON_START is true (the default).
 //
 // run logs JSON to stderr (HOOKRELAY_LOG_FORMAT=console for text), starting
-// with the configuration, secrets redacted. It retries reaching the database
-// for about 30 seconds at start-up, then serves /healthz, /readyz, /metrics
-// and the admin API on HOOKRELAY_LISTEN_ADDR. On SIGINT or SIGTERM readiness
+// with the configuration, secrets redacted. It serves /healthz, /readyz,
+// /metrics and the admin API on HOOKRELAY_LISTEN_ADDR (metrics on
+// HOOKRELAY_METRICS_ADDR when set) from the start; while the database is
+// unreachable it keeps retrying, /healthz answers 200 and /readyz 503 with
+// the reason. On SIGINT or SIGTERM readiness
 // turns false, claiming stops, in-flight deliveries get up to
 // HOOKRELAY_SHUTDOWN_TIMEOUT to finish (the rest are released for another
 // relay), then the listener closes and hookrelay exits 0.

@@ -6,10 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -48,11 +52,13 @@ func httpGet(url string) error {
 	return nil
 }
 
-// logWatcher collects a child's JSON log lines and reports its listen address.
+// logWatcher collects a child's JSON log lines and reports its listen
+// address (and its metrics address, when metricsAddr is not nil).
 type logWatcher struct {
-	mu    sync.Mutex
-	lines []string
-	addr  chan string
+	mu          sync.Mutex
+	lines       []string
+	addr        chan string
+	metricsAddr chan string
 }
 
 func (w *logWatcher) scan(r io.Reader) {
@@ -64,11 +70,15 @@ func (w *logWatcher) scan(r io.Reader) {
 		w.lines = append(w.lines, line)
 		w.mu.Unlock()
 		var entry struct {
-			Msg  string `json:"msg"`
-			Addr string `json:"addr"`
+			Msg         string `json:"msg"`
+			Addr        string `json:"addr"`
+			MetricsAddr string `json:"metrics_addr"`
 		}
 		if json.Unmarshal([]byte(line), &entry) == nil && strings.HasPrefix(entry.Msg, "listening on") && entry.Addr != "" {
 			w.addr <- entry.Addr
+		}
+		if w.metricsAddr != nil && entry.MetricsAddr != "" {
+			w.metricsAddr <- entry.MetricsAddr
 		}
 	}
 }
@@ -180,5 +190,196 @@ func TestRunListenFails(t *testing.T) {
 	res := hookrelay(t, env, "run")
 	if res.code != 1 || !strings.Contains(res.stderr, "listen on") {
 		t.Fatalf("want exit 1 naming the listen failure:\n%s", res)
+	}
+}
+
+// runningRelay is a `hookrelay run` child process.
+type runningRelay struct {
+	cmd    *exec.Cmd
+	logs   *logWatcher
+	exited chan error
+	base   string // http://host:port of HOOKRELAY_LISTEN_ADDR
+}
+
+// startRun starts `hookrelay run` with env and waits for its listening
+// address (and its metrics address when withMetrics); it is killed when t
+// ends if it is still running.
+func startRun(t *testing.T, env []string, withMetrics bool) (*runningRelay, string) {
+	t.Helper()
+	cmd := exec.Command(binPath, "run")
+	cmd.Env = env
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &logWatcher{addr: make(chan string, 1)}
+	if withMetrics {
+		logs.metricsAddr = make(chan string, 1)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	scanned := make(chan struct{})
+	go func() { logs.scan(stderr); close(scanned) }()
+	r := &runningRelay{cmd: cmd, logs: logs, exited: make(chan error, 1)}
+	go func() { <-scanned; r.exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-r.exited
+		}
+	})
+	wait := func(ch chan string, what string) string {
+		select {
+		case a := <-ch:
+			return a
+		case err := <-r.exited:
+			t.Fatalf("run exited early: %v\n%s", err, logs)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no %s logged\n%s", what, logs)
+		}
+		return ""
+	}
+	r.base = "http://" + wait(logs.addr, "listening address")
+	var metricsBase string
+	if withMetrics {
+		metricsBase = "http://" + wait(logs.metricsAddr, "metrics address")
+	}
+	return r, metricsBase
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (r *runningRelay) stop(t *testing.T) {
+	t.Helper()
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-r.exited:
+		if err != nil {
+			t.Fatalf("run after SIGTERM: %v\n%s", err, r.logs)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("run did not exit within 20s of SIGTERM\n%s", r.logs)
+	}
+}
+
+// get sends a GET with an optional Authorization header and returns the
+// status and body.
+func get(t *testing.T, url, auth string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// TestRunBeforeDatabase: pointed at a port where no database listens, run
+// serves /healthz 200 from the start and /readyz 503 with the reason, keeps
+// waiting for the database, and stops cleanly on SIGTERM.
+func TestRunBeforeDatabase(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := l.Addr().String()
+	_ = l.Close()
+	const password = "db-pass-not-in-answers"
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + os.Getenv("HOME"),
+		"HOOKRELAY_DATABASE_URL=postgres://hookrelay:" + password + "@" + deadAddr + "/hookrelay?sslmode=disable",
+		"HOOKRELAY_LISTEN_ADDR=127.0.0.1:0",
+		"HOOKRELAY_ADMIN_TOKEN=s3cr3t-admin-token-do-not-log",
+	}
+	r, _ := startRun(t, env, false)
+
+	// Once it listens, liveness answers at once: no poll.
+	if code, body := get(t, r.base+"/healthz", ""); code != 200 || !strings.Contains(body, `"ok"`) {
+		t.Fatalf("healthz %d %s", code, body)
+	}
+	var ready string
+	waitFor(t, "readyz naming the unreachable database", 20*time.Second, func() error {
+		code, body := get(t, r.base+"/readyz", "")
+		ready = body
+		if code != http.StatusServiceUnavailable {
+			return fmt.Errorf("readyz %d %s", code, body)
+		}
+		var b struct{ Status, Reason string }
+		if err := json.Unmarshal([]byte(body), &b); err != nil || b.Status != "not_ready" {
+			return fmt.Errorf("readyz body %s", body)
+		}
+		if !strings.HasPrefix(b.Reason, "database unreachable: ") || !strings.Contains(b.Reason, "refused") {
+			return fmt.Errorf("reason %q", b.Reason)
+		}
+		return nil
+	})
+	if strings.Contains(ready, password) {
+		t.Errorf("readyz shows the database password: %s", ready)
+	}
+	// Still waiting for its database, still alive; the admin API says so.
+	if code, body := get(t, r.base+"/healthz", ""); code != 200 {
+		t.Errorf("healthz while waiting: %d %s", code, body)
+	}
+	if code, body := get(t, r.base+"/v1/endpoints", "Bearer s3cr3t-admin-token-do-not-log"); code != 503 || !strings.Contains(body, `"starting"`) {
+		t.Errorf("admin API while waiting: %d %s", code, body)
+	}
+	if code, _ := get(t, r.base+"/metrics", ""); code != 200 {
+		t.Errorf("metrics while waiting: %d", code)
+	}
+	r.stop(t)
+	if out := r.logs.String(); strings.Contains(out, password) || !strings.Contains(out, "database not ready, retrying") {
+		t.Errorf("log (want retries, no password):\n%s", out)
+	}
+}
+
+// TestRunMetricsListener: with HOOKRELAY_METRICS_ADDR and
+// HOOKRELAY_METRICS_TOKEN, /metrics is served on its own port behind the
+// token, and the main port (fronting the application) passes /metrics to
+// the application.
+func TestRunMetricsListener(t *testing.T) {
+	var appHits atomic.Int64
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		appHits.Add(1)
+		_, _ = io.WriteString(w, "app "+r.URL.Path)
+	}))
+	defer app.Close()
+	const token = "metrics-token-0123456789"
+	env := testEnv(newSchema(t),
+		"HOOKRELAY_LISTEN_ADDR=127.0.0.1:0",
+		"HOOKRELAY_METRICS_ADDR=127.0.0.1:0",
+		"HOOKRELAY_METRICS_TOKEN="+token,
+		"HOOKRELAY_PROXY_UPSTREAM="+app.URL,
+	)
+	r, metrics := startRun(t, env, true)
+	waitFor(t, "readyz", 20*time.Second, func() error { return httpGet(r.base + "/readyz") })
+
+	if code, body := get(t, metrics+"/metrics", ""); code != 401 {
+		t.Errorf("metrics port without the token: %d %s", code, body)
+	}
+	if code, body := get(t, metrics+"/metrics", "Bearer "+token); code != 200 || !strings.Contains(body, "hookrelay_queue_stats_up 1") {
+		t.Errorf("metrics port with the token: %d %s", code, body)
+	}
+	if code, _ := get(t, metrics+"/healthz", ""); code != 200 {
+		t.Errorf("metrics port /healthz: %d", code)
+	}
+	if code, body := get(t, r.base+"/metrics", "Bearer "+token); code != 200 || body != "app /metrics" || appHits.Load() != 1 {
+		t.Errorf("main port /metrics: %d %q (app hits %d), want the application's", code, body, appHits.Load())
+	}
+	r.stop(t)
+	if strings.Contains(r.logs.String(), token) {
+		t.Errorf("log shows the metrics token")
 	}
 }

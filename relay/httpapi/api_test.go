@@ -508,3 +508,45 @@ func TestEnableFlipWritesOperationalEvents(t *testing.T) {
 		t.Fatalf("operational events: %d disabled, %d enabled; want 1 and 1", d, en)
 	}
 }
+
+// TestInvalidText: text PostgreSQL cannot hold (NUL, invalid UTF-8) in a
+// query parameter is a 400 naming the parameter, and a JSON body that is
+// not valid UTF-8 is refused rather than silently repaired.
+func TestInvalidText(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, path := range []string{"/v1/endpoints?tenant=", "/v1/events?tenant=", "/v1/events?type=", "/v1/deliveries?state=",
+		"/v1/deliveries?endpoint_id=", "/v1/endpoints?cursor=", "/v1/events?cursor=", "/v1/deliveries?cursor="} {
+		param := path[strings.Index(path, "?")+1 : len(path)-1]
+		for _, bad := range []string{"%00", "a%00b", "%FF", "%C3%28", "%ED%A0%80"} {
+			r := e.do("GET", path+bad, nil)
+			code, field := r.err(t)
+			if r.status != 400 || code != "invalid_field" || field != param {
+				t.Errorf("GET %s%s: %d %q field %q, want 400 invalid_field %q: %s", path, bad, r.status, code, field, param, r.body)
+			}
+		}
+	}
+
+	for _, tc := range []struct {
+		path string
+		body []byte
+	}{
+		{"/v1/endpoints", []byte("{\"url\":\"https://a.test\",\"description\":\"caf\xe9\"}")},
+		{"/v1/endpoints", []byte("{\"url\":\"https://a.test\",\"tenant\":\"\xff\xfe\"}")},
+		{"/v1/events", []byte("{\"type\":\"a.b\",\"payload\":{\"name\":\"\xc3\x28\"}}")},
+		{"/v1/events", []byte("{\"type\":\"a.b\",\"payload\":{\"s\":\"\xed\xa0\x80\"}}")}, // a UTF-16 surrogate
+	} {
+		r := e.do("POST", tc.path, tc.body)
+		code, _ := r.err(t)
+		if r.status != 400 || code != "invalid_json" || !strings.Contains(string(r.body), "not valid UTF-8") {
+			t.Errorf("POST %s %q: %d %q: %s", tc.path, tc.body, r.status, code, r.body)
+		}
+	}
+	if n := e.queryInt(`SELECT (SELECT count(*) FROM {{s}}.endpoints) + (SELECT count(*) FROM {{s}}.outbox)`); n != 0 {
+		t.Errorf("%d rows written from invalid UTF-8", n)
+	}
+	// Valid non-ASCII text is kept as sent.
+	ep := e.createEndpoint(map[string]any{"url": "https://a.test", "description": "café ☕ 𝄞"})
+	if ep.Description != "café ☕ 𝄞" {
+		t.Errorf("description %q", ep.Description)
+	}
+}

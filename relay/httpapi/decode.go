@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,16 +11,29 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hookrelay/hookrelay/outbox"
 )
 
 // decodeBody reads one JSON object from r's body (at most limit bytes) into
 // v, rejecting unknown fields, wrong types and trailing data with 400 errors
-// that name the field. An empty body is an error unless allowEmpty.
+// that name the field. An empty body is an error unless allowEmpty. The
+// body must be valid UTF-8: encoding/json would quietly replace invalid
+// bytes with U+FFFD, storing text the client never sent.
 func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, allowEmpty bool, v any) error {
-	r.Body = http.MaxBytesReader(w, r.Body, limit)
-	dec := json.NewDecoder(r.Body)
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var maxBytes *http.MaxBytesError
+		if errors.As(err, &maxBytes) {
+			return err
+		}
+		return &apiError{status: http.StatusBadRequest, code: "invalid_json", msg: "the body could not be read: " + err.Error()}
+	}
+	if i := invalidUTF8At(raw); i >= 0 {
+		return &apiError{status: http.StatusBadRequest, code: "invalid_json", msg: fmt.Sprintf("the body is not valid UTF-8 (byte %d): JSON text must be UTF-8", i)}
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.EOF) && allowEmpty {
@@ -28,13 +42,25 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, allowEmpty 
 		return jsonError(err)
 	}
 	if err := dec.Decode(&json.RawMessage{}); !errors.Is(err, io.EOF) {
-		var maxBytes *http.MaxBytesError
-		if errors.As(err, &maxBytes) {
-			return err
-		}
 		return &apiError{status: http.StatusBadRequest, code: "invalid_json", msg: "the body must hold one JSON object and nothing after it"}
 	}
 	return nil
+}
+
+// invalidUTF8At returns the offset of the first byte of b that is not part
+// of valid UTF-8, or -1.
+func invalidUTF8At(b []byte) int {
+	if utf8.Valid(b) {
+		return -1
+	}
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
 }
 
 // jsonError translates a decoding error.
@@ -100,13 +126,29 @@ func (q *query) fail(field, format string, args ...any) {
 	}
 }
 
-// str returns the parameter, or nil when absent.
+// str returns the parameter, or nil when absent. Text PostgreSQL cannot
+// hold (NUL, invalid UTF-8) is refused naming the parameter.
 func (q *query) str(name string) *string {
 	if !q.v.Has(name) {
 		return nil
 	}
 	s := q.v.Get(name)
+	if msg := badText(s); msg != "" {
+		q.fail(name, "%s", msg)
+		return nil
+	}
 	return &s
+}
+
+// badText says why s cannot be stored or compared as PostgreSQL text, or "".
+func badText(s string) string {
+	switch {
+	case !utf8.ValidString(s):
+		return "must be valid UTF-8"
+	case strings.IndexByte(s, 0) >= 0:
+		return "must not contain NUL characters"
+	}
+	return ""
 }
 
 func (q *query) boolean(name string) *bool {
@@ -163,7 +205,7 @@ func (q *query) id(name string) *int64 {
 
 func (q *query) cursor() string {
 	c := q.v.Get("cursor")
-	if len(c) > 256 {
+	if len(c) > 256 || badText(c) != "" {
 		q.fail("cursor", "is not a cursor returned by this API")
 		return ""
 	}

@@ -1,22 +1,34 @@
 // Package httpapi is hookrelay's HTTP surface: health, readiness, metrics,
 // the admin API under /v1 and the optional reverse-proxy pass-through.
 //
-// Routing on the one listener:
+// Routing on the main listener:
 //
-//   - GET /healthz: liveness, always 200 {"status":"ok"}; no I/O.
+//   - GET /healthz: liveness, always 200 {"status":"ok"}; no I/O. Served
+//     from the first moment, before the database is reachable (see
+//     [Starting]).
 //   - GET /readyz: readiness; pings the database, checks the schema version
 //     and Options.Ready; 200 {"status":"ready"} or 503
 //     {"status":"not_ready","reason":...}.
 //   - GET /metrics: Prometheus exposition of Options.Gatherer (see
-//     [QueueCollector] for the queue metrics added here).
+//     [QueueCollector] for the queue metrics added here). With
+//     Options.MetricsToken it needs that bearer token. With the reverse
+//     proxy on and no token it answers loopback clients only, so the
+//     application's public port does not expose it. With
+//     Options.MetricsSeparate it is served by [Handler.Metrics] on its own
+//     listener instead, and the main listener treats /metrics like any
+//     other path.
 //   - /v1/...: the admin API (bearer token; see the OpenAPI document at
 //     GET /v1/openapi.json). With no token configured every /v1 route
 //     answers 403 admin_disabled; it is never open.
 //   - Options.PortalPrefix + "/": reserved for the tenant portal (404 now).
 //   - anything else: the reverse proxy to Options.ProxyUpstream when set,
-//     404 otherwise.
+//     404 otherwise. A path ServeMux would clean (//x, /a/../b) is never
+//     served here: with the proxy on it is proxied as it came, without it
+//     answered 307 with its clean form.
 //
 // Every error body has one shape: {"error":{"code","message","field"?}}.
+// [NewServer] wraps a handler in an http.Server with the timeouts that
+// bound slow clients.
 package httpapi
 
 import (
@@ -25,7 +37,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -49,6 +64,13 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// AdminToken enables the admin API; empty turns it off.
 	AdminToken string
+	// MetricsToken, when set, is the bearer token GET /metrics requires
+	// (on either listener).
+	MetricsToken string
+	// MetricsSeparate serves /metrics only through Handler.Metrics (a
+	// listener of its own, HOOKRELAY_METRICS_ADDR); the main handler then
+	// passes /metrics to the proxy, or answers 404.
+	MetricsSeparate bool
 	// Gatherer serves /metrics; Registerer receives the queue-depth collectors.
 	Gatherer   prometheus.Gatherer
 	Registerer prometheus.Registerer
@@ -69,8 +91,11 @@ type Options struct {
 	Log *zap.Logger
 	// ReadyTimeout bounds the readiness checks (default 2s).
 	ReadyTimeout time.Duration
-	// StatsTimeout bounds the queue-statistics query run on each scrape
-	// (default 5s).
+	// StatsInterval is how old the queue sample behind the metrics may get
+	// before a scrape refreshes it (default DefaultStatsInterval).
+	StatsInterval time.Duration
+	// StatsTimeout bounds one refresh of the queue sample (default
+	// DefaultStatsTimeout).
 	StatsTimeout time.Duration
 }
 
@@ -81,43 +106,53 @@ const DefaultRotationGrace = 24 * time.Hour
 // maxBody caps request bodies other than published events.
 const maxBody = 64 << 10
 
+// longCalls are the admin routes that wait for a receiver (a test send
+// takes up to HOOKRELAY_REQUEST_TIMEOUT): they get LongCallTimeout in place
+// of the server's read and write timeouts.
+var longCalls = map[string]bool{"POST /v1/endpoints/{id}/test": true}
+
+// metricsMaxInFlight caps concurrent /metrics requests; more answer 503.
+const metricsMaxInFlight = 8
+
 // server holds the handlers' dependencies.
 type server struct {
-	o     Options
-	log   *zap.Logger
-	token []byte
-	v1    http.Handler
+	o            Options
+	log          *zap.Logger
+	token        []byte
+	metricsToken []byte
+	v1           http.Handler
 }
 
-// New returns the handler for hookrelay's listener. It registers the queue
+// Handler is hookrelay's HTTP surface. It serves the main listener
+// (HOOKRELAY_LISTEN_ADDR); Metrics serves the optional metrics listener.
+type Handler struct {
+	main    http.Handler
+	metrics http.Handler
+}
+
+// ServeHTTP serves the main listener.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.main.ServeHTTP(w, r) }
+
+// Metrics returns the handler of a listener of its own for metrics
+// (Options.MetricsSeparate): GET /metrics (bearer token when
+// Options.MetricsToken is set), /healthz and /readyz; anything else 404.
+func (h *Handler) Metrics() http.Handler { return h.metrics }
+
+// New returns the handler for hookrelay's listeners. It registers the queue
 // collector (and the Go and process collectors, unless already registered)
 // on o.Registerer.
-func New(o Options) (http.Handler, error) {
+func New(o Options) (*Handler, error) {
 	if o.Store == nil {
 		return nil, errors.New("httpapi: Options.Store is required")
 	}
-	if o.Log == nil {
-		o.Log = zap.NewNop()
+	s, err := newServer(o)
+	if err != nil {
+		return nil, err
 	}
-	if o.MaxPayloadBytes <= 0 {
-		o.MaxPayloadBytes = outbox.DefaultMaxPayloadBytes
-	}
-	if o.RotationGrace <= 0 {
-		o.RotationGrace = DefaultRotationGrace
-	}
-	if o.ReadyTimeout <= 0 {
-		o.ReadyTimeout = 2 * time.Second
-	}
-	if o.StatsTimeout <= 0 {
-		o.StatsTimeout = 5 * time.Second
-	}
-	if o.PortalPrefix != "" && (!strings.HasPrefix(o.PortalPrefix, "/") || strings.HasSuffix(o.PortalPrefix, "/")) {
-		return nil, fmt.Errorf("httpapi: portal prefix %q must start with / and not end with /", o.PortalPrefix)
-	}
-	s := &server{o: o, log: o.Log.Named("http"), token: []byte(o.AdminToken)}
+	o = s.o
 
 	if o.Registerer != nil {
-		if err := o.Registerer.Register(NewQueueCollector(o.Store, o.StatsTimeout, s.log)); err != nil {
+		if err := o.Registerer.Register(NewQueueCollector(o.Store, o.StatsInterval, o.StatsTimeout, s.log)); err != nil {
 			return nil, fmt.Errorf("httpapi: register queue metrics: %w", err)
 		}
 		for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
@@ -132,21 +167,85 @@ func New(o Options) (http.Handler, error) {
 
 	v1 := http.NewServeMux()
 	for _, rt := range s.routes() {
-		v1.HandleFunc(rt.method+" "+rt.pattern, s.wrap(rt.handle))
+		h := s.wrap(rt.handle)
+		if longCalls[rt.method+" "+rt.pattern] {
+			h = withDeadlines(LongCallTimeout, h)
+		}
+		v1.HandleFunc(rt.method+" "+rt.pattern, h)
 	}
-	s.v1 = jsonMuxErrors(v1)
+	s.v1 = jsonMuxErrors(v1, nil)
+	return s.handler(s.readyz, s.serveV1)
+}
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", getOnly(s.healthz))
-	mux.HandleFunc("/readyz", getOnly(s.readyz))
+// Starting returns the handler to serve while the process starts, before
+// the database is reachable and the store exists (o.Store is not used):
+// /healthz answers 200, /readyz 503 with status() as the reason, the admin
+// API 503 starting, /metrics what o.Gatherer holds so far (with the same
+// access rules as later), and the reverse proxy already passes requests
+// to the application.
+func Starting(o Options, status func() string) (*Handler, error) {
+	s, err := newServer(o)
+	if err != nil {
+		return nil, err
+	}
+	readyz := func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not_ready", "reason": status()})
+	}
+	v1 := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "starting", "hookrelay is starting: "+status(), "")
+	}
+	return s.handler(readyz, v1)
+}
+
+// newServer applies the defaults shared by New and Starting.
+func newServer(o Options) (*server, error) {
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if o.MaxPayloadBytes <= 0 {
+		o.MaxPayloadBytes = outbox.DefaultMaxPayloadBytes
+	}
+	if o.RotationGrace <= 0 {
+		o.RotationGrace = DefaultRotationGrace
+	}
+	if o.ReadyTimeout <= 0 {
+		o.ReadyTimeout = 2 * time.Second
+	}
+	if o.StatsInterval <= 0 {
+		o.StatsInterval = DefaultStatsInterval
+	}
+	if o.StatsTimeout <= 0 {
+		o.StatsTimeout = DefaultStatsTimeout
+	}
+	if o.PortalPrefix != "" && (!strings.HasPrefix(o.PortalPrefix, "/") || strings.HasSuffix(o.PortalPrefix, "/")) {
+		return nil, fmt.Errorf("httpapi: portal prefix %q must start with / and not end with /", o.PortalPrefix)
+	}
+	return &server{o: o, log: o.Log.Named("http"), token: []byte(o.AdminToken), metricsToken: []byte(o.MetricsToken)}, nil
+}
+
+// handler routes both listeners; readyz and v1 differ while starting.
+func (s *server) handler(readyz, v1 http.HandlerFunc) (*Handler, error) {
+	o := s.o
 	gatherer := o.Gatherer
 	if gatherer == nil {
 		gatherer = prometheus.NewRegistry()
 	}
-	metrics := promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(s.log), ErrorHandling: promhttp.ContinueOnError})
-	mux.HandleFunc("/metrics", getOnly(metrics.ServeHTTP))
-	mux.HandleFunc("/v1/", s.serveV1)
-	mux.HandleFunc("/v1", s.serveV1)
+	metrics := promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
+		ErrorLog:            zap.NewStdLog(s.log),
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: metricsMaxInFlight,
+	})
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", getOnly(s.healthz))
+	mux.HandleFunc("/readyz", getOnly(readyz))
+	if !o.MetricsSeparate {
+		mux.HandleFunc("/metrics", getOnly(s.guardMetrics(metrics, true)))
+	}
+	mux.HandleFunc("/v1/", v1)
+	mux.HandleFunc("/v1", v1)
 	if o.PortalPrefix != "" {
 		notYet := func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, "not_found", "the tenant portal is not available yet", "")
@@ -154,18 +253,75 @@ func New(o Options) (http.Handler, error) {
 		mux.HandleFunc(o.PortalPrefix+"/", notYet)
 		mux.HandleFunc(o.PortalPrefix, notYet)
 	}
+	var proxy http.Handler
 	if o.ProxyUpstream != "" {
 		p, err := newProxy(o.ProxyUpstream, s.log)
 		if err != nil {
 			return nil, err
 		}
+		proxy = p
 		mux.Handle("/", p)
 	} else {
-		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-			writeError(w, http.StatusNotFound, "not_found", "no such route", "")
-		})
+		mux.HandleFunc("/", notFound)
 	}
-	return jsonMuxErrors(mux), nil
+
+	side := http.NewServeMux()
+	side.HandleFunc("/healthz", getOnly(s.healthz))
+	side.HandleFunc("/readyz", getOnly(readyz))
+	side.HandleFunc("/metrics", getOnly(s.guardMetrics(metrics, false)))
+	side.HandleFunc("/", notFound)
+	return &Handler{main: jsonMuxErrors(mux, proxy), metrics: jsonMuxErrors(side, nil)}, nil
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusNotFound, "not_found", "no such route", "")
+}
+
+// guardMetrics applies the access rules of /metrics: the bearer token
+// when one is configured; otherwise, on the main listener while the
+// reverse proxy exposes it to the application's public clients, loopback
+// clients only (the TCP peer, never a forwarded header).
+func (s *server) guardMetrics(h http.Handler, main bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		switch {
+		case len(s.metricsToken) > 0:
+			if msg, ok := checkBearer(r, s.metricsToken); !ok {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="hookrelay metrics"`)
+				writeError(w, http.StatusUnauthorized, "unauthorized", msg, "")
+				return
+			}
+		case main && s.o.ProxyUpstream != "" && !fromLoopback(r):
+			writeError(w, http.StatusForbidden, "forbidden",
+				"/metrics answers only loopback clients while the reverse proxy is on: set HOOKRELAY_METRICS_TOKEN or HOOKRELAY_METRICS_ADDR to scrape it from elsewhere", "")
+			return
+		}
+		h.ServeHTTP(w, r)
+	}
+}
+
+// fromLoopback reports whether the TCP peer of r is a loopback address.
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkBearer checks r's Authorization header against token in constant
+// time; when it fails, msg says what was wrong.
+func checkBearer(r *http.Request, token []byte) (msg string, ok bool) {
+	auth := r.Header.Get("Authorization")
+	scheme, tok, found := strings.Cut(auth, " ")
+	if found && strings.EqualFold(scheme, "Bearer") && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), token) == 1 {
+		return "", true
+	}
+	if auth == "" {
+		return "missing bearer token", false
+	}
+	return "invalid bearer token", false
 }
 
 // getOnly answers methods other than GET and HEAD with 405 and Allow.
@@ -197,7 +353,7 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 func (s *server) ready(ctx context.Context) error {
 	pool := s.o.Store.Pool()
 	if err := pool.Ping(ctx); err != nil {
-		return errors.New("database unreachable")
+		return fmt.Errorf("database unreachable: %w", err)
 	}
 	if err := outbox.CheckSchema(ctx, pool, s.o.Store.Schema()); err != nil {
 		return fmt.Errorf("schema: %w", err)
@@ -217,14 +373,8 @@ func (s *server) serveV1(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "admin_disabled", "the admin API is off: set HOOKRELAY_ADMIN_TOKEN to enable it", "")
 		return
 	}
-	auth := r.Header.Get("Authorization")
-	scheme, tok, ok := strings.Cut(auth, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), s.token) != 1 {
+	if msg, ok := checkBearer(r, s.token); !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="hookrelay"`)
-		msg := "missing bearer token"
-		if auth != "" {
-			msg = "invalid bearer token"
-		}
 		writeError(w, http.StatusUnauthorized, "unauthorized", msg, "")
 		return
 	}
@@ -233,8 +383,21 @@ func (s *server) serveV1(w http.ResponseWriter, r *http.Request) {
 
 // jsonMuxErrors serves mux, turning the mux's own plain-text 404 and 405
 // answers (no pattern matched) into the JSON error shape; Allow is kept.
-func jsonMuxErrors(mux *http.ServeMux) http.Handler {
+// A path the mux would clean (//x, /a/./b) is never hookrelay's own: with
+// a proxy it is proxied as it came, without one it is redirected to its
+// clean form.
+func jsonMuxErrors(mux *http.ServeMux, proxy http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if clean := cleanPath(r.URL.Path); r.Method != http.MethodConnect && clean != r.URL.Path {
+			if proxy != nil {
+				proxy.ServeHTTP(w, r)
+				return
+			}
+			u := url.URL{Path: clean, RawQuery: r.URL.RawQuery}
+			w.Header().Set("Location", u.String())
+			writeError(w, http.StatusTemporaryRedirect, "redirect", "see "+u.String(), "")
+			return
+		}
 		h, pattern := mux.Handler(r)
 		if pattern != "" {
 			mux.ServeHTTP(w, r) // sets the path values
@@ -255,6 +418,27 @@ func jsonMuxErrors(mux *http.ServeMux) http.Handler {
 			writeError(w, http.StatusNotFound, "not_found", "no such route", "")
 		}
 	})
+}
+
+// cleanPath is the path ServeMux would redirect p to (its cleanPath): p
+// with a leading slash, without . and .. elements or repeated slashes,
+// keeping a trailing slash.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		if len(p) == len(np)+1 && strings.HasPrefix(p, np) {
+			np = p
+		} else {
+			np += "/"
+		}
+	}
+	return np
 }
 
 // statusRecorder captures the status and headers of the mux's built-in

@@ -2,9 +2,11 @@ package httpapi
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -20,6 +22,12 @@ import (
 // other Upgrade requests are passed through; responses are flushed as they
 // arrive (streaming, server-sent events). An unreachable upstream answers
 // 502 in the JSON error shape, with one log line.
+//
+// Deadlines: the request body must arrive within the server's ReadTimeout
+// like any other (a client trickling a body is cut off); once it has
+// arrived the request may last as long as the application takes, and the
+// response is not bound by the server's WriteTimeout (see
+// afterBodyNoDeadlines).
 func newProxy(upstream string, log *zap.Logger) (http.Handler, error) {
 	target, err := url.Parse(upstream)
 	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
@@ -28,7 +36,7 @@ func newProxy(upstream string, log *zap.Logger) (http.Handler, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil // never route the app's traffic through HTTP_PROXY
 	log = log.Named("proxy")
-	return &httputil.ReverseProxy{
+	return afterBodyNoDeadlines(&httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(target)
 			r.SetXForwarded()
@@ -45,5 +53,43 @@ func newProxy(upstream string, log *zap.Logger) (http.Handler, error) {
 			}
 			writeError(w, http.StatusBadGateway, "bad_gateway", "the application behind hookrelay did not answer", "")
 		},
-	}, nil
+	}), nil
+}
+
+// afterBodyNoDeadlines lifts the server's deadlines from a proxied request
+// once its body has been read to the end (at once when it has none, as
+// for WebSocket and other upgrades): the application's response may
+// stream, and the connection may be hijacked, for as long as the
+// application likes. Until then the server's ReadTimeout holds, so a slow
+// body is still cut off. (Left in place, the read deadline would also
+// cancel the request's context when it passed, whatever the application
+// was doing.)
+func afterBodyNoDeadlines(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		_ = rc.SetWriteDeadline(time.Time{}) // ErrNotSupported only off a real server (tests)
+		lift := func() { _ = rc.SetReadDeadline(time.Time{}) }
+		if r.Body == nil || r.Body == http.NoBody {
+			lift()
+		} else {
+			r.Body = &eofHook{ReadCloser: r.Body, onEOF: lift}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// eofHook calls onEOF once, when the body has been read to its end.
+type eofHook struct {
+	io.ReadCloser
+	onEOF func()
+	done  bool
+}
+
+func (b *eofHook) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		b.onEOF()
+	}
+	return n, err
 }

@@ -21,6 +21,7 @@ import (
 type upstreamApp struct {
 	srv     *httptest.Server
 	hits    atomic.Int64
+	last    atomic.Value  // the request-URI of the last request, as received
 	release chan struct{} // lets /stream finish
 }
 
@@ -61,6 +62,7 @@ func newUpstream(t *testing.T) *upstreamApp {
 	})
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.hits.Add(1)
+		u.last.Store(r.RequestURI)
 		mux.ServeHTTP(w, r)
 	}))
 	t.Cleanup(u.srv.Close)
@@ -149,6 +151,18 @@ func TestProxy(t *testing.T) {
 		}
 	})
 
+	t.Run("unclean paths proxied as they came", func(t *testing.T) {
+		addr := strings.TrimPrefix(e.srv.URL, "http://")
+		for _, p := range []string{"//echo", "/a//b", "/./echo", "/x/../echo", "//healthz", "/v1//endpoints", "//metrics",
+			"/webhooks/../v1/endpoints", "/echo/.?q=1"} {
+			before := up.hits.Load()
+			rawRequest(t, addr, "POST", p, "b")
+			if up.hits.Load() != before+1 || up.last.Load() != p {
+				t.Errorf("POST %s: upstream hits %d, last request-URI %v; want it proxied as is", p, up.hits.Load()-before, up.last.Load())
+			}
+		}
+	})
+
 	t.Run("upstream down", func(t *testing.T) {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -170,6 +184,34 @@ func TestNoProxyUnknownPaths(t *testing.T) {
 	if code, _ := r.err(t); code != "not_found" {
 		t.Errorf("code %q", code)
 	}
+	// Without a proxy an unclean path is redirected to its clean form, in
+	// the JSON error shape.
+	res, b := rawRequest(t, strings.TrimPrefix(e.srv.URL, "http://"), "GET", "//healthz", "")
+	if res.StatusCode != http.StatusTemporaryRedirect || res.Header.Get("Location") != "/healthz" || !strings.Contains(b, `"redirect"`) {
+		t.Errorf("//healthz without a proxy: %d Location %q: %s", res.StatusCode, res.Header.Get("Location"), b)
+	}
+}
+
+// rawRequest sends one request with target written on the request line
+// exactly as given (clients would clean //x) and returns the answer.
+func rawRequest(t *testing.T, addr, method, target, body string) (*http.Response, string) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", method, target, len(body), body); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, target, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, string(b)
 }
 
 func TestNewRejectsBadOptions(t *testing.T) {
