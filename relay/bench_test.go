@@ -35,7 +35,7 @@ func BenchmarkDrain(b *testing.B) {
 		waitDelivered(b, st, backlog, 5*time.Minute)
 		total += time.Since(start)
 		_ = e
-		b.ReportMetric(float64(rc.conns.Load()), "conns")
+		b.ReportMetric(float64(rc.Conns()), "conns")
 	}
 	b.ReportMetric(float64(backlog*b.N)/total.Seconds(), "events/s")
 }
@@ -95,7 +95,7 @@ func BenchmarkLatency(b *testing.B) {
 			}()
 		}
 		tick.Stop()
-		rc.waitAccepted(rate*seconds, time.Minute)
+		rc.WaitAccepted(rate*seconds, time.Minute)
 		cancel()
 		<-ldone
 		<-latMu

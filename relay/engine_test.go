@@ -18,6 +18,7 @@ import (
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/hookrelay/hookrelay/outbox/pgcluster"
 	"github.com/hookrelay/hookrelay/relay"
+	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
 
 func TestDeliversEverythingExactlyOnce(t *testing.T) {
@@ -28,7 +29,7 @@ func TestDeliversEverythingExactlyOnce(t *testing.T) {
 	startEngine(t, st, engineOpts{})
 	const n = 300
 	insertSQL(t, st, "acme", "signup.created", n, 37)
-	got := rc.waitAccepted(n, 30*time.Second)
+	got := rc.WaitAccepted(n, 30*time.Second)
 	seen := map[string]bool{}
 	for _, r := range got {
 		if seen[r.ID] {
@@ -40,8 +41,8 @@ func TestDeliversEverythingExactlyOnce(t *testing.T) {
 		}
 	}
 	eventually(t, 10*time.Second, "all deliveries recorded", func() bool { return states(t, st)[outbox.StateDelivered] == n })
-	if len(rc.accepted()) != n {
-		t.Fatalf("receiver got %d, want exactly %d", len(rc.accepted()), n)
+	if len(rc.Accepted()) != n {
+		t.Fatalf("receiver got %d, want exactly %d", len(rc.Accepted()), n)
 	}
 }
 
@@ -78,10 +79,10 @@ func TestFiltersAndTargeting(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	all.waitAccepted(3, 10*time.Second)
-	signups.waitAccepted(2, 10*time.Second)
-	other.waitAccepted(1, 10*time.Second)
-	target.waitAccepted(1, 10*time.Second)
+	all.WaitAccepted(3, 10*time.Second)
+	signups.WaitAccepted(2, 10*time.Second)
+	other.WaitAccepted(1, 10*time.Second)
+	target.WaitAccepted(1, 10*time.Second)
 	// Every event is dispatched, including the one nobody subscribes to,
 	// which is done (not retried forever).
 	eventually(t, 10*time.Second, "all events dispatched", func() bool {
@@ -91,7 +92,7 @@ func TestFiltersAndTargeting(t *testing.T) {
 	})
 	eventually(t, 10*time.Second, "7 deliveries", func() bool { return states(t, st)[outbox.StateDelivered] == 7 })
 	for name, c := range map[string]struct {
-		rc   *receiver
+		rc   *relaytest.Receiver
 		want []string
 	}{
 		"all":     {all, []string{`{"i":1}`, `{"i":2}`, `{"i":3}`}},
@@ -100,7 +101,7 @@ func TestFiltersAndTargeting(t *testing.T) {
 		"target":  {target, []string{`{"i":6}`}},
 	} {
 		got := map[string]bool{}
-		for _, r := range c.rc.accepted() {
+		for _, r := range c.rc.Accepted() {
 			got[compactJSON(t, r.Data)] = true
 		}
 		if len(got) != len(c.want) {
@@ -131,15 +132,15 @@ func TestDisabledEndpointHoldsUntilEnabled(t *testing.T) {
 	probe := newReceiver(t, nil)
 	createEndpoint(t, st, probe, "")
 	insertSQL(t, st, "", "probe", 1, 1)
-	probe.waitAccepted(1, 10*time.Second)
-	if n := len(rc.accepted()); n != 0 {
+	probe.WaitAccepted(1, 10*time.Second)
+	if n := len(rc.Accepted()); n != 0 {
 		t.Fatalf("disabled endpoint received %d", n)
 	}
 	on := true
 	if _, err := st.UpdateEndpoint(ctx, ep.ID, outbox.EndpointPatch{Enabled: &on}); err != nil {
 		t.Fatal(err)
 	}
-	rc.waitAccepted(21, 10*time.Second) // the 20 held and the probe
+	rc.WaitAccepted(21, 10*time.Second) // the 20 held and the probe
 }
 
 func TestOutOfOrderCommitsAreDelivered(t *testing.T) {
@@ -170,11 +171,11 @@ func TestOutOfOrderCommitsAreDelivered(t *testing.T) {
 	if err := tx2.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rc.waitAccepted(1, 10*time.Second)
+	rc.WaitAccepted(1, 10*time.Second)
 	if err := tx1.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	got := rc.waitAccepted(2, 10*time.Second)
+	got := rc.WaitAccepted(2, 10*time.Second)
 	if got[0].Type != "second" || got[1].Type != "first" {
 		t.Fatalf("got %s then %s", got[0].Type, got[1].Type)
 	}
@@ -197,10 +198,8 @@ func TestRetryThenDeliverWithSameID(t *testing.T) {
 	createEndpoint(t, st, rc, "")
 	startEngine(t, st, engineOpts{cfg: relay.Config{Policy: relay.Policy{Schedule: []time.Duration{time.Second, time.Second, time.Second}}}})
 	insertSQL(t, st, "", "signup.created", 1, 1)
-	got := rc.waitAccepted(1, 20*time.Second)
-	rc.mu.Lock()
-	tries := rc.byID[got[0].ID]
-	rc.mu.Unlock()
+	got := rc.WaitAccepted(1, 20*time.Second)
+	tries := rc.Counts()[got[0].ID]
 	if tries != 3 {
 		t.Fatalf("delivered after %d tries, want 3", tries)
 	}
@@ -254,9 +253,7 @@ func TestExhaustedScheduleIsDead(t *testing.T) {
 	startEngine(t, st, engineOpts{cfg: relay.Config{Policy: relay.Policy{Schedule: []time.Duration{50 * time.Millisecond, 50 * time.Millisecond}}}})
 	insertSQL(t, st, "", "signup.created", 2, 2)
 	eventually(t, 10*time.Second, "dead", func() bool { return states(t, st)[outbox.StateDead] == 2 })
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	for id, n := range rc.byID {
+	for id, n := range rc.Counts() {
 		if n != 3 {
 			t.Errorf("%s tried %d times, want 3", id, n)
 		}
@@ -282,7 +279,7 @@ func TestRetryAfterRespected(t *testing.T) {
 	// The schedule alone would retry after 50ms.
 	startEngine(t, st, engineOpts{cfg: relay.Config{Policy: relay.Policy{Schedule: []time.Duration{50 * time.Millisecond}}}})
 	insertSQL(t, st, "", "signup.created", 1, 1)
-	rc.waitAccepted(1, 20*time.Second)
+	rc.WaitAccepted(1, 20*time.Second)
 	mu.Lock()
 	defer mu.Unlock()
 	if gap := times[1].Sub(times[0]); gap < 2*time.Second {
@@ -306,7 +303,7 @@ func TestCrashedRelayLeasesAreReclaimed(t *testing.T) {
 		t.Fatalf("claimed %d (%v)", len(claimed), err)
 	}
 	startEngine(t, st, engineOpts{})
-	got := rc.waitAccepted(50, 20*time.Second)
+	got := rc.WaitAccepted(50, 20*time.Second)
 	ids := map[string]bool{}
 	for _, r := range got {
 		ids[r.ID] = true
@@ -340,17 +337,16 @@ func TestTwoEnginesNoDoubleDelivery(t *testing.T) {
 	startEngine(t, st2, engineOpts{cfg: relay.Config{BatchSize: 20}})
 	const n = 1000
 	insertSQL(t, st, "", "signup.created", n, 100)
-	rc.waitAccepted(n, 60*time.Second)
+	rc.WaitAccepted(n, 60*time.Second)
 	eventually(t, 10*time.Second, "all recorded", func() bool { return states(t, st)[outbox.StateDelivered] == n })
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	for id, c := range rc.byID {
+	counts := rc.Counts()
+	for id, c := range counts {
 		if c != 1 {
 			t.Errorf("%s delivered %d times", id, c)
 		}
 	}
-	if len(rc.byID) != n {
-		t.Fatalf("distinct = %d", len(rc.byID))
+	if len(counts) != n {
+		t.Fatalf("distinct = %d", len(counts))
 	}
 }
 
@@ -362,7 +358,7 @@ func TestPollingAloneDelivers(t *testing.T) {
 	// No wake channel at all: as behind a transaction pooler.
 	startEngine(t, st, engineOpts{cfg: relay.Config{PollInterval: 100 * time.Millisecond}})
 	insertSQL(t, st, "", "signup.created", 40, 7)
-	rc.waitAccepted(40, 20*time.Second)
+	rc.WaitAccepted(40, 20*time.Second)
 }
 
 func TestListenerWakesEngine(t *testing.T) {
@@ -390,7 +386,7 @@ func TestListenerWakesEngine(t *testing.T) {
 		return idle
 	})
 	insertSQL(t, st, "", "signup.created", 5, 5)
-	rc.waitAccepted(5, 10*time.Second)
+	rc.WaitAccepted(5, 10*time.Second)
 	if l.Received() == 0 {
 		t.Fatal("no notification received")
 	}
@@ -426,7 +422,7 @@ func TestDatabaseRestartMidDrain(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-ldone })
 	startEngine(t, st, engineOpts{cfg: relay.Config{BatchSize: 50, PollInterval: 200 * time.Millisecond}, wake: l.Wake(), listening: l.Connected})
 	insertSQL(t, st, "", "signup.created", 500, 100)
-	rc.waitAccepted(50, 20*time.Second)
+	rc.WaitAccepted(50, 20*time.Second)
 	if err := srv.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +438,7 @@ func TestDatabaseRestartMidDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	insertSQL(t, app, "", "after.restart", 100, 100)
-	got := rc.waitAccepted(600, 60*time.Second)
+	got := rc.WaitAccepted(600, 60*time.Second)
 	ids := map[string]bool{}
 	for _, r := range got {
 		ids[r.ID] = true
@@ -508,7 +504,7 @@ func TestEndpointRateLimit(t *testing.T) {
 	}
 	startEngine(t, st, engineOpts{})
 	insertSQL(t, st, "", "signup.created", 15, 15)
-	got := rc.waitAccepted(15, 20*time.Second)
+	got := rc.WaitAccepted(15, 20*time.Second)
 	// A burst of 5, then 5 per second: the last arrives at least ~2s after
 	// the first.
 	if span := got[14].At.Sub(got[0].At); span < 1800*time.Millisecond {
@@ -538,7 +534,7 @@ func TestPrefetchKeepsTheEndpointCap(t *testing.T) {
 	startEngine(t, st, engineOpts{metrics: m})
 	const n = 600
 	insertSQL(t, st, "", "signup.created", n, n)
-	rc.waitAccepted(n, 60*time.Second)
+	rc.WaitAccepted(n, 60*time.Second)
 	if p := peak.Load(); p > 3 {
 		t.Fatalf("%d requests in flight to an endpoint with max_in_flight 3", p)
 	}
@@ -572,7 +568,7 @@ func TestUnusableSecretWaitsNotSent(t *testing.T) {
 		m := relay.NewMetrics(nil)
 		e := startEngineStoppable(t, st, engineOpts{metrics: m})
 		insertSQL(t, st, "", "signup.created", 3, 3)
-		healthy.waitAccepted(3, 10*time.Second)
+		healthy.WaitAccepted(3, 10*time.Second)
 		eventually(t, 10*time.Second, "deliveries put back", func() bool { return counterValue(t, m.Deferred) == 3 })
 		e.stop()
 		var pending, attempts int
@@ -584,13 +580,13 @@ func TestUnusableSecretWaitsNotSent(t *testing.T) {
 		if pending != 3 || attempts != 0 || !strings.Contains(lastError, "cannot sign") {
 			t.Fatalf("secret %q: %d waiting, %d attempts counted, last error %q; want 3 waiting, 0 attempts, the reason", bad, pending, attempts, lastError)
 		}
-		if n := len(rc.accepted()); n != 0 {
+		if n := len(rc.Accepted()); n != 0 {
 			t.Fatalf("receiver got %d deliveries without a usable secret", n)
 		}
 		if _, err := st.Pool().Exec(ctx, `DELETE FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.deliveries WHERE endpoint_id = $1`, ep.ID); err != nil {
 			t.Fatal(err)
 		}
-		healthy.reset()
+		healthy.Reset()
 	}
 	// Fixed: the waiting deliveries go out when they are due.
 	insertSQL(t, st, "", "signup.created", 2, 2)
@@ -601,14 +597,14 @@ func TestUnusableSecretWaitsNotSent(t *testing.T) {
 	e := startEngineStoppable(t, st, engineOpts{metrics: m})
 	eventually(t, 10*time.Second, "deliveries put back", func() bool { return counterValue(t, m.Deferred) == 2 })
 	e.stop()
-	if _, err := st.Pool().Exec(ctx, `UPDATE `+endpoints+` SET secret = $2 WHERE id = $1`, ep.ID, rc.rawSecret); err != nil {
+	if _, err := st.Pool().Exec(ctx, `UPDATE `+endpoints+` SET secret = $2 WHERE id = $1`, ep.ID, rc.Secret); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.Pool().Exec(ctx, `UPDATE `+pgx.Identifier{st.Schema()}.Sanitize()+`.deliveries SET next_attempt_at = now() WHERE endpoint_id = $1`, ep.ID); err != nil {
 		t.Fatal(err)
 	}
 	startEngine(t, st, engineOpts{})
-	rc.waitAccepted(2, 10*time.Second)
+	rc.WaitAccepted(2, 10*time.Second)
 }
 
 // counterValue reads a counter.
@@ -648,8 +644,8 @@ func TestRefusedOutcomeFailsOnlyItself(t *testing.T) {
 	insertSQL(t, st, "", "poison", 3, 3)
 	insertSQL(t, st, "", "healthy", 200, 200)
 	eventually(t, 20*time.Second, "every delivery delivered", func() bool { return states(t, st)[outbox.StateDelivered] == 403 })
-	healthy.waitAccepted(400, time.Second)
-	if n := len(healthy.accepted()); n != 400 {
+	healthy.WaitAccepted(400, time.Second)
+	if n := len(healthy.Accepted()); n != 400 {
 		t.Fatalf("healthy endpoint got %d requests for 400 events: outcomes were lost and sent again", n)
 	}
 	var stripped int

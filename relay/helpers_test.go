@@ -2,14 +2,9 @@ package relay_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,147 +14,26 @@ import (
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/relay"
-	"github.com/hookrelay/hookrelay/relay/signature"
+	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
 
 // receipt is one verified request seen by a receiver.
-type receipt struct {
-	ID        string
-	Timestamp string
-	Type      string
-	Data      json.RawMessage
-	At        time.Time
-}
+type receipt = relaytest.Receipt
 
-// receiver is a real HTTP endpoint that verifies every signature the way a
-// customer would and records what it got.
-type receiver struct {
-	t         testing.TB
-	srv       *httptest.Server
-	secret    signature.Secret
-	rawSecret string
-	// respond decides the status (and may set headers); nil answers 204.
-	respond func(w http.ResponseWriter, n int, r receipt) int
-	// onRequest, if set before requests arrive, sees each request first.
-	onRequest func(r *http.Request)
-
-	mu      sync.Mutex
-	got     []receipt
-	bad     int
-	byID    map[string]int
-	changed chan struct{}
-	conns   atomic.Int64 // connections accepted
-}
-
-func newReceiver(t testing.TB, respond func(w http.ResponseWriter, n int, r receipt) int) *receiver {
+// newReceiver starts a verifying receiver (relaytest.Receiver); respond,
+// when not nil, decides each status from the request's arrival count for
+// its webhook-id and what arrived.
+func newReceiver(t testing.TB, respond func(w http.ResponseWriter, n int, r receipt) int) *relaytest.Receiver {
 	t.Helper()
-	raw, err := signature.GenerateSecret()
-	if err != nil {
-		t.Fatal(err)
+	rc := relaytest.NewReceiver(t)
+	if respond != nil {
+		rc.Respond = func(w http.ResponseWriter, _ *http.Request, got receipt) int { return respond(w, got.N, got) }
 	}
-	sec, err := signature.ParseSecret(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := &receiver{t: t, secret: sec, respond: respond, byID: map[string]int{}, changed: make(chan struct{}, 1)}
-	rc.srv = httptest.NewUnstartedServer(http.HandlerFunc(rc.serve))
-	rc.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			rc.conns.Add(1)
-		}
-	}
-	rc.srv.Start()
-	t.Cleanup(rc.srv.Close)
-	rc.rawSecret = raw
 	return rc
 }
 
-func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
-	if rc.onRequest != nil {
-		rc.onRequest(r)
-	}
-	body, _ := io.ReadAll(r.Body)
-	if err := signature.Verify(r.Header, body, rc.secret, 5*time.Minute, time.Now()); err != nil {
-		rc.mu.Lock()
-		rc.bad++
-		rc.mu.Unlock()
-		rc.t.Errorf("receiver: bad signature: %v", err)
-		w.WriteHeader(http.StatusBadRequest)
-		return
-	}
-	var b struct {
-		Type      string          `json:"type"`
-		Timestamp string          `json:"timestamp"`
-		Data      json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(body, &b); err != nil {
-		rc.t.Errorf("receiver: body is not JSON: %v", err)
-	}
-	rec := receipt{ID: r.Header.Get("webhook-id"), Timestamp: r.Header.Get("webhook-timestamp"), Type: b.Type, Data: b.Data, At: time.Now()}
-	rc.mu.Lock()
-	rc.byID[rec.ID]++
-	n := rc.byID[rec.ID]
-	rc.mu.Unlock()
-	status := http.StatusNoContent
-	if rc.respond != nil {
-		status = rc.respond(w, n, rec)
-	}
-	if status >= 200 && status < 300 {
-		rc.mu.Lock()
-		rc.got = append(rc.got, rec)
-		rc.mu.Unlock()
-	}
-	w.WriteHeader(status)
-	select {
-	case rc.changed <- struct{}{}:
-	default:
-	}
-}
-
-// reset forgets what the receiver got.
-func (rc *receiver) reset() {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	rc.got, rc.byID = nil, map[string]int{}
-}
-
-// accepted returns a copy of the accepted receipts.
-func (rc *receiver) accepted() []receipt {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return append([]receipt(nil), rc.got...)
-}
-
-// waitAccepted waits until at least n receipts were accepted.
-func (rc *receiver) waitAccepted(n int, timeout time.Duration) []receipt {
-	rc.t.Helper()
-	deadline := time.After(timeout)
-	for {
-		if got := rc.accepted(); len(got) >= n {
-			return got
-		}
-		select {
-		case <-rc.changed:
-		case <-deadline:
-			rc.t.Fatalf("receiver got %d accepted deliveries, want %d within %v", len(rc.accepted()), n, timeout)
-		}
-	}
-}
-
 // eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(timeout)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-	}
-}
+var eventually = relaytest.Eventually
 
 type engineOpts struct {
 	cfg       relay.Config
@@ -227,10 +101,10 @@ func startEngineStoppable(t testing.TB, st *outbox.Store, o engineOpts) runningE
 }
 
 // createEndpoint adds an endpoint for rc.
-func createEndpoint(t testing.TB, st *outbox.Store, rc *receiver, tenant string, types ...string) outbox.Endpoint {
+func createEndpoint(t testing.TB, st *outbox.Store, rc *relaytest.Receiver, tenant string, types ...string) outbox.Endpoint {
 	t.Helper()
 	ep, err := st.CreateEndpoint(context.Background(), outbox.EndpointInput{
-		Tenant: tenant, URL: rc.srv.URL + "/hook", EventTypes: types, Secret: rc.rawSecret,
+		Tenant: tenant, URL: rc.URL(), EventTypes: types, Secret: rc.Secret,
 	}, 0)
 	if err != nil {
 		t.Fatal(err)

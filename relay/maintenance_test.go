@@ -338,7 +338,7 @@ func TestDeliveryWithSealedSecrets(t *testing.T) {
 	if err := st.Pool().QueryRow(context.Background(), sqlq(st, `SELECT secret FROM {{s}}.endpoints WHERE id = $1`), ep.ID).Scan(&stored); err != nil {
 		t.Fatal(err)
 	}
-	raw := strings.TrimPrefix(rc.rawSecret, "whsec_")
+	raw := strings.TrimPrefix(rc.Secret, "whsec_")
 	if strings.Contains(stored, raw) || !strings.HasPrefix(stored, secretbox.Prefix+box.CurrentKeyID()+":") {
 		t.Fatalf("stored secret %q is not sealed with the box", stored)
 	}
@@ -347,7 +347,7 @@ func TestDeliveryWithSealedSecrets(t *testing.T) {
 	}
 	startEngine(t, st, engineOpts{})
 	insertSQL(t, st, "acme", "signup.created", 3, 3)
-	got := rc.waitAccepted(3, 20*time.Second)
+	got := rc.WaitAccepted(3, 20*time.Second)
 	if len(got) != 3 {
 		t.Errorf("accepted %d, want 3", len(got))
 	}

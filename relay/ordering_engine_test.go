@@ -112,6 +112,11 @@ func TestOrderingPerKeyUnderFailures(t *testing.T) {
 	var mu sync.Mutex
 	var headerErr error
 	rc := newReceiver(t, func(w http.ResponseWriter, n int, r receipt) int {
+		if h := r.Header.Get(relay.OrderingKeyHeader); h != relay.EncodeOrderingKey(mustKey(r.Data)) {
+			mu.Lock()
+			headerErr = fmt.Errorf("%s = %q for key %q", relay.OrderingKeyHeader, h, mustKey(r.Data))
+			mu.Unlock()
+		}
 		ev := oc.begin(r)
 		// The first attempt of every third event fails.
 		fail := ev.Seq%3 == 0 && n == 1
@@ -121,13 +126,6 @@ func TestOrderingPerKeyUnderFailures(t *testing.T) {
 		}
 		return http.StatusNoContent
 	})
-	rc.onRequest = func(r *http.Request) {
-		if h := r.Header.Get(relay.OrderingKeyHeader); h == "" {
-			mu.Lock()
-			headerErr = fmt.Errorf("request without %s", relay.OrderingKeyHeader)
-			mu.Unlock()
-		}
-	}
 	createEndpoint(t, st, rc, "")
 	startEngine(t, st, engineOpts{cfg: relay.Config{Policy: relay.Policy{Schedule: []time.Duration{10 * time.Millisecond}}}})
 	keys := []string{"a", "b", "c", "d"}
@@ -169,7 +167,7 @@ func TestOrderingBlockedKeyHoldsOnlyItself(t *testing.T) {
 		enqueueKeyed(t, st, "t", "free-"+strconv.Itoa(i), 0, 10)
 	}
 	enqueueKeyed(t, st, "t", "", 0, 50)
-	got := rc.waitAccepted(150, 30*time.Second)
+	got := rc.WaitAccepted(150, 30*time.Second)
 	for _, r := range got {
 		var ev keyedEvent
 		_ = json.Unmarshal(r.Data, &ev)
@@ -186,4 +184,11 @@ func TestOrderingBlockedKeyHoldsOnlyItself(t *testing.T) {
 	if waiting != 19 {
 		t.Fatalf("%d deliveries of the stuck key wait, want 19", waiting)
 	}
+}
+
+// mustKey is the "key" of a keyed test payload.
+func mustKey(data []byte) string {
+	var ev keyedEvent
+	_ = json.Unmarshal(data, &ev)
+	return ev.Key
 }

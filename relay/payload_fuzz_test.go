@@ -57,7 +57,7 @@ func FuzzPayloadThroughRelay(f *testing.F) {
 		}
 		var got receipt
 		eventually(t, 10*time.Second, "the payload's delivery", func() bool {
-			for _, r := range rc.accepted() {
+			for _, r := range rc.Accepted() {
 				if r.ID == res.WebhookID {
 					got = r
 					return true

@@ -4,44 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
+	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
 
-// runResult is one finished run of the binary.
-type runResult struct {
-	code           int
-	stdout, stderr string
-}
-
 // runBinary runs hookrelay with env and args and waits (at most 60s).
-func runBinary(t *testing.T, env []string, args ...string) runResult {
+func runBinary(t *testing.T, env []string, args ...string) relaytest.Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binPath, args...)
-	cmd.Env = env
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	res := runResult{stdout: out.String(), stderr: errOut.String()}
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exitErr) && ctx.Err() == nil:
-		res.code = exitErr.ExitCode()
-	default:
-		t.Fatalf("hookrelay %s: %v\nstderr:\n%s", strings.Join(args, " "), err, res.stderr)
-	}
-	return res
+	return relaytest.Run(t, binPath, env, args...)
 }
 
 // checksum fingerprints every table of the schema and the list of schemas
@@ -81,7 +57,7 @@ func TestFaultBadInput(t *testing.T) {
 	t.Parallel()
 	st := outboxtest.Store(t)
 	dbURL := outboxtest.Shared().URL()
-	rc := newReceiver(t)
+	rc := relaytest.NewReceiver(t)
 	addEndpoint(t, st, rc)
 	insertEvents(t, st, 25)
 	env := func(extra ...string) []string { return relayEnv(dbURL, st.Schema(), extra...) }
@@ -113,11 +89,11 @@ func TestFaultBadInput(t *testing.T) {
 			t.Run(c.name+"="+c.value, func(t *testing.T) {
 				for _, args := range [][]string{{"run"}, {"migrate"}} {
 					res := runBinary(t, env(c.name+"="+c.value), args...)
-					if res.code != 2 {
-						t.Errorf("%s: exit %d, want 2\nstderr:\n%s", args[0], res.code, res.stderr)
+					if res.Code != 2 {
+						t.Errorf("%s: exit %d, want 2\nstderr:\n%s", args[0], res.Code, res.Stderr)
 					}
-					if !strings.Contains(res.stderr, c.name) {
-						t.Errorf("%s: stderr does not name %s:\n%s", args[0], c.name, res.stderr)
+					if !strings.Contains(res.Stderr, c.name) {
+						t.Errorf("%s: stderr does not name %s:\n%s", args[0], c.name, res.Stderr)
 					}
 				}
 				unchanged(t, c.name+"="+c.value)
@@ -137,11 +113,11 @@ func TestFaultBadInput(t *testing.T) {
 		} {
 			t.Run(u, func(t *testing.T) {
 				res := runBinary(t, env(), "endpoints", "create", "--url", u, "--output", "json")
-				if res.code != 2 {
-					t.Errorf("exit %d, want 2\nstdout:\n%s\nstderr:\n%s", res.code, res.stdout, res.stderr)
+				if res.Code != 2 {
+					t.Errorf("exit %d, want 2\nstdout:\n%s\nstderr:\n%s", res.Code, res.Stdout, res.Stderr)
 				}
-				if !strings.Contains(strings.ToLower(res.stderr), "url") {
-					t.Errorf("stderr does not name url:\n%s", res.stderr)
+				if !strings.Contains(strings.ToLower(res.Stderr), "url") {
+					t.Errorf("stderr does not name url:\n%s", res.Stderr)
 				}
 				unchanged(t, "endpoints create --url "+u)
 			})
@@ -214,11 +190,11 @@ func TestFaultBadInput(t *testing.T) {
 		before = checksum(t, st)
 		for _, args := range [][]string{{"run"}, {"migrate"}} {
 			res := runBinary(t, env("HOOKRELAY_LISTEN_ADDR="+freeAddr(t)), args...)
-			if res.code != 1 {
-				t.Errorf("%s: exit %d, want 1\nstderr:\n%s", args[0], res.code, tail(res.stderr, 2000))
+			if res.Code != 1 {
+				t.Errorf("%s: exit %d, want 1\nstderr:\n%s", args[0], res.Code, tail(res.Stderr, 2000))
 			}
-			if !strings.Contains(res.stderr, "9999") || !strings.Contains(res.stderr, "upgrade hookrelay") {
-				t.Errorf("%s: stderr does not explain the too-new schema:\n%s", args[0], tail(res.stderr, 2000))
+			if !strings.Contains(res.Stderr, "9999") || !strings.Contains(res.Stderr, "upgrade hookrelay") {
+				t.Errorf("%s: stderr does not explain the too-new schema:\n%s", args[0], tail(res.Stderr, 2000))
 			}
 			unchanged(t, args[0]+" against a newer schema")
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
+	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
 
 const drainEvents = 10_000
@@ -24,16 +25,16 @@ const crashDuplicates = 2 * maxInFlight
 func TestFaultKill9ThreeTimes(t *testing.T) {
 	t.Parallel()
 	st := outboxtest.Store(t)
-	rc := newReceiver(t)
+	rc := relaytest.NewReceiver(t)
 	ep := addEndpoint(t, st, rc)
 	env := relayEnv(outboxtest.Shared().URL(), st.Schema())
 	insertEvents(t, st, drainEvents)
 	start := time.Now()
 	p := startRelay(t, env)
 	for i, at := range []int{drainEvents / 4, drainEvents / 2, drainEvents * 3 / 4} {
-		eventually(t, 90*time.Second, fmt.Sprintf("%d events received", at), func() bool { return rc.unique() >= at })
+		eventually(t, 90*time.Second, fmt.Sprintf("%d events received", at), func() bool { return rc.Unique() >= at })
 		p.kill()
-		t.Logf("kill %d: SIGKILL at %d distinct events received", i+1, rc.unique())
+		t.Logf("kill %d: SIGKILL at %d distinct events received", i+1, rc.Unique())
 		p = startRelay(t, env)
 	}
 	waitDelivered(t, st, drainEvents, 1, 90*time.Second)
@@ -49,18 +50,18 @@ func TestFaultPostgresRestart(t *testing.T) {
 	t.Parallel()
 	srv := ownServer(t)
 	st := migratedStore(t, srv.URL(), "fault_pgrestart")
-	rc := newReceiver(t)
+	rc := relaytest.NewReceiver(t)
 	ep := addEndpoint(t, st, rc)
 	insertEvents(t, st, drainEvents)
 	start := time.Now()
 	p := startRelay(t, relayEnv(srv.URL(), st.Schema()))
-	eventually(t, 90*time.Second, "a third received", func() bool { return rc.unique() >= drainEvents/3 })
+	eventually(t, 90*time.Second, "a third received", func() bool { return rc.Unique() >= drainEvents/3 })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := srv.Restart(ctx); err != nil {
 		t.Fatalf("restart PostgreSQL: %v", err)
 	}
-	t.Logf("PostgreSQL restarted at %d distinct events received", rc.unique())
+	t.Logf("PostgreSQL restarted at %d distinct events received", rc.Unique())
 	waitDelivered(t, st, drainEvents, 1, 90*time.Second)
 	eventually(t, 30*time.Second, "ready again", func() bool { return p.ready() == http.StatusOK })
 	if p.exited() {
@@ -83,17 +84,17 @@ func TestFaultDatabaseConnectionsCut(t *testing.T) {
 	st := outboxtest.Store(t)
 	dbURL := outboxtest.Shared().URL()
 	px := newProxy(t, hostPort(t, dbURL))
-	rc := newReceiver(t)
+	rc := relaytest.NewReceiver(t)
 	ep := addEndpoint(t, st, rc)
 	insertEvents(t, st, drainEvents)
 	start := time.Now()
 	p := startRelay(t, relayEnv(viaProxy(t, dbURL, px.addr()), st.Schema()))
-	eventually(t, 90*time.Second, "a third received", func() bool { return rc.unique() >= drainEvents/3 })
+	eventually(t, 90*time.Second, "a third received", func() bool { return rc.Unique() >= drainEvents/3 })
 
 	px.setRefuse(true)
 	n := px.cut()
 	cutAt := time.Now()
-	t.Logf("cut %d proxied connections at %d distinct events received", n, rc.unique())
+	t.Logf("cut %d proxied connections at %d distinct events received", n, rc.Unique())
 	eventually(t, 20*time.Second, "readiness 503", func() bool { return p.ready() == http.StatusServiceUnavailable })
 	t.Logf("readiness 503 after %v", time.Since(cutAt).Round(time.Millisecond))
 	// Keep the database unreachable for a few seconds; readiness must stay
@@ -130,21 +131,21 @@ func TestFaultReceiverDown(t *testing.T) {
 	t.Parallel()
 	const events = 1000
 	st := outboxtest.Store(t)
-	rc := newReceiver(t)
+	rc := relaytest.NewReceiver(t)
 	ep := addEndpoint(t, st, rc)
 	// A longer tail than the suite's schedule, so that no delivery is dead
 	// after a 10 s outage whatever the jitter.
 	schedule := []time.Duration{200 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 10 * time.Second}
 	start := time.Now()
 	startRelay(t, relayEnv(outboxtest.Shared().URL(), st.Schema(), "HOOKRELAY_RETRY_SCHEDULE=200ms,500ms,1s,2s,5s,10s,10s"))
-	rc.down()
+	rc.Down()
 	downAt := time.Now()
 	insertEvents(t, st, events)
 	refused := `SELECT count(*) FROM ` + qualified(st, "attempts") + ` WHERE error_class = 'connection_refused'`
 	eventually(t, 30*time.Second, "10s of refused connections", func() bool {
 		return time.Since(downAt) >= 10*time.Second && count(st, refused) > 0
 	})
-	rc.up()
+	rc.Up()
 	t.Logf("receiver down for %v", time.Since(downAt).Round(time.Millisecond))
 	waitDelivered(t, st, events, 1, 60*time.Second)
 	f := verify(t, st, ep, rc)
@@ -217,12 +218,12 @@ func TestFaultSlowEndpointIsolation(t *testing.T) {
 	const events = 2000
 	run := func(t *testing.T, withSlow bool) time.Duration {
 		st := outboxtest.Store(t)
-		fast := newReceiver(t)
+		fast := relaytest.NewReceiver(t)
 		epB := addEndpoint(t, st, fast)
 		var epA string
 		if withSlow {
-			slow := newReceiver(t)
-			slow.hang = true
+			slow := relaytest.NewReceiver(t)
+			slow.Hang = true
 			epA = addEndpoint(t, st, slow)
 		}
 		// Each endpoint may use half the global slots, so A cannot take
@@ -233,14 +234,14 @@ func TestFaultSlowEndpointIsolation(t *testing.T) {
 			fmt.Sprintf("HOOKRELAY_ENDPOINT_MAX_IN_FLIGHT=%d", maxInFlight/2), "HOOKRELAY_POLL_INTERVAL=50ms"))
 		start := time.Now()
 		insertEvents(t, st, events)
-		eventually(t, 90*time.Second, "B received everything", func() bool { return fast.unique() >= events })
+		eventually(t, 90*time.Second, "B received everything", func() bool { return fast.Unique() >= events })
 		if withSlow {
 			attemptsA := `SELECT count(*) FROM ` + qualified(st, "attempts") + ` WHERE endpoint_id = $1`
 			if n := count(st, attemptsA, epA); n != 0 {
 				t.Errorf("B finished only after %d of A's requests had timed out (%s each): B waited for A", n, requestTimeout)
 			}
 		}
-		_, _, _, last := fast.stats()
+		_, _, _, last := fast.Stats()
 		d := last.Sub(start)
 		q := `SELECT count(*) FROM ` + qualified(st, "deliveries") + ` WHERE state = 'delivered' AND endpoint_id = $1`
 		eventually(t, 30*time.Second, "B's deliveries recorded", func() bool { return count(st, q, epB) == events })
@@ -269,15 +270,15 @@ func TestFaultSlowEndpointIsolation(t *testing.T) {
 func TestFaultReplicaKilled(t *testing.T) {
 	t.Parallel()
 	st := outboxtest.Store(t)
-	rc := newReceiver(t)
+	rc := relaytest.NewReceiver(t)
 	ep := addEndpoint(t, st, rc)
 	env := relayEnv(outboxtest.Shared().URL(), st.Schema())
 	insertEvents(t, st, drainEvents)
 	start := time.Now()
 	replicas := []*relayProc{startRelay(t, env), startRelay(t, env), startRelay(t, env)}
-	eventually(t, 90*time.Second, "a third received", func() bool { return rc.unique() >= drainEvents/3 })
+	eventually(t, 90*time.Second, "a third received", func() bool { return rc.Unique() >= drainEvents/3 })
 	replicas[1].kill()
-	t.Logf("replica 2 of 3 killed at %d distinct events received", rc.unique())
+	t.Logf("replica 2 of 3 killed at %d distinct events received", rc.Unique())
 	waitDelivered(t, st, drainEvents, 1, 90*time.Second)
 	for i, p := range replicas {
 		if i != 1 && p.exited() {
@@ -297,14 +298,14 @@ func TestFaultReplicaKilled(t *testing.T) {
 func TestFaultSigtermDuringDrain(t *testing.T) {
 	t.Parallel()
 	st := outboxtest.Store(t)
-	rc := newReceiver(t)
-	rc.delay = 20 * time.Millisecond // keeps work in flight
+	rc := relaytest.NewReceiver(t)
+	rc.Delay = 20 * time.Millisecond // keeps work in flight
 	ep := addEndpoint(t, st, rc)
 	env := relayEnv(outboxtest.Shared().URL(), st.Schema())
 	insertEvents(t, st, drainEvents)
 	start := time.Now()
 	p := startRelay(t, env)
-	eventually(t, 90*time.Second, "a third received", func() bool { return rc.unique() >= drainEvents/3 })
+	eventually(t, 90*time.Second, "a third received", func() bool { return rc.Unique() >= drainEvents/3 })
 	inFlight := `SELECT count(*) FROM ` + qualified(st, "deliveries") + ` WHERE state = 'in_flight'`
 	before := count(st, inFlight)
 	p.signal(syscall.SIGTERM)
@@ -318,7 +319,7 @@ func TestFaultSigtermDuringDrain(t *testing.T) {
 		t.Errorf("exit code %d after SIGTERM, want 0", code)
 	}
 	left := count(st, inFlight)
-	t.Logf("SIGTERM with %d deliveries in flight at %d distinct received: exit %d after %v, %d leases left", before, rc.unique(), code, took.Round(time.Millisecond), left)
+	t.Logf("SIGTERM with %d deliveries in flight at %d distinct received: exit %d after %v, %d leases left", before, rc.Unique(), code, took.Round(time.Millisecond), left)
 	if left != 0 {
 		t.Errorf("%d deliveries still in_flight after a graceful exit", left)
 	}

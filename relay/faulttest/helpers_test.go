@@ -1,7 +1,6 @@
 package faulttest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,7 +22,7 @@ import (
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/hookrelay/hookrelay/outbox/pgcluster"
-	"github.com/hookrelay/hookrelay/relay/signature"
+	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
 
 // Relay settings shared by the cases. The lease must exceed
@@ -49,31 +47,18 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	binPath = filepath.Join(dir, "hookrelay")
-	build := exec.Command("go", "build", "-o", binPath, "github.com/hookrelay/hookrelay/cmd/hookrelay")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "faulttest: build hookrelay:", err)
+	if binPath, err = relaytest.BuildBinary(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "faulttest:", err)
 		return 1
 	}
 	return outboxtest.Main(m)
 }
 
-// eventually polls cond every 25ms until it holds or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(25 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-	}
-}
+// eventually polls cond until it holds or timeout passes.
+var eventually = relaytest.Eventually
+
+// tail is the end of a process's output, for failure messages.
+var tail = relaytest.Tail
 
 // freeAddr returns a loopback address with a port that was free a moment
 // ago.
@@ -92,24 +77,6 @@ func freeAddr(t testing.TB) string {
 
 // ---------------------------------------------------------------------------
 // The relay process.
-
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // relayEnv is the environment of one relay: a clean base, the database and
 // schema, the suite's settings, then extra NAME=value pairs (later values
@@ -138,7 +105,7 @@ type relayProc struct {
 	t    testing.TB
 	cmd  *exec.Cmd
 	base string // http://host:port
-	logs *syncBuffer
+	logs *relaytest.SyncBuffer
 	done chan struct{} // closed when the process has exited and been reaped
 	code int           // exit code; read after done
 }
@@ -151,7 +118,7 @@ func startRelay(t testing.TB, env []string) *relayProc {
 	addr := freeAddr(t)
 	cmd := exec.Command(binPath, "run")
 	cmd.Env = append(append([]string(nil), env...), "HOOKRELAY_LISTEN_ADDR="+addr)
-	p := &relayProc{t: t, cmd: cmd, base: "http://" + addr, logs: &syncBuffer{}, done: make(chan struct{})}
+	p := &relayProc{t: t, cmd: cmd, base: "http://" + addr, logs: &relaytest.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start hookrelay: %v", err)
@@ -183,13 +150,6 @@ func startRelay(t testing.TB, env []string) *relayProc {
 		return p.ready() == http.StatusOK
 	})
 	return p
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "..." + s[len(s)-n:]
 }
 
 // ready returns the status of GET /readyz (0 when the request failed).
@@ -244,164 +204,6 @@ func (p *relayProc) wait(timeout time.Duration) (int, bool) {
 }
 
 // ---------------------------------------------------------------------------
-// Receivers.
-
-// receiver is a webhook endpoint that verifies every request's signature
-// the way a customer would and counts deliveries per webhook-id. It can be
-// taken down (connection refused) and brought back on the same address.
-type receiver struct {
-	t      testing.TB
-	secret signature.Secret
-	raw    string
-	// hang makes every request wait until the client gives up or the test
-	// ends (a receiver that never answers in time).
-	hang bool
-	// delay is added to every request (via a timer, not a sleep).
-	delay time.Duration
-	// keep stores the last verified body per webhook-id (see body).
-	keep bool
-
-	stop chan struct{} // closed when the test ends
-
-	mu       sync.Mutex
-	addr     string
-	srv      *http.Server
-	byID     map[string]int
-	bodies   map[string][]byte
-	requests int
-	bad      int
-	lastNew  time.Time // when the last not-seen-before id arrived
-}
-
-// newReceiver starts a receiver on a fresh loopback port.
-func newReceiver(t testing.TB) *receiver {
-	t.Helper()
-	raw, err := signature.GenerateSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sec, err := signature.ParseSecret(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := &receiver{t: t, secret: sec, raw: raw, byID: map[string]int{}, bodies: map[string][]byte{}, stop: make(chan struct{})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc.addr = ln.Addr().String()
-	rc.serve(ln)
-	t.Cleanup(func() {
-		close(rc.stop)
-		rc.down()
-	})
-	return rc
-}
-
-func (rc *receiver) serve(ln net.Listener) {
-	srv := &http.Server{Handler: http.HandlerFunc(rc.handle), ReadHeaderTimeout: 10 * time.Second}
-	rc.mu.Lock()
-	rc.srv = srv
-	rc.mu.Unlock()
-	go func() { _ = srv.Serve(ln) }()
-}
-
-// down closes the listener and every connection: new connections are
-// refused until up.
-func (rc *receiver) down() {
-	rc.mu.Lock()
-	srv := rc.srv
-	rc.srv = nil
-	rc.mu.Unlock()
-	if srv != nil {
-		_ = srv.Close()
-	}
-}
-
-// up listens again on the same address.
-func (rc *receiver) up() {
-	rc.t.Helper()
-	ln, err := net.Listen("tcp", rc.addr)
-	if err != nil {
-		rc.t.Fatalf("receiver: listen again on %s: %v", rc.addr, err)
-	}
-	rc.serve(ln)
-}
-
-// url is the endpoint URL of the receiver.
-func (rc *receiver) url() string { return "http://" + rc.addr + "/hook" }
-
-func (rc *receiver) handle(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return
-	}
-	if rc.hang {
-		select {
-		case <-r.Context().Done():
-		case <-rc.stop:
-		}
-		return
-	}
-	if rc.delay > 0 {
-		timer := time.NewTimer(rc.delay)
-		select {
-		case <-timer.C:
-		case <-r.Context().Done():
-		case <-rc.stop:
-		}
-		timer.Stop()
-	}
-	if err := signature.Verify(r.Header, body, rc.secret, 5*time.Minute, time.Now()); err != nil {
-		rc.mu.Lock()
-		rc.bad++
-		rc.mu.Unlock()
-		rc.t.Errorf("receiver: bad signature: %v", err)
-		w.WriteHeader(http.StatusBadRequest)
-		return
-	}
-	id := r.Header.Get("webhook-id")
-	rc.mu.Lock()
-	rc.requests++
-	rc.byID[id]++
-	if rc.keep {
-		rc.bodies[id] = body
-	}
-	if rc.byID[id] == 1 {
-		rc.lastNew = time.Now()
-	}
-	rc.mu.Unlock()
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// stats returns the number of distinct ids received, the duplicate count
-// (requests beyond the first per id), the signature failures and when the
-// last new id arrived.
-func (rc *receiver) stats() (unique, dups, bad int, lastNew time.Time) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return len(rc.byID), rc.requests - len(rc.byID), rc.bad, rc.lastNew
-}
-
-func (rc *receiver) unique() int {
-	u, _, _, _ := rc.stats()
-	return u
-}
-
-// body returns the last verified body received with webhook-id id.
-func (rc *receiver) body(id string) []byte {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return rc.bodies[id]
-}
-
-func (rc *receiver) has(id string) bool {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return rc.byID[id] > 0
-}
-
-// ---------------------------------------------------------------------------
 // Database helpers.
 
 // migratedStore opens a pool on dbURL (closed when the test ends) and
@@ -447,9 +249,9 @@ func qualified(st *outbox.Store, table string) string {
 }
 
 // addEndpoint subscribes rc to every event of tenant "".
-func addEndpoint(t testing.TB, st *outbox.Store, rc *receiver) string {
+func addEndpoint(t testing.TB, st *outbox.Store, rc *relaytest.Receiver) string {
 	t.Helper()
-	ep, err := st.CreateEndpoint(context.Background(), outbox.EndpointInput{URL: rc.url(), Secret: rc.raw}, 0)
+	ep, err := st.CreateEndpoint(context.Background(), outbox.EndpointInput{URL: rc.URL(), Secret: rc.Secret}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,7 +300,7 @@ type figures struct {
 // tenant) has a delivered delivery to the receiver's endpoint and that the
 // receiver got its webhook-id, and that no signature failed. It returns the
 // figures.
-func verify(t testing.TB, st *outbox.Store, endpointID string, rc *receiver) figures {
+func verify(t testing.TB, st *outbox.Store, endpointID string, rc *relaytest.Receiver) figures {
 	t.Helper()
 	rows, err := st.Pool().Query(context.Background(), `SELECT 'msg_' || replace(o.uid::text, '-', ''), coalesce(d.state, '<none>')
 		FROM `+qualified(st, "outbox")+` o
@@ -519,14 +321,14 @@ func verify(t testing.TB, st *outbox.Store, endpointID string, rc *receiver) fig
 	}
 	var missing []string
 	for _, r := range all {
-		if r.state != outbox.StateDelivered || !rc.has(r.id) {
-			missing = append(missing, fmt.Sprintf("%s (state %s, received %v)", r.id, r.state, rc.has(r.id)))
+		if r.state != outbox.StateDelivered || !rc.Has(r.id) {
+			missing = append(missing, fmt.Sprintf("%s (state %s, received %v)", r.id, r.state, rc.Has(r.id)))
 		}
 	}
 	if len(missing) > 0 {
 		t.Errorf("%d of %d events missing, e.g. %s", len(missing), len(all), strings.Join(missing[:min(5, len(missing))], ", "))
 	}
-	unique, dups, bad, _ := rc.stats()
+	unique, dups, bad, _ := rc.Stats()
 	if unique != len(all) {
 		t.Errorf("receiver saw %d distinct webhook ids, the outbox holds %d events", unique, len(all))
 	}

@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -15,7 +13,7 @@ import (
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/hookrelay/hookrelay/relay"
-	"github.com/hookrelay/hookrelay/relay/signature"
+	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
 
 // keyedReceiver checks the ordering guarantee from the receiver's side:
@@ -23,11 +21,7 @@ import (
 // have all been answered with a 2xx already. It fails a share of requests
 // (503, or no answer until the relay times out).
 type keyedReceiver struct {
-	t      testing.TB
-	secret signature.Secret
-	raw    string
-	srv    *httptest.Server
-	stop   chan struct{}
+	*relaytest.Receiver
 
 	mu         sync.Mutex
 	failRate   float64
@@ -40,55 +34,25 @@ type keyedReceiver struct {
 
 func newKeyedReceiver(t testing.TB, failRate, hangRate float64) *keyedReceiver {
 	t.Helper()
-	raw, err := signature.GenerateSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sec, err := signature.ParseSecret(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := &keyedReceiver{t: t, secret: sec, raw: raw, stop: make(chan struct{}), failRate: failRate, hangRate: hangRate,
+	k := &keyedReceiver{Receiver: relaytest.NewReceiver(t), failRate: failRate, hangRate: hangRate,
 		acked: map[string]map[int]bool{}, firstOrder: map[string][]int{}}
-	k.srv = httptest.NewServer(http.HandlerFunc(k.handle))
-	t.Cleanup(func() {
-		close(k.stop)
-		k.srv.CloseClientConnections()
-		k.srv.Close()
-	})
+	k.Respond = k.respond
 	return k
 }
 
-func (k *keyedReceiver) setFailures(fail, hang float64) {
-	k.mu.Lock()
-	k.failRate, k.hangRate = fail, hang
-	k.mu.Unlock()
-}
-
-func (k *keyedReceiver) handle(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return
+// respond checks a verified request against the guarantee and answers it.
+func (k *keyedReceiver) respond(w http.ResponseWriter, r *http.Request, got relaytest.Receipt) int {
+	var ev struct {
+		Key string `json:"key"`
+		Seq int    `json:"seq"`
 	}
-	if err := signature.Verify(r.Header, body, k.secret, 5*time.Minute, time.Now()); err != nil {
-		k.t.Errorf("bad signature: %v", err)
-		w.WriteHeader(http.StatusBadRequest)
-		return
+	if err := json.Unmarshal(got.Data, &ev); err != nil {
+		return http.StatusBadRequest
 	}
-	var b struct {
-		Data struct {
-			Key string `json:"key"`
-			Seq int    `json:"seq"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(body, &b); err != nil {
-		k.t.Errorf("body: %v", err)
-		return
-	}
-	key, seq := b.Data.Key, b.Data.Seq
+	key, seq := ev.Key, ev.Seq
 	k.mu.Lock()
 	k.requests++
-	if h := r.Header.Get(relay.OrderingKeyHeader); h != relay.EncodeOrderingKey(key) {
+	if h := got.Header.Get(relay.OrderingKeyHeader); h != relay.EncodeOrderingKey(key) {
 		k.violations = append(k.violations, fmt.Sprintf("key %s: header %s = %q", key, relay.OrderingKeyHeader, h))
 	}
 	for before := range seq {
@@ -102,14 +66,10 @@ func (k *keyedReceiver) handle(w http.ResponseWriter, r *http.Request) {
 	k.mu.Unlock()
 	switch {
 	case hang:
-		select {
-		case <-r.Context().Done():
-		case <-k.stop:
-		}
-		return
+		<-r.Context().Done() // the relay times out; the server closes at the end of the test
+		return http.StatusGatewayTimeout
 	case fail:
-		w.WriteHeader(http.StatusServiceUnavailable)
-		return
+		return http.StatusServiceUnavailable
 	}
 	k.mu.Lock()
 	if k.acked[key] == nil {
@@ -120,7 +80,7 @@ func (k *keyedReceiver) handle(w http.ResponseWriter, r *http.Request) {
 		k.firstOrder[key] = append(k.firstOrder[key], seq)
 	}
 	k.mu.Unlock()
-	w.WriteHeader(http.StatusNoContent)
+	return http.StatusNoContent
 }
 
 // TestFaultOrderingKeys runs two relays on keyed events while the receiver
@@ -133,7 +93,7 @@ func TestFaultOrderingKeys(t *testing.T) {
 	ctx := context.Background()
 	st := outboxtest.Store(t)
 	rc := newKeyedReceiver(t, 0.1, 0.02)
-	ep, err := st.CreateEndpoint(ctx, outbox.EndpointInput{URL: rc.srv.URL + "/hook", Secret: rc.raw}, 0)
+	ep, err := st.CreateEndpoint(ctx, outbox.EndpointInput{URL: rc.URL(), Secret: rc.Secret}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

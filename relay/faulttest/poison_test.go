@@ -19,6 +19,7 @@ import (
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/hookrelay/hookrelay/outbox/secretbox"
+	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
 
 // The poison cases: ordinary content that once stopped delivery for every
@@ -60,14 +61,12 @@ func TestFaultPayloadsArriveAsWritten(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := outboxtest.Store(t)
-	rc := newReceiver(t)
-	rc.keep = true
-	if _, err := st.CreateEndpoint(ctx, outbox.EndpointInput{Tenant: "acme", URL: rc.url(), Secret: rc.raw}, 0); err != nil {
+	rc := relaytest.NewReceiver(t)
+	if _, err := st.CreateEndpoint(ctx, outbox.EndpointInput{Tenant: "acme", URL: rc.URL(), Secret: rc.Secret}, 0); err != nil {
 		t.Fatal(err)
 	}
-	ops := newReceiver(t)
-	ops.keep = true
-	if _, err := st.CreateEndpoint(ctx, outbox.EndpointInput{Tenant: "hookrelay", URL: ops.url(), Secret: ops.raw,
+	ops := relaytest.NewReceiver(t)
+	if _, err := st.CreateEndpoint(ctx, outbox.EndpointInput{Tenant: "hookrelay", URL: ops.URL(), Secret: ops.Secret,
 		EventTypes: []string{"hookrelay.delivery.dead"}}, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +74,7 @@ func TestFaultPayloadsArriveAsWritten(t *testing.T) {
 	// (`Post "http://...": dial tcp ...: connection refused`) has quotes.
 	refused := freeAddr(t)
 	if _, err := st.CreateEndpoint(ctx, outbox.EndpointInput{Tenant: "dead", URL: "http://" + refused + "/hook",
-		Secret: rc.raw}, 0); err != nil {
+		Secret: rc.Secret}, 0); err != nil {
 		t.Fatal(err)
 	}
 	startRelay(t, relayEnv(outboxtest.Shared().URL(), st.Schema(), "HOOKRELAY_RETRY_SCHEDULE=100ms"))
@@ -104,14 +103,14 @@ func TestFaultPayloadsArriveAsWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	eventually(t, 30*time.Second, "every payload received", func() bool { return rc.unique() >= len(written) })
+	eventually(t, 30*time.Second, "every payload received", func() bool { return rc.Unique() >= len(written) })
 	for id, p := range written {
 		var webhookID, stored string
 		if err := st.Pool().QueryRow(ctx, `SELECT 'msg_' || replace(uid::text, '-', ''), payload::text FROM `+qualified(st, "outbox")+
 			` WHERE id = $1`, id).Scan(&webhookID, &stored); err != nil {
 			t.Fatal(err)
 		}
-		data := dataOf(t, rc.body(webhookID))
+		data := dataOf(t, rc.Body(webhookID))
 		if string(data) != stored {
 			t.Errorf("event %d: receiver got data %q, PostgreSQL stores %q", id, data, stored)
 		}
@@ -119,13 +118,8 @@ func TestFaultPayloadsArriveAsWritten(t *testing.T) {
 			t.Errorf("event %d: receiver got %s, the application wrote %s", id, data, p)
 		}
 	}
-	eventually(t, 30*time.Second, "the dead delivery's operational event", func() bool { return ops.unique() >= 1 })
-	var body []byte
-	ops.mu.Lock()
-	for _, b := range ops.bodies {
-		body = b
-	}
-	ops.mu.Unlock()
+	eventually(t, 30*time.Second, "the dead delivery's operational event", func() bool { return ops.Unique() >= 1 })
+	body := ops.Accepted()[0].Body
 	var dead struct {
 		LastError string `json:"last_error"`
 	}
@@ -135,7 +129,7 @@ func TestFaultPayloadsArriveAsWritten(t *testing.T) {
 	if !strings.Contains(dead.LastError, `"`) || !strings.Contains(dead.LastError, refused) {
 		t.Errorf("hookrelay.delivery.dead last_error %q: want the refused endpoint's error, quotes included", dead.LastError)
 	}
-	_, dups, bad, _ := rc.stats()
+	_, dups, bad, _ := rc.Stats()
 	if dups != 0 || bad != 0 {
 		t.Errorf("%d duplicates, %d bad signatures", dups, bad)
 	}
@@ -229,8 +223,8 @@ func TestFaultHostileReceivers(t *testing.T) {
 	run := func(t *testing.T, withHostile bool) time.Duration {
 		ctx := context.Background()
 		st := outboxtest.Store(t)
-		healthy := newReceiver(t)
-		hep, err := st.CreateEndpoint(ctx, outbox.EndpointInput{Tenant: "healthy", URL: healthy.url(), Secret: healthy.raw}, 0)
+		healthy := relaytest.NewReceiver(t)
+		hep, err := st.CreateEndpoint(ctx, outbox.EndpointInput{Tenant: "healthy", URL: healthy.URL(), Secret: healthy.Secret}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,7 +232,7 @@ func TestFaultHostileReceivers(t *testing.T) {
 		if withHostile {
 			for _, k := range kinds {
 				x := newHostile(t, k.name, k.handle)
-				if _, err := st.CreateEndpoint(ctx, outbox.EndpointInput{Tenant: "hostile", URL: x.srv.URL + "/hook", Secret: healthy.raw}, 0); err != nil {
+				if _, err := st.CreateEndpoint(ctx, outbox.EndpointInput{Tenant: "hostile", URL: x.srv.URL + "/hook", Secret: healthy.Secret}, 0); err != nil {
 					t.Fatal(err)
 				}
 				hostiles = append(hostiles, x)
@@ -257,8 +251,8 @@ func TestFaultHostileReceivers(t *testing.T) {
 			SELECT 'fault.test', 'healthy', jsonb_build_object('n', g, 'pad', repeat('x', 64)) FROM generate_series(1, $1) g`, events); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 90*time.Second, "the healthy endpoint received everything", func() bool { return healthy.unique() >= events })
-		_, _, _, last := healthy.stats()
+		eventually(t, 90*time.Second, "the healthy endpoint received everything", func() bool { return healthy.Unique() >= events })
+		_, _, _, last := healthy.Stats()
 		d := last.Sub(start)
 		if withHostile && d >= requestTimeout {
 			t.Errorf("the healthy endpoint drained in %v, longer than the hostile requests' timeout (%v): it waited for them", d, requestTimeout)
@@ -342,12 +336,12 @@ func TestFaultSealedSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.SetSecretCodec(box)
-	good, tampered := newReceiver(t), newReceiver(t)
-	goodEP, err := st.CreateEndpoint(ctx, outbox.EndpointInput{Tenant: "acme", URL: good.url(), Secret: good.raw}, 0)
+	good, tampered := relaytest.NewReceiver(t), relaytest.NewReceiver(t)
+	goodEP, err := st.CreateEndpoint(ctx, outbox.EndpointInput{Tenant: "acme", URL: good.URL(), Secret: good.Secret}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	badEP, err := st.CreateEndpoint(ctx, outbox.EndpointInput{Tenant: "globex", URL: tampered.url(), Secret: tampered.raw}, 0)
+	badEP, err := st.CreateEndpoint(ctx, outbox.EndpointInput{Tenant: "globex", URL: tampered.URL(), Secret: tampered.Secret}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,11 +355,11 @@ func TestFaultSealedSecrets(t *testing.T) {
 		"wrong_key": {"HOOKRELAY_SECRET_KEY=" + newKey(t)},
 	} {
 		res := runBinary(t, env(extra...), "run")
-		if res.code != 2 || !strings.Contains(res.stderr, "HOOKRELAY_SECRET_KEY") || !strings.Contains(res.stderr, "sealed") {
-			t.Errorf("%s: exit %d, want 2 with a message naming HOOKRELAY_SECRET_KEY and the sealed secrets:\n%s", name, res.code, tail(res.stderr, 2000))
+		if res.Code != 2 || !strings.Contains(res.Stderr, "HOOKRELAY_SECRET_KEY") || !strings.Contains(res.Stderr, "sealed") {
+			t.Errorf("%s: exit %d, want 2 with a message naming HOOKRELAY_SECRET_KEY and the sealed secrets:\n%s", name, res.Code, tail(res.Stderr, 2000))
 		}
-		if strings.Contains(res.stderr, "plain text") {
-			t.Errorf("%s: says secrets are in plain text, but they are sealed:\n%s", name, tail(res.stderr, 2000))
+		if strings.Contains(res.Stderr, "plain text") {
+			t.Errorf("%s: says secrets are in plain text, but they are sealed:\n%s", name, tail(res.Stderr, 2000))
 		}
 		if after := checksum(t, st); after != before {
 			t.Errorf("%s: the refused start changed the database", name)
@@ -385,11 +379,11 @@ func TestFaultSealedSecrets(t *testing.T) {
 			}
 		}
 	}
-	eventually(t, 30*time.Second, "acme's deliveries", func() bool { return good.unique() >= 20 })
+	eventually(t, 30*time.Second, "acme's deliveries", func() bool { return good.Unique() >= 20 })
 	waiting := `SELECT count(*) FROM ` + qualified(st, "deliveries") + ` WHERE endpoint_id = $1 AND state = 'pending'
 		AND attempts = 0 AND next_attempt_at > now() AND last_error LIKE 'cannot sign:%'`
 	eventually(t, 30*time.Second, "globex's deliveries waiting with the reason", func() bool { return count(st, waiting, badEP.ID) == 10 })
-	if n := tampered.unique(); n != 0 {
+	if n := tampered.Unique(); n != 0 {
 		t.Errorf("the tampered endpoint got %d deliveries", n)
 	}
 	inFlight := `SELECT count(*) FROM ` + qualified(st, "deliveries") + ` WHERE state = 'in_flight'`
@@ -411,11 +405,11 @@ func TestFaultEndpointIDAcrossTenants(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := outboxtest.Store(t)
-	acme, globex := newReceiver(t), newReceiver(t)
-	if _, err := st.CreateEndpoint(ctx, outbox.EndpointInput{Tenant: "acme", URL: acme.url(), Secret: acme.raw}, 0); err != nil {
+	acme, globex := relaytest.NewReceiver(t), relaytest.NewReceiver(t)
+	if _, err := st.CreateEndpoint(ctx, outbox.EndpointInput{Tenant: "acme", URL: acme.URL(), Secret: acme.Secret}, 0); err != nil {
 		t.Fatal(err)
 	}
-	gep, err := st.CreateEndpoint(ctx, outbox.EndpointInput{Tenant: "globex", URL: globex.url(), Secret: globex.raw}, 0)
+	gep, err := st.CreateEndpoint(ctx, outbox.EndpointInput{Tenant: "globex", URL: globex.URL(), Secret: globex.Secret}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +439,7 @@ func TestFaultEndpointIDAcrossTenants(t *testing.T) {
 	if _, err := st.Pool().Exec(ctx, `INSERT INTO `+qualified(st, "outbox")+` (event_type, tenant, payload) VALUES ('t', 'acme', '{}')`); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the control event", func() bool { return acme.unique() == 1 })
+	eventually(t, 30*time.Second, "the control event", func() bool { return acme.Unique() == 1 })
 	ev, err := st.GetEvent(ctx, id)
 	if err != nil {
 		t.Fatal(err)
@@ -453,7 +447,7 @@ func TestFaultEndpointIDAcrossTenants(t *testing.T) {
 	if ev.DispatchedAt == nil || !strings.Contains(ev.DispatchError, `names no endpoint of tenant "acme"`) {
 		t.Errorf("cross-tenant event: dispatched_at %v dispatch_error %q", ev.DispatchedAt, ev.DispatchError)
 	}
-	if n := globex.unique(); n != 0 {
+	if n := globex.Unique(); n != 0 {
 		t.Errorf("globex's endpoint got %d of acme's events", n)
 	}
 }
