@@ -2,18 +2,21 @@
 #
 # hookrelay: a static binary on distroless, running as a non-root user.
 #
-#   docker build --build-arg VERSION=$(git describe --tags --always) -t hookrelay .
+#   docker build --build-arg VERSION=$(git describe --tags --always --dirty) -t hookrelay .
 #   docker run --rm -e HOOKRELAY_DATABASE_URL=postgres://... -p 8080:8080 hookrelay
 #
 # examples/deploy/deploy_test.go parses this file and checks its shape.
 
-FROM golang:1.26 AS build
+# The Go version go.mod names (examples/deploy/deploy_test.go checks it).
+FROM golang:1.26.8 AS build
 WORKDIR /src
 # Dependencies first, in their own layer, so code changes reuse it.
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod \
     go mod download
 COPY . .
+# What `hookrelay version` and the deliveries' user-agent say. .git is not in
+# the build context, so without this build arg the image says "dev".
 ARG VERSION=dev
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \

@@ -67,8 +67,12 @@ func TestDockerfile(t *testing.T) {
 	}
 
 	build, final := stages[0], stages[len(stages)-1]
-	if !strings.HasPrefix(build.BaseName, "golang:1.26") {
-		t.Errorf("builder FROM %q, want golang:1.26", build.BaseName)
+	goMod := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(readFile(t, filepath.Join("..", "..", "go.mod")))
+	if goMod == nil {
+		t.Fatal("go.mod has no go directive")
+	}
+	if want := "golang:" + string(goMod[1]); build.BaseName != want {
+		t.Errorf("builder FROM %q, want %s (go.mod's Go version)", build.BaseName, want)
 	}
 
 	t.Run("builder caches modules", func(t *testing.T) {
@@ -384,6 +388,14 @@ func TestKubernetes(t *testing.T) {
 	}
 	if sidecar == nil {
 		t.Fatal("no hookrelay init container (native sidecar)")
+	}
+	// hookrelay publishes no image: the one named must be the one the
+	// README says how to build and push.
+	readme := string(readFile(t, "README.md"))
+	for _, want := range []string{"-t " + sidecar.Image + " .", "docker push " + sidecar.Image} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("the sidecar image is %s, but examples/deploy/README.md has no %q", sidecar.Image, want)
+		}
 	}
 	if sidecar.RestartPolicy != "Always" {
 		t.Errorf("hookrelay init container restartPolicy %q, want Always (native sidecar)", sidecar.RestartPolicy)

@@ -5,6 +5,7 @@
 //
 // The package itself has no code; its test runs the Node and Python
 // receivers as subprocesses against real signed deliveries from hookrelay's
-// sender. It needs node and python3 on PATH and
-// `npm ci --prefix examples/receivers/node` run first.
+// sender. It needs node and python3 on PATH, and npm with access to the npm
+// registry: it runs `npm ci` for the Node receiver when its node_modules is
+// missing.
 package receivers

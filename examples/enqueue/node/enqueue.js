@@ -4,10 +4,12 @@
 //
 // Environment:
 //   DATABASE_URL      the application's PostgreSQL, where `hookrelay migrate`
-//                     has created the hookrelay schema
+//                     has created the hookrelay schema (HOOKRELAY_DATABASE_URL
+//                     when unset, as after the README's tour)
 //   HOOKRELAY_SCHEMA  the schema hookrelay uses (default "hookrelay")
 //
-// Usage: node enqueue.js [email] [tenant]
+// Usage: node enqueue.js [email] [tenant]   (tenant defaults to "acme", the
+// README tour's tenant; "" is the default tenant of hookrelay itself)
 "use strict";
 
 const { Client } = require("pg");
@@ -19,11 +21,15 @@ function quoteIdent(name) {
 
 async function main() {
   const email = process.argv[2] || `user${Date.now()}@example.com`;
-  const tenant = process.argv[3] || "";
+  const tenant = process.argv[3] ?? "acme";
   const schema = process.env.HOOKRELAY_SCHEMA || "hookrelay";
   const outbox = schema === "hookrelay" ? "hookrelay.outbox" : `${quoteIdent(schema)}.outbox`;
 
-  const client = new Client({ connectionString: process.env.DATABASE_URL });
+  const connectionString = process.env.DATABASE_URL || process.env.HOOKRELAY_DATABASE_URL;
+  if (!connectionString) {
+    throw new Error("set DATABASE_URL to the application's PostgreSQL");
+  }
+  const client = new Client({ connectionString });
   await client.connect();
   try {
     // The example's business table; your application has its own.
@@ -46,13 +52,13 @@ async function main() {
       // PostgreSQL array, so stringify explicitly).
       const event = await client.query(
         `INSERT INTO ${outbox} (event_type, tenant, payload) VALUES ($1, $2, $3) RETURNING uid`,
-        ["user.signed_up", tenant, JSON.stringify({ user_id: String(id), email, signed_up_at: createdAt })],
+        ["signup.created", tenant, JSON.stringify({ user_id: String(id), email, signed_up_at: createdAt })],
       );
       await client.query("COMMIT");
 
       // The webhook-id receivers see: "msg_" + the uid without dashes.
       const webhookId = "msg_" + event.rows[0].uid.replaceAll("-", "");
-      console.log(`signup ${id} committed; enqueued user.signed_up as ${webhookId}`);
+      console.log(`signup ${id} committed; enqueued signup.created for tenant "${tenant}" as ${webhookId}`);
     } catch (err) {
       // Neither the signup nor the event is kept.
       await client.query("ROLLBACK");

@@ -27,7 +27,7 @@ fi
 # literal, :"name" as an identifier, so no input is spliced into the SQL.
 # ON_ERROR_STOP makes any error end psql before COMMIT: the open transaction
 # is rolled back and neither row is kept.
-psql "$dsn" --no-psqlrc --quiet -v ON_ERROR_STOP=1 \
+psql "$dsn" --no-psqlrc --quiet --tuples-only --no-align -v ON_ERROR_STOP=1 \
 	-v email="$email" -v tenant="$tenant" -v schema="${HOOKRELAY_SCHEMA:-hookrelay}" <<'SQL'
 -- The example's business table; your application has its own.
 CREATE TABLE IF NOT EXISTS example_signups (
@@ -46,5 +46,6 @@ VALUES ('signup.created', :'tenant',
 -- The webhook-id receivers see: "msg_" + the uid without dashes.
 RETURNING 'msg_' || replace(uid::text, '-', '') AS webhook_id \gset
 COMMIT;
-\echo signup :signup_id committed; enqueued signup.created for tenant ":tenant" as :webhook_id
+SELECT format('signup %s committed; enqueued signup.created for tenant "%s" as %s',
+              :'signup_id', :'tenant', :'webhook_id');
 SQL

@@ -6,10 +6,12 @@ Requires psycopg 3 (pip install "psycopg[binary]").
 
 Environment:
     DATABASE_URL      the application's PostgreSQL, where `hookrelay migrate`
-                      has created the hookrelay schema
+                      has created the hookrelay schema (HOOKRELAY_DATABASE_URL
+                      when unset, as after the README's tour)
     HOOKRELAY_SCHEMA  the schema hookrelay uses (default "hookrelay")
 
-Usage: python3 enqueue.py [email] [tenant]
+Usage: python3 enqueue.py [email] [tenant]   (tenant defaults to "acme", the
+README tour's tenant; "" is the default tenant of hookrelay itself)
 """
 
 import os
@@ -23,7 +25,7 @@ from psycopg.types.json import Jsonb
 
 def main():
     email = sys.argv[1] if len(sys.argv) > 1 else f"user{int(time.time())}@example.com"
-    tenant = sys.argv[2] if len(sys.argv) > 2 else ""
+    tenant = sys.argv[2] if len(sys.argv) > 2 else "acme"
     schema = os.environ.get("HOOKRELAY_SCHEMA") or "hookrelay"
 
     # A schema name is an identifier, never a bind parameter: compose it.
@@ -31,7 +33,11 @@ def main():
         "INSERT INTO {}.outbox (event_type, tenant, payload) VALUES (%s, %s, %s) RETURNING uid"
     ).format(sql.Identifier(schema))
 
-    with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+    dsn = os.environ.get("DATABASE_URL") or os.environ.get("HOOKRELAY_DATABASE_URL")
+    if not dsn:
+        sys.exit("enqueue: set DATABASE_URL to the application's PostgreSQL")
+
+    with psycopg.connect(dsn) as conn:
         # The example's business table; your application has its own.
         conn.execute(
             """CREATE TABLE IF NOT EXISTS example_signups (
@@ -53,18 +59,18 @@ def main():
             (uid,) = conn.execute(
                 insert_event,
                 (
-                    "user.signed_up",
+                    "signup.created",
                     tenant,
                     Jsonb({"user_id": str(signup_id), "email": email, "signed_up_at": created_at.isoformat()}),
                 ),
             ).fetchone()
 
     # The webhook-id receivers see: "msg_" + the uid without dashes.
-    print(f"signup {signup_id} committed; enqueued user.signed_up as msg_{uid.hex}")
+    print(f'signup {signup_id} committed; enqueued signup.created for tenant "{tenant}" as msg_{uid.hex}')
 
 
 if __name__ == "__main__":
     try:
         main()
-    except (psycopg.Error, KeyError) as err:
+    except psycopg.Error as err:
         sys.exit(f"enqueue: {err!r}")
