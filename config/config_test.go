@@ -13,6 +13,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/hookrelay/hookrelay/relay"
 )
 
 const testDB = "postgres://hookrelay:db-pass-Zq81x@localhost:5432/hookrelay?sslmode=disable"
@@ -34,6 +36,8 @@ func mustProblems(t *testing.T, err error) []Problem {
 	return cerr.Problems
 }
 
+// TestLoadFromDefaults: an environment with only the database URL, or with
+// every other variable set to "", gives Default() plus the URL.
 func TestLoadFromDefaults(t *testing.T) {
 	got, err := LoadFrom(baseEnv())
 	if err != nil {
@@ -106,13 +110,14 @@ func TestVarsMatchStruct(t *testing.T) {
 			continue
 		}
 		tagged[name] = true
-		v, ok := byName[name]
-		if !ok {
+		if _, ok := byName[name]; !ok {
 			t.Errorf("%s (field %s) missing from Vars()", name, f.Name)
 			continue
 		}
-		if def := f.Tag.Get("envDefault"); v.Default != def {
-			t.Errorf("%s: Vars() default %q, struct tag envDefault %q", name, v.Default, def)
+		// Defaults come from Default(); an envDefault tag would be a
+		// second source that env applies on its own.
+		if def, ok := f.Tag.Lookup("envDefault"); ok {
+			t.Errorf("field %s has envDefault %q: put the default in Default() instead", f.Name, def)
 		}
 		if i < len(vars) && vars[i].Name != name {
 			t.Errorf("Vars()[%d] = %s, want struct order %s", i, vars[i].Name, name)
@@ -132,6 +137,92 @@ func TestVarsMatchStruct(t *testing.T) {
 	wantSecrets := []string{"HOOKRELAY_DATABASE_URL", "HOOKRELAY_ADMIN_TOKEN", "HOOKRELAY_METRICS_TOKEN", "HOOKRELAY_SECRET_KEY", "HOOKRELAY_PREVIOUS_SECRET_KEYS"}
 	if !slices.Equal(secrets, wantSecrets) {
 		t.Errorf("secret vars = %v, want %v", secrets, wantSecrets)
+	}
+}
+
+// TestVarsDefaults pins how Vars writes Default()'s values: as they would
+// be written in the environment, durations compact, lists comma-separated,
+// "" where there is no default.
+func TestVarsDefaults(t *testing.T) {
+	want := map[string]string{
+		"HOOKRELAY_DATABASE_URL":               "",
+		"HOOKRELAY_SCHEMA":                     "hookrelay",
+		"HOOKRELAY_LISTEN_ADDR":                ":8080",
+		"HOOKRELAY_ADMIN_TOKEN":                "",
+		"HOOKRELAY_MIGRATE_ON_START":           "true",
+		"HOOKRELAY_POLL_INTERVAL":              "1s",
+		"HOOKRELAY_REQUEST_TIMEOUT":            "10s",
+		"HOOKRELAY_LEASE_DURATION":             "0s",
+		"HOOKRELAY_RETRY_SCHEDULE":             "5s,1m,5m,15m,1h,3h,6h,12h,24h,24h,24h",
+		"HOOKRELAY_MAX_IN_FLIGHT":              "256",
+		"HOOKRELAY_ENDPOINT_MAX_IN_FLIGHT":     "16",
+		"HOOKRELAY_BATCH_SIZE":                 "500",
+		"HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS": "false",
+		"HOOKRELAY_ALLOWED_DESTINATION_CIDRS":  "",
+		"HOOKRELAY_SHUTDOWN_TIMEOUT":           "30s",
+		"HOOKRELAY_RETENTION":                  "720h",
+		"HOOKRELAY_MAX_PAYLOAD_BYTES":          "262144",
+		"HOOKRELAY_MAX_ENDPOINTS_PER_TENANT":   "10",
+		"HOOKRELAY_DISABLE_AFTER":              "120h",
+		"HOOKRELAY_ROTATION_GRACE":             "24h",
+		"HOOKRELAY_PREVIOUS_SECRET_KEYS":       "",
+	}
+	for _, v := range Vars() {
+		if w, ok := want[v.Name]; ok && v.Default != w {
+			t.Errorf("%s: Vars() default %q, want %q", v.Name, v.Default, w)
+		}
+	}
+}
+
+// TestVarsDefaultsLoad: each default as Vars shows it, set explicitly,
+// loads to the same Config as leaving the variable unset.
+func TestVarsDefaultsLoad(t *testing.T) {
+	want := Default()
+	want.DatabaseURL = testDB
+	for _, v := range Vars() {
+		if v.Default == "" {
+			continue
+		}
+		env := baseEnv()
+		env[v.Name] = v.Default
+		got, err := LoadFrom(env)
+		if err != nil {
+			t.Errorf("%s=%q: %v", v.Name, v.Default, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s=%q loads\n%+v\nwant Default()\n%+v", v.Name, v.Default, got, want)
+		}
+	}
+}
+
+func TestFormatDuration(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "0s"},
+		{500 * time.Millisecond, "500ms"},
+		{1500 * time.Millisecond, "1.5s"},
+		{time.Second, "1s"},
+		{time.Minute, "1m"},
+		{90 * time.Second, "1m30s"},
+		{10 * time.Minute, "10m"},
+		{time.Hour, "1h"},
+		{90 * time.Minute, "1h30m"},
+		{time.Hour + 10*time.Minute, "1h10m"},
+		{time.Hour + 5*time.Second, "1h0m5s"},
+		{720 * time.Hour, "720h"},
+		{-time.Minute, "-1m"},
+	}
+	for _, tt := range tests {
+		got := formatDuration(tt.d)
+		if got != tt.want {
+			t.Errorf("formatDuration(%s) = %q, want %q", tt.d, got, tt.want)
+		}
+		if back, err := time.ParseDuration(got); err != nil || back != tt.d {
+			t.Errorf("formatDuration(%s) = %q parses back as %s, %v", tt.d, got, back, err)
+		}
 	}
 }
 
@@ -457,7 +548,7 @@ func TestLease(t *testing.T) {
 		lease, timeout time.Duration
 		want           time.Duration
 	}{
-		{name: "derived from default", timeout: DefaultRequestTimeout, want: 50 * time.Second},
+		{name: "derived from default", timeout: relay.DefaultRequestTimeout, want: 50 * time.Second},
 		{name: "derived", timeout: 2 * time.Minute, want: 4*time.Minute + 30*time.Second},
 		{name: "explicit", lease: 20 * time.Second, timeout: 10 * time.Second, want: 20 * time.Second},
 		{name: "explicit shorter than derived", lease: 16 * time.Second, timeout: 10 * time.Second, want: 16 * time.Second},
@@ -531,6 +622,26 @@ func TestStringRedacts(t *testing.T) {
 	c := Default()
 	if s := c.String(); !strings.Contains(s, `admin_token="" `) || strings.Contains(s, "REDACTED") {
 		t.Errorf("Default().String() = %s, want empty admin token and nothing redacted", s)
+	}
+}
+
+// TestStringFormat pins String's form: MarshalLogObject's fields as sorted
+// key=value pairs, strings quoted only when needed, lists in brackets.
+func TestStringFormat(t *testing.T) {
+	c := Default()
+	c.DatabaseURL = "postgres://u:pw@h/db"
+	c.AllowedDestinationCIDRs = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
+	c.OperationalTenant = "ops team"
+	const want = `config{admin_token="" allow_private_destinations=false allowed_destination_cidrs=[10.0.0.0/8,fd00::/8] ` +
+		`async_commit=true batch_size=500 database_url=postgres://u:REDACTED@h/db disable_after=120h0m0s ` +
+		`disable_after_failures=10 endpoint_max_in_flight=16 http_proxy="" lease_duration=50s listen_addr=:8080 ` +
+		`log_format=json log_level=info max_endpoints_per_tenant=10 max_in_flight=256 max_payload_bytes=262144 ` +
+		`metrics_addr="" metrics_token="" migrate_on_start=true operational_events=true operational_tenant="ops team" ` +
+		`poll_interval=1s portal_prefix=/hookrelay previous_secret_keys=0 proxy_upstream="" request_timeout=10s ` +
+		`retention=720h0m0s retry_schedule=[5s,1m0s,5m0s,15m0s,1h0m0s,3h0m0s,6h0m0s,12h0m0s,24h0m0s,24h0m0s,24h0m0s] ` +
+		`rotation_grace=24h0m0s schema=hookrelay secret_key="" shutdown_timeout=30s}`
+	if got := c.String(); got != want {
+		t.Errorf("String() =\n%s\nwant\n%s", got, want)
 	}
 }
 

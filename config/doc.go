@@ -5,10 +5,22 @@
 // HOOKRELAY_RETRY_SCHEDULE, ...); the one exception is the database URL,
 // which falls back to the conventional DATABASE_URL when
 // HOOKRELAY_DATABASE_URL is empty. An empty variable counts as unset, so
-// its default applies. The defaults are exported constants (DefaultSchema,
-// DefaultRetrySchedule, ...), and Vars lists every variable with its
-// default and meaning; the README configuration table and the CLI's help
-// come from it.
+// its default applies.
+//
+// Each default is written once, as a constant of the component that uses
+// it (relay.DefaultRequestTimeout, relay.DefaultRetrySchedule,
+// outbox.DefaultSchema, endpoint.DefaultRotationGrace, ...); only the
+// process-level ones (DefaultListenAddr, DefaultLogLevel, ...) are constants
+// of this package. Default collects them into a Config, and Load starts
+// from it. Vars describes every variable from the Config struct itself:
+// its env tag names it, its desc tag says what it means, secret:"true"
+// marks it secret, and Default supplies its default. The README
+// configuration table and `hookrelay help env` come from Vars.
+//
+// The package is laid out by concern: config.go (Config, Default, Lease),
+// load.go (Load, LoadFrom and the parsers), validate.go (Validate and its
+// Problem and Error), describe.go (Vars) and redact.go (String,
+// MarshalLogObject, RedactURL).
 //
 // Durations use Go syntax (500ms, 2s, 1h30m). There is no day unit: write
 // 72h for three days. Lists (HOOKRELAY_RETRY_SCHEDULE,

@@ -17,28 +17,57 @@ import (
 	"github.com/hookrelay/hookrelay/outbox"
 )
 
+// Engine defaults: what a zero Config field takes. config.Default uses
+// the same constants for the HOOKRELAY_* variables that set them.
+const (
+	// DefaultBatchSize is the most events fanned out or deliveries claimed
+	// per statement.
+	DefaultBatchSize = 500
+	// DefaultMaxInFlight caps requests in flight in one process.
+	DefaultMaxInFlight = 256
+	// DefaultEndpointMaxInFlight caps requests in flight to one endpoint
+	// from one process.
+	DefaultEndpointMaxInFlight = 16
+	// DefaultPollInterval is the time between polls when no notification
+	// arrives (jittered by ±10%).
+	DefaultPollInterval = time.Second
+	// DefaultShutdownTimeout bounds how long in-flight requests may finish
+	// after Run's context ends.
+	DefaultShutdownTimeout = 30 * time.Second
+
+	// defaultLease is the claim lease of a Config without one.
+	defaultLease = time.Minute
+	// defaultCompleteBatch and defaultCompleteDelay batch the recording of
+	// outcomes.
+	defaultCompleteBatch = 512
+	defaultCompleteDelay = 2 * time.Millisecond
+)
+
 // Config tunes the engine. Zero values take the defaults noted.
 type Config struct {
 	// BatchSize is the most events fanned out or deliveries claimed per
-	// statement (default 500).
+	// statement (DefaultBatchSize, 500).
 	BatchSize int
-	// MaxInFlight caps requests in flight in this process (default 256);
-	// the process holds at most twice as many claimed deliveries.
+	// MaxInFlight caps requests in flight in this process
+	// (DefaultMaxInFlight, 256); the process holds at most twice as many
+	// claimed deliveries.
 	MaxInFlight int
 	// EndpointMaxInFlight caps requests in flight to one endpoint
-	// (default 16). A fast endpoint may have more claimed and waiting (see
-	// prefetchWindow).
+	// (DefaultEndpointMaxInFlight, 16). A fast endpoint may have more
+	// claimed and waiting (see prefetchWindow).
 	EndpointMaxInFlight int
 	// PollInterval is the time between polls when no notification arrives
-	// (default 1s, jittered by ±10%).
+	// (DefaultPollInterval, 1s, jittered by ±10%).
 	PollInterval time.Duration
 	// Lease is how long a claim holds a delivery; it must exceed the
 	// sender's request timeout (default 1m).
 	Lease time.Duration
 	// ShutdownTimeout bounds how long in-flight requests may finish after
-	// Run's context ends (default 30s); the rest are cancelled and released.
+	// Run's context ends (DefaultShutdownTimeout, 30s); the rest are
+	// cancelled and released.
 	ShutdownTimeout time.Duration
-	// Policy schedules retries.
+	// Policy schedules retries; an empty Policy.Schedule takes
+	// DefaultRetrySchedule.
 	Policy Policy
 	// CompleteBatch is the most outcomes recorded per statement
 	// (default 512); CompleteDelay how long the first waits for company
@@ -49,28 +78,31 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.BatchSize <= 0 {
-		c.BatchSize = 500
+		c.BatchSize = DefaultBatchSize
 	}
 	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = 256
+		c.MaxInFlight = DefaultMaxInFlight
 	}
 	if c.EndpointMaxInFlight <= 0 {
-		c.EndpointMaxInFlight = 16
+		c.EndpointMaxInFlight = DefaultEndpointMaxInFlight
 	}
 	if c.PollInterval <= 0 {
-		c.PollInterval = time.Second
+		c.PollInterval = DefaultPollInterval
 	}
 	if c.Lease <= 0 {
-		c.Lease = time.Minute
+		c.Lease = defaultLease
 	}
 	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = 30 * time.Second
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if len(c.Policy.Schedule) == 0 {
+		c.Policy.Schedule = DefaultRetrySchedule()
 	}
 	if c.CompleteBatch <= 0 {
-		c.CompleteBatch = 512
+		c.CompleteBatch = defaultCompleteBatch
 	}
 	if c.CompleteDelay <= 0 {
-		c.CompleteDelay = 2 * time.Millisecond
+		c.CompleteDelay = defaultCompleteDelay
 	}
 }
 

@@ -23,3 +23,9 @@ func BackdateFailures(e *Engine, d time.Duration) {
 		}
 	}
 }
+
+// SenderTimeout is the time limit of s's attempts.
+func SenderTimeout(s *Sender) time.Duration { return s.timeout }
+
+// ConfigDefaults is c with the defaults New applies.
+func ConfigDefaults(c Config) Config { c.defaults(); return c }

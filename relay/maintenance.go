@@ -22,6 +22,18 @@ const (
 	DefaultRetentionInterval = 10 * time.Minute
 	// DefaultPurgeBatch is the most rows one retention transaction deletes.
 	DefaultPurgeBatch = 1000
+	// DefaultRetention is the retention period hookrelay runs with unless
+	// configured otherwise (30 days); a zero Maintenance.Retention means
+	// no retention.
+	DefaultRetention = 30 * 24 * time.Hour
+	// DefaultDisableAfter is the auto-disable period hookrelay runs with
+	// unless configured otherwise (5 days); a zero
+	// Maintenance.DisableAfter means no auto-disable.
+	DefaultDisableAfter = 5 * 24 * time.Hour
+	// DefaultDisableAfterFailures is the least number of consecutive
+	// failures before auto-disable that hookrelay runs with unless
+	// configured otherwise.
+	DefaultDisableAfterFailures = 10
 	// staleBatch is the most endpoints one sweep disables.
 	staleBatch = 100
 )

@@ -26,6 +26,11 @@ const (
 	EventDeliveryDead = "hookrelay.delivery.dead"
 )
 
+// DefaultOperationalTenant is the tenant operational events are written
+// for unless configured otherwise: a tenant of its own, so nobody receives
+// them without subscribing an endpoint of that tenant.
+const DefaultOperationalTenant = "hookrelay"
+
 // OperationalPrefix starts the type of every operational event.
 const OperationalPrefix = "hookrelay."
 

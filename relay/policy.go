@@ -12,13 +12,30 @@ const (
 	MaxRetryAfter = 24 * time.Hour
 )
 
+// DefaultJitterPercent is how far a Policy without JitterPercent spreads
+// each delay, in ± percent.
+const DefaultJitterPercent = 20
+
+// DefaultRetrySchedule returns the default delays before each retry: eleven
+// retries spread over about four days (5s, 1m, 5m, 15m, 1h, 3h, 6h,
+// 12h, then 24h three times). Each call returns a new slice.
+func DefaultRetrySchedule() []time.Duration {
+	return []time.Duration{
+		5 * time.Second, time.Minute, 5 * time.Minute, 15 * time.Minute,
+		time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour,
+		24 * time.Hour, 24 * time.Hour, 24 * time.Hour,
+	}
+}
+
 // Policy decides when a failed delivery is tried again.
 type Policy struct {
 	// Schedule holds the delay before each retry: Schedule[0] after the
 	// first failed attempt, and so on. After len(Schedule)+1 failed
-	// attempts the delivery is dead.
+	// attempts the delivery is dead. The engine gives an empty Schedule
+	// DefaultRetrySchedule.
 	Schedule []time.Duration
-	// JitterPercent spreads each delay by ± this many percent (default 20).
+	// JitterPercent spreads each delay by ± this many percent
+	// (DefaultJitterPercent when 0).
 	JitterPercent uint64
 }
 
@@ -39,7 +56,7 @@ func (p Policy) Next(attempt int, retryAfter time.Duration) (time.Duration, bool
 	base := p.Schedule[attempt-1]
 	jitter := p.JitterPercent
 	if jitter == 0 {
-		jitter = 20
+		jitter = DefaultJitterPercent
 	}
 	b := retry.WithJitterPercent(jitter, retry.BackoffFunc(func() (time.Duration, bool) { return base, false }))
 	d, _ := b.Next()

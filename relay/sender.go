@@ -36,9 +36,15 @@ const maxBodyWait = 2 * time.Second
 // headers exceeded MaxResponseHeaderBytes.
 var ErrResponseHeadersTooLarge = fmt.Errorf("response headers exceed %d bytes", MaxResponseHeaderBytes)
 
-// SenderConfig configures the HTTP side of deliveries.
+// DefaultRequestTimeout bounds one delivery attempt of a Sender whose
+// SenderConfig.Timeout is 0.
+const DefaultRequestTimeout = 10 * time.Second
+
+// SenderConfig configures the HTTP side of deliveries. The zero value is
+// usable: direct connections to any destination, DefaultRequestTimeout.
 type SenderConfig struct {
-	// Timeout bounds a whole request: connect, TLS, headers and body.
+	// Timeout bounds a whole request: connect, TLS, headers and body
+	// (DefaultRequestTimeout when 0 or negative).
 	Timeout time.Duration
 	// MaxConnsPerHost caps connections to one host (0: no cap).
 	MaxConnsPerHost int
@@ -66,8 +72,12 @@ type Sender struct {
 	proxied bool
 }
 
-// NewSender returns a Sender.
+// NewSender returns a Sender; zero fields of cfg take the defaults noted
+// on SenderConfig.
 func NewSender(cfg SenderConfig) *Sender {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultRequestTimeout
+	}
 	dialer := &net.Dialer{Timeout: min(cfg.Timeout, 10*time.Second), KeepAlive: 30 * time.Second}
 	dial := dialer.DialContext
 	if cfg.Guard != nil {

@@ -143,6 +143,37 @@ func listenOn(t *testing.T, host string, tlsOn bool, hits *atomic.Int64) *httpte
 // TestSenderProxyKeepsGuard sends through a real local proxy: the real
 // destination is checked by the guard before the request reaches the proxy,
 // while the proxy's own (loopback) address is not judged.
+// TestSenderZeroConfig: a Sender from a zero SenderConfig sends with
+// DefaultRequestTimeout (a zero timeout used to fail every send at once
+// with "context deadline exceeded").
+func TestSenderZeroConfig(t *testing.T) {
+	msg := testMessage(t, "")
+	verified := make(chan error, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err == nil {
+			err = signature.Verify(r.Header, body, msg.Secrets[0], 5*time.Minute, time.Now())
+		}
+		verified <- err
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	msg.URL = srv.URL
+
+	s := relay.NewSender(relay.SenderConfig{})
+	defer s.Close()
+	if got := relay.SenderTimeout(s); got != relay.DefaultRequestTimeout {
+		t.Errorf("timeout = %s, want DefaultRequestTimeout (%s)", got, relay.DefaultRequestTimeout)
+	}
+	resp := s.Send(context.Background(), msg)
+	if resp.Err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("Send = status %d, err %v; want 204", resp.StatusCode, resp.Err)
+	}
+	if err := <-verified; err != nil {
+		t.Errorf("receiver could not verify the request: %v", err)
+	}
+}
+
 func TestSenderProxyKeepsGuard(t *testing.T) {
 	var hits atomic.Int64
 	plain := listenOn(t, "127.0.0.1", false, &hits)

@@ -22,6 +22,11 @@ import (
 // neither the request nor Config.RotationGrace says otherwise.
 const DefaultRotationGrace = 24 * time.Hour
 
+// DefaultMaxPerTenant is the cap on one tenant's endpoints that hookrelay
+// runs with unless configured otherwise; a zero Config.MaxPerTenant means
+// no cap.
+const DefaultMaxPerTenant = 10
+
 // MaxGrace bounds the grace window of a rotated secret.
 const MaxGrace = 90 * 24 * time.Hour
 
@@ -150,6 +155,10 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (Result, error
 		return Result{}, fmt.Errorf("endpoint %s: %w", id, outbox.ErrNotFound)
 	}
 	if p.IsEmpty() {
+		// An unknown endpoint is not found, whatever the patch says.
+		if _, err := s.c.Store.GetEndpoint(ctx, id); err != nil {
+			return Result{}, err
+		}
 		return Result{}, &outbox.FieldError{Field: "", Reason: "nothing to change: set at least one of url, description, event_types, enabled, max_in_flight, rate_limit, ordering_on_dead"}
 	}
 	if p.EventTypes != nil && *p.EventTypes == nil {
