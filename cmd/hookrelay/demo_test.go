@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
 
 const (
@@ -21,22 +22,11 @@ const (
 	demoExitDeadline = 30 * time.Second
 )
 
-// buildHookrelay builds the binary into a temporary directory.
-func buildHookrelay(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "hookrelay")
-	cmd := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "github.com/hookrelay/hookrelay/cmd/hookrelay")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // demoProcess is a running `hookrelay demo` whose stdout is read line by line.
 type demoProcess struct {
 	cmd    *exec.Cmd
 	lines  chan string
-	stderr *syncBuffer
+	stderr *relaytest.SyncBuffer
 	mu     sync.Mutex
 	out    strings.Builder // everything read so far, for failure messages
 }
@@ -50,7 +40,7 @@ func startDemo(t *testing.T, bin string, args ...string) *demoProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &demoProcess{cmd: cmd, lines: make(chan string, 1024), stderr: &syncBuffer{}}
+	p := &demoProcess{cmd: cmd, lines: make(chan string, 1024), stderr: &relaytest.SyncBuffer{}}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -187,7 +177,7 @@ func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and starts PostgreSQL")
 	}
-	bin := buildHookrelay(t)
+	bin := binPath // built by TestMain
 
 	// Each way a demo is told to stop removes what it started.
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
@@ -218,7 +208,7 @@ func TestDemo(t *testing.T) {
 		cmd := exec.Command(bin, "demo")
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 		cmd.Stdout = w
-		stderr := &syncBuffer{}
+		stderr := &relaytest.SyncBuffer{}
 		cmd.Stderr = stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -312,23 +302,3 @@ func TestDemo(t *testing.T) {
 		assertCleanedUp(t, dir)
 	})
 }
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-var _ io.Writer = (*syncBuffer)(nil)
