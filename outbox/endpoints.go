@@ -149,7 +149,7 @@ func ValidateEventTypes(types []string) error {
 	}
 	for i, t := range types {
 		if t == "" || len(t) > MaxEventTypeLen || !eventTypePattern.MatchString(t) {
-			return &FieldError{Field: "event_types", Reason: fmt.Sprintf("entry %d (%q) is not an event type: 1–%d letters, digits, '_', '.' or '-'", i, t, MaxEventTypeLen)}
+			return &FieldError{Field: "event_types", Reason: fmt.Sprintf("entry %d (%q) is not an event type: 1–%d letters, digits, '_', '.' or '-'", i+1, t, MaxEventTypeLen)}
 		}
 	}
 	return nil

@@ -28,6 +28,7 @@ import (
 	"github.com/hookrelay/hookrelay/outbox/pgcluster"
 	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/relay/destguard"
+	"github.com/hookrelay/hookrelay/relay/endpoint"
 	"github.com/hookrelay/hookrelay/relay/httpapi"
 	"github.com/hookrelay/hookrelay/relay/signature"
 )
@@ -254,9 +255,13 @@ func (d *demo) run(ctx context.Context) (err error) {
 	engine.Listening = listener.Connected
 
 	adminToken := randomHex(16)
+	endpoints, err := endpoint.New(endpoint.Config{Store: store, Sender: sender})
+	if err != nil {
+		return err
+	}
 	api, err := httpapi.New(httpapi.Options{
-		Store:  store,
-		Sender: sender,
+		Store:     store,
+		Endpoints: endpoints,
 		Ready: func(context.Context) error {
 			if !engine.Running() {
 				return errors.New("engine not running")
@@ -267,7 +272,6 @@ func (d *demo) run(ctx context.Context) (err error) {
 		Gatherer:        reg,
 		Registerer:      reg,
 		MaxPayloadBytes: outbox.DefaultMaxPayloadBytes,
-		RotationGrace:   24 * time.Hour,
 		Log:             log.Named("http"),
 	})
 	if err != nil {

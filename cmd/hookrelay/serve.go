@@ -23,6 +23,7 @@ import (
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/relay"
+	"github.com/hookrelay/hookrelay/relay/endpoint"
 	"github.com/hookrelay/hookrelay/relay/httpapi"
 )
 
@@ -121,17 +122,15 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	metrics := relay.NewMetrics(reg)
 
 	apiOpts := httpapi.Options{
-		AdminToken:            cfg.AdminToken,
-		MetricsToken:          cfg.MetricsToken,
-		MetricsSeparate:       cfg.MetricsAddr != "",
-		Gatherer:              reg,
-		Registerer:            reg,
-		ProxyUpstream:         cfg.ProxyUpstream,
-		PortalPrefix:          cfg.PortalPrefix,
-		MaxPayloadBytes:       cfg.MaxPayloadBytes,
-		MaxEndpointsPerTenant: cfg.MaxEndpointsPerTenant,
-		RotationGrace:         cfg.RotationGrace,
-		Log:                   log.Named("http"),
+		AdminToken:      cfg.AdminToken,
+		MetricsToken:    cfg.MetricsToken,
+		MetricsSeparate: cfg.MetricsAddr != "",
+		Gatherer:        reg,
+		Registerer:      reg,
+		ProxyUpstream:   cfg.ProxyUpstream,
+		PortalPrefix:    cfg.PortalPrefix,
+		MaxPayloadBytes: cfg.MaxPayloadBytes,
+		Log:             log.Named("http"),
 	}
 	var phase startPhase
 	phase.set("starting: connecting to the database")
@@ -238,7 +237,14 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 		engine.OnDisabled, engine.OnDead, maint.OnDisabled = ops.OnDisabled, ops.OnDead, ops.OnDisabled
 	}
 
-	apiOpts.Store, apiOpts.Sender, apiOpts.Ops = store, sender, ops
+	endpoints, err := endpoint.New(endpoint.Config{
+		Store: store, Sender: sender, Ops: ops,
+		MaxPerTenant: cfg.MaxEndpointsPerTenant, RotationGrace: cfg.RotationGrace,
+	})
+	if err != nil {
+		return abort(err)
+	}
+	apiOpts.Store, apiOpts.Endpoints = store, endpoints
 	apiOpts.Ready = func(context.Context) error {
 		if !engine.Running() {
 			return errors.New("engine not running")

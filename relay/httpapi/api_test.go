@@ -14,6 +14,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/relay"
+	"github.com/hookrelay/hookrelay/relay/endpoint"
 	"github.com/hookrelay/hookrelay/relay/httpapi"
 	"github.com/hookrelay/hookrelay/relay/signature"
 )
@@ -89,7 +90,7 @@ func TestHealthReadyAndMethods(t *testing.T) {
 }
 
 func TestEndpointValidation(t *testing.T) {
-	e := newEnv(t, func(o *httpapi.Options) { o.MaxEndpointsPerTenant = 2 })
+	e := newEnvWith(t, nil, func(c *endpoint.Config) { c.MaxPerTenant = 2 })
 	long := strings.Repeat("a", 70<<10)
 	for _, tc := range []struct {
 		name         string
@@ -495,7 +496,7 @@ func TestRecover(t *testing.T) {
 }
 
 func TestEnableFlipWritesOperationalEvents(t *testing.T) {
-	e := newEnv(t, func(o *httpapi.Options) { o.Ops = relay.NewOpsEvents(o.Store, "ops", zap.NewNop()) })
+	e := newEnvWith(t, nil, func(c *endpoint.Config) { c.Ops = relay.NewOpsEvents(c.Store, "ops", zap.NewNop()) })
 	ep := e.createEndpoint(map[string]any{"url": "https://a.test/hook"})
 	count := func(typ string) int {
 		return e.queryInt(`SELECT count(*) FROM {{s}}.outbox WHERE tenant = 'ops' AND event_type = $1 AND payload->>'endpoint_id' = $2`, typ, ep.ID)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/relay/destguard"
-	"github.com/hookrelay/hookrelay/relay/httpapi"
+	"github.com/hookrelay/hookrelay/relay/endpoint"
 )
 
 // guardedEnv is an API whose sender refuses private destinations, as
@@ -17,7 +17,7 @@ func guardedEnv(t *testing.T) *env {
 	t.Helper()
 	sender := relay.NewSender(relay.SenderConfig{Timeout: 5 * time.Second, Guard: destguard.New(false, nil)})
 	t.Cleanup(sender.Close)
-	return newEnv(t, func(o *httpapi.Options) { o.Sender = sender })
+	return newEnvWith(t, nil, func(c *endpoint.Config) { c.Sender = sender })
 }
 
 func TestEndpointURLRefusedAtCreateAndUpdate(t *testing.T) {

@@ -50,15 +50,16 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hookrelay/hookrelay/outbox"
-	"github.com/hookrelay/hookrelay/relay"
+	"github.com/hookrelay/hookrelay/relay/endpoint"
 )
 
 // Options configure the handler.
 type Options struct {
 	// Store runs the queries; required.
 	Store *outbox.Store
-	// Sender sends endpoint test events; required for POST /v1/endpoints/{id}/test.
-	Sender *relay.Sender
+	// Endpoints runs the endpoint operations (create, update, delete,
+	// rotate, test); required with Store.
+	Endpoints *endpoint.Service
 	// Ready reports extra readiness conditions (e.g. the engine is running);
 	// nil means none. The database and schema version are always checked.
 	Ready func(ctx context.Context) error
@@ -80,13 +81,6 @@ type Options struct {
 	PortalPrefix string
 	// MaxPayloadBytes caps published events' payloads.
 	MaxPayloadBytes int
-	// MaxEndpointsPerTenant caps endpoints per tenant (0: unlimited).
-	MaxEndpointsPerTenant int
-	// RotationGrace is how long an old secret keeps signing by default.
-	RotationGrace time.Duration
-	// Ops, when set, writes hookrelay.endpoint.enabled/disabled events
-	// when an update flips an endpoint's enabled flag.
-	Ops *relay.OpsEvents
 	// Log receives request errors.
 	Log *zap.Logger
 	// ReadyTimeout bounds the readiness checks (default 2s).
@@ -98,10 +92,6 @@ type Options struct {
 	// DefaultStatsTimeout).
 	StatsTimeout time.Duration
 }
-
-// DefaultRotationGrace is the grace window of a rotated secret when neither
-// the request nor Options.RotationGrace sets one.
-const DefaultRotationGrace = 24 * time.Hour
 
 // maxBody caps request bodies other than published events.
 const maxBody = 64 << 10
@@ -142,8 +132,11 @@ func (h *Handler) Metrics() http.Handler { return h.metrics }
 // collector (and the Go and process collectors, unless already registered)
 // on o.Registerer.
 func New(o Options) (*Handler, error) {
-	if o.Store == nil {
+	switch {
+	case o.Store == nil:
 		return nil, errors.New("httpapi: Options.Store is required")
+	case o.Endpoints == nil:
+		return nil, errors.New("httpapi: Options.Endpoints is required")
 	}
 	s, err := newServer(o)
 	if err != nil {
@@ -206,9 +199,6 @@ func newServer(o Options) (*server, error) {
 	}
 	if o.MaxPayloadBytes <= 0 {
 		o.MaxPayloadBytes = outbox.DefaultMaxPayloadBytes
-	}
-	if o.RotationGrace <= 0 {
-		o.RotationGrace = DefaultRotationGrace
 	}
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = 2 * time.Second

@@ -19,6 +19,7 @@ import (
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/hookrelay/hookrelay/relay"
+	"github.com/hookrelay/hookrelay/relay/endpoint"
 	"github.com/hookrelay/hookrelay/relay/httpapi"
 )
 
@@ -37,12 +38,27 @@ type env struct {
 
 func newEnv(t *testing.T, mod func(*httpapi.Options)) *env {
 	t.Helper()
+	return newEnvWith(t, mod, nil)
+}
+
+// newEnvWith is newEnv with the endpoint service's configuration changed
+// by emod too.
+func newEnvWith(t *testing.T, mod func(*httpapi.Options), emod func(*endpoint.Config)) *env {
+	t.Helper()
 	store := outboxtest.Store(t)
 	reg := prometheus.NewRegistry()
 	sender := relay.NewSender(relay.SenderConfig{Timeout: 5 * time.Second})
 	t.Cleanup(sender.Close)
+	ec := endpoint.Config{Store: store, Sender: sender}
+	if emod != nil {
+		emod(&ec)
+	}
+	svc, err := endpoint.New(ec)
+	if err != nil {
+		t.Fatalf("endpoint.New: %v", err)
+	}
 	o := httpapi.Options{
-		Store: store, Sender: sender, AdminToken: token, Gatherer: reg, Registerer: reg,
+		Store: store, Endpoints: svc, AdminToken: token, Gatherer: reg, Registerer: reg,
 		Log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
 	}
 	if mod != nil {

@@ -59,13 +59,16 @@ func with(base []any, more ...any) []any { return append(append([]any{}, base...
 
 // openAPIDoc builds the OpenAPI 3.1 document of the admin API.
 func openAPIDoc() obj {
+	orderingOnDead := obj{"type": "string", "enum": []string{"skip", "block"},
+		"description": "What a dead delivery does to the later deliveries of its ordering key: skip lets the next go (default), block holds the key until the dead one is retried or cancelled."}
 	endpoint := obj{"type": "object", "required": []string{"id", "tenant", "url", "event_types", "enabled", "created_at", "updated_at"},
 		"properties": obj{
 			"id": obj{"type": "string", "format": "uuid"}, "tenant": str(""), "url": obj{"type": "string", "format": "uri"},
 			"description": str(""), "event_types": arrayOf(str("Event types to receive; empty means all.")),
 			"enabled": obj{"type": "boolean"}, "disabled_reason": str(""), "disabled_at": obj{"type": "string", "format": "date-time"},
 			"max_in_flight": obj{"type": "integer"}, "rate_limit": obj{"type": "integer"},
-			"last_success_at": obj{"type": "string", "format": "date-time"}, "last_failure_at": obj{"type": "string", "format": "date-time"},
+			"ordering_on_dead": orderingOnDead,
+			"last_success_at":  obj{"type": "string", "format": "date-time"}, "last_failure_at": obj{"type": "string", "format": "date-time"},
 			"consecutive_failures": obj{"type": "integer"},
 			"created_at":           obj{"type": "string", "format": "date-time"}, "updated_at": obj{"type": "string", "format": "date-time"},
 			"secret":   str("The signing secret (whsec_...); only in the answers of create and rotate-secret."),
@@ -114,12 +117,14 @@ func openAPIDoc() obj {
 		"url": obj{"type": "string", "format": "uri", "maxLength": 2048}, "tenant": str(""), "description": str(""),
 		"event_types": arrayOf(obj{"type": "string"}), "secret": str("whsec_...; generated when absent."),
 		"max_in_flight": obj{"type": "integer", "minimum": 0}, "rate_limit": obj{"type": "integer", "minimum": 0},
+		"ordering_on_dead": orderingOnDead,
 	}}
 	updateBody := obj{"type": "object", "additionalProperties": false, "properties": obj{
 		"url": obj{"type": "string", "format": "uri"}, "description": str(""), "event_types": arrayOf(obj{"type": "string"}),
-		"enabled":       obj{"type": "boolean", "description": "Enabling releases the deliveries held while disabled."},
-		"max_in_flight": obj{"type": "integer", "minimum": 0, "description": "0 clears."},
-		"rate_limit":    obj{"type": "integer", "minimum": 0, "description": "0 clears."},
+		"enabled":          obj{"type": "boolean", "description": "Enabling releases the deliveries held while disabled."},
+		"max_in_flight":    obj{"type": "integer", "minimum": 0, "description": "0 clears."},
+		"rate_limit":       obj{"type": "integer", "minimum": 0, "description": "0 clears."},
+		"ordering_on_dead": orderingOnDead,
 	}}
 	rotateBody := obj{"type": "object", "additionalProperties": false, "properties": obj{
 		"secret": str("whsec_...; generated when absent."),
@@ -206,6 +211,11 @@ func openAPIDoc() obj {
 		"/v1/deliveries/{id}/retry": obj{
 			"parameters": []any{pathIDInt},
 			"post": op("Re-queue a pending or dead delivery now.", nil, nil,
+				notFound(obj{"200": answer("The delivery.", ref("Delivery")), "409": errRef("Conflict")})),
+		},
+		"/v1/deliveries/{id}/cancel": obj{
+			"parameters": []any{pathIDInt},
+			"post": op("Cancel a pending or dead delivery: it is never attempted again, and the next delivery of its ordering key (if any) goes on. 409 for a delivery in flight, delivered or cancelled.", nil, nil,
 				notFound(obj{"200": answer("The delivery.", ref("Delivery")), "409": errRef("Conflict")})),
 		},
 	}

@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/outbox"
-	"github.com/hookrelay/hookrelay/relay"
-	"github.com/hookrelay/hookrelay/relay/signature"
+	"github.com/hookrelay/hookrelay/relay/endpoint"
 )
 
 // route is one admin API route; the table both registers the routes and is
@@ -38,78 +37,21 @@ func (s *server) routes() []route {
 		{"GET", "/v1/deliveries/{id}", s.getDelivery},
 		{"GET", "/v1/deliveries/{id}/attempts", s.listAttempts},
 		{"POST", "/v1/deliveries/{id}/retry", s.retryDelivery},
+		{"POST", "/v1/deliveries/{id}/cancel", s.cancelDelivery},
 	}
-}
-
-// maxGrace bounds the grace window of a rotated secret.
-const maxGrace = 90 * 24 * time.Hour
-
-type createEndpointBody struct {
-	URL         string   `json:"url"`
-	Tenant      string   `json:"tenant"`
-	EventTypes  []string `json:"event_types"`
-	Description string   `json:"description"`
-	Secret      string   `json:"secret"`
-	MaxInFlight int      `json:"max_in_flight"`
-	RateLimit   int      `json:"rate_limit"`
 }
 
 func (s *server) createEndpoint(w http.ResponseWriter, r *http.Request) error {
-	var b createEndpointBody
-	if err := decodeBody(w, r, maxBody, false, &b); err != nil {
+	var in endpoint.Input
+	if err := decodeBody(w, r, maxBody, false, &in); err != nil {
 		return err
 	}
-	if err := firstErr(noNUL("tenant", b.Tenant), noNUL("description", b.Description)); err != nil {
-		return err
-	}
-	warning, err := s.o.Sender.CheckEndpointURL(r.Context(), b.URL)
+	res, err := s.o.Endpoints.Create(r.Context(), in)
 	if err != nil {
 		return err
 	}
-	secret, err := s.secretOrNew(b.Secret, b.Secret != "")
-	if err != nil {
-		return err
-	}
-	e, err := s.o.Store.CreateEndpoint(r.Context(), outbox.EndpointInput{
-		Tenant: b.Tenant, URL: b.URL, Description: b.Description, EventTypes: b.EventTypes,
-		Secret: secret, MaxInFlight: b.MaxInFlight, RateLimit: b.RateLimit,
-	}, s.o.MaxEndpointsPerTenant)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, withWarning(e, warning))
+	writeJSON(w, http.StatusCreated, res)
 	return nil
-}
-
-// endpointWithWarnings is an endpoint as create and update answer it, with
-// "warnings" when its URL's host could not be looked up (see
-// relay.Sender.CheckEndpointURL).
-type endpointWithWarnings struct {
-	outbox.Endpoint
-	Warnings []string `json:"warnings,omitempty"`
-}
-
-func withWarning(e outbox.Endpoint, warning string) endpointWithWarnings {
-	out := endpointWithWarnings{Endpoint: e}
-	if warning != "" {
-		out.Warnings = []string{warning}
-	}
-	return out
-}
-
-// secretOrNew validates a given secret or generates one.
-func (s *server) secretOrNew(given string, isGiven bool) (string, error) {
-	if !isGiven {
-		sec, err := signature.GenerateSecret()
-		if err != nil {
-			return "", err
-		}
-		return sec, nil
-	}
-	if _, err := signature.ParseSecret(given); err != nil {
-		return "", badField("secret", "%v", err)
-	}
-	return given, nil
 }
 
 type endpointList struct {
@@ -143,98 +85,47 @@ func (s *server) getEndpoint(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type updateEndpointBody struct {
-	URL         *string   `json:"url"`
-	Description *string   `json:"description"`
-	EventTypes  *[]string `json:"event_types"`
-	Enabled     *bool     `json:"enabled"`
-	MaxInFlight *int      `json:"max_in_flight"`
-	RateLimit   *int      `json:"rate_limit"`
-}
-
 func (s *server) updateEndpoint(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
-	if !outbox.ValidID(id) {
-		return outbox.ErrNotFound
-	}
-	var b updateEndpointBody
-	if err := decodeBody(w, r, maxBody, false, &b); err != nil {
+	var p endpoint.Patch
+	if err := decodeBody(w, r, maxBody, false, &p); err != nil {
 		return err
 	}
-	if err := noNUL("description", deref(b.Description)); err != nil {
-		return err
-	}
-	if b.EventTypes != nil && *b.EventTypes == nil {
-		*b.EventTypes = []string{}
-	}
-	var warning string
-	if b.URL != nil {
-		var err error
-		if warning, err = s.o.Sender.CheckEndpointURL(r.Context(), *b.URL); err != nil {
-			return err
-		}
-	}
-	var wasEnabled bool
-	if b.Enabled != nil && s.o.Ops != nil {
-		before, err := s.o.Store.GetEndpoint(r.Context(), id)
-		if err != nil {
-			return err
-		}
-		wasEnabled = before.Enabled
-	}
-	e, err := s.o.Store.UpdateEndpoint(r.Context(), id, outbox.EndpointPatch{
-		URL: b.URL, Description: b.Description, EventTypes: b.EventTypes, Enabled: b.Enabled,
-		MaxInFlight: b.MaxInFlight, RateLimit: b.RateLimit,
-	})
+	res, err := s.o.Endpoints.Update(r.Context(), r.PathValue("id"), p)
 	if err != nil {
 		return err
 	}
-	if b.Enabled != nil && s.o.Ops != nil && wasEnabled != e.Enabled {
-		if e.Enabled {
-			s.o.Ops.EndpointEnabled(r.Context(), e)
-		} else {
-			s.o.Ops.OnDisabled(r.Context(), e.ID, e.DisabledReason)
-		}
-	}
-	writeJSON(w, http.StatusOK, withWarning(e, warning))
+	writeJSON(w, http.StatusOK, res)
 	return nil
 }
 
 func (s *server) deleteEndpoint(w http.ResponseWriter, r *http.Request) error {
-	if err := s.o.Store.DeleteEndpoint(r.Context(), r.PathValue("id")); err != nil {
+	if err := s.o.Endpoints.Delete(r.Context(), r.PathValue("id")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
+// rotateBody is the body of POST /v1/endpoints/{id}/rotate-secret.
 type rotateBody struct {
 	Secret *string `json:"secret"`
 	Grace  *string `json:"grace"`
 }
 
 func (s *server) rotateSecret(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
-	if !outbox.ValidID(id) {
-		return outbox.ErrNotFound
-	}
 	var b rotateBody
 	if err := decodeBody(w, r, maxBody, true, &b); err != nil {
 		return err
 	}
-	grace := s.o.RotationGrace
+	rot := endpoint.Rotation{Secret: b.Secret}
 	if b.Grace != nil {
-		d, err := time.ParseDuration(*b.Grace)
-		if err != nil || d < 0 || d > maxGrace {
-			return badField("grace", `must be a duration from "0s" to "2160h", like "24h"`)
+		d, err := endpoint.ParseGrace(*b.Grace)
+		if err != nil {
+			return err
 		}
-		grace = d
+		rot.Grace = &d
 	}
-	secret, err := s.secretOrNew(deref(b.Secret), b.Secret != nil)
-	if err != nil {
-		return err
-	}
-	e, err := s.o.Store.RotateSecret(r.Context(), id, secret, grace)
+	e, err := s.o.Endpoints.RotateSecret(r.Context(), r.PathValue("id"), rot)
 	if err != nil {
 		return err
 	}
@@ -242,18 +133,8 @@ func (s *server) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func deref(p *string) string {
-	if p == nil {
-		return ""
-	}
-	return *p
-}
-
 func (s *server) testEndpoint(w http.ResponseWriter, r *http.Request) error {
-	if s.o.Sender == nil {
-		return &apiError{status: http.StatusServiceUnavailable, code: "unavailable", msg: "test sends are not configured on this server"}
-	}
-	res, err := relay.SendTest(r.Context(), s.o.Store, s.o.Sender, r.PathValue("id"))
+	res, err := s.o.Endpoints.Test(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -458,6 +339,19 @@ func (s *server) retryDelivery(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	d, err := s.o.Store.RetryDelivery(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, d)
+	return nil
+}
+
+func (s *server) cancelDelivery(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	d, err := s.o.Store.CancelDelivery(r.Context(), id)
 	if err != nil {
 		return err
 	}
