@@ -34,6 +34,8 @@ type StoredEvent struct {
 	// naming none of the tenant's endpoints subscribed to its type) or,
 	// while DispatchedAt is nil, why the fan-out set it aside.
 	DispatchError string `json:"dispatch_error,omitempty"`
+	// Test marks a test send's event (Store.RecordTestSend).
+	Test bool `json:"test,omitempty"`
 }
 
 // Delivery is one (event, endpoint) delivery as the admin API shows it.
@@ -54,12 +56,30 @@ type Delivery struct {
 	CreatedAt     time.Time  `json:"created_at"`
 	UpdatedAt     time.Time  `json:"updated_at"`
 	FinishedAt    *time.Time `json:"finished_at,omitempty"`
+	// EventType, WebhookID and Tenant are the event's.
+	EventType   string `json:"event_type"`
+	WebhookID   string `json:"webhook_id"`
+	Tenant      string `json:"tenant"`
+	OrderingKey string `json:"ordering_key,omitempty"`
+	// Test marks the delivery of a test send ("Test" button).
+	Test bool `json:"test"`
+	// Replays counts the replays of the delivery; ReplayedAt is when the
+	// last one started a new attempt series (the attempts before it are
+	// the earlier series).
+	Replays    int        `json:"replays"`
+	ReplayedAt *time.Time `json:"replayed_at,omitempty"`
 }
 
 // Attempt is one recorded HTTP try of a delivery.
 type Attempt struct {
-	ID         int64     `json:"id"`
-	DeliveryID int64     `json:"delivery_id"`
+	ID         int64 `json:"id"`
+	DeliveryID int64 `json:"delivery_id"`
+	// EventID, EndpointID, EventType and Test (a test send's attempt) are
+	// set in lists across deliveries (Store.ListAttemptsFiltered).
+	EventID    int64     `json:"event_id,omitempty"`
+	EndpointID string    `json:"endpoint_id,omitempty"`
+	EventType  string    `json:"event_type,omitempty"`
+	Test       bool      `json:"test,omitempty"`
 	Attempt    int       `json:"attempt"`
 	StartedAt  time.Time `json:"started_at"`
 	DurationMS int       `json:"duration_ms"`
@@ -82,11 +102,18 @@ type EventFilter struct {
 	Limit int
 }
 
-// DeliveryFilter selects deliveries to list (newest first).
+// DeliveryFilter selects deliveries to list (newest first by creation).
 type DeliveryFilter struct {
 	State      *string
 	EndpointID *string
 	EventID    *int64
+	// Tenant keeps one tenant's deliveries (a tenant-scoped store keeps
+	// only its own whatever this says).
+	Tenant *string
+	// EventType keeps the deliveries of events of this type.
+	EventType *string
+	// Since and Until bound created_at: [Since, Until).
+	Since, Until *time.Time
 	// After is the cursor returned with the previous page ("" for the first).
 	After string
 	// Limit is the page size (default 50, at most 500).
@@ -160,14 +187,14 @@ func ValidDeliveryState(s string) bool {
 
 const eventColumns = `id, uid, event_type, tenant, convert_to(payload::text, 'UTF8'), coalesce(endpoint_id::text, ''),
        coalesce(idempotency_key, ''), coalesce(ordering_key, ''), created_at, dispatched_at, delivery_count,
-       coalesce(dispatch_error, '')`
+       coalesce(dispatch_error, ''), test`
 
 func scanEvent(row pgx.Row) (StoredEvent, error) {
 	var e StoredEvent
 	var uid [16]byte
 	var payload []byte
 	err := row.Scan(&e.ID, &uid, &e.Type, &e.Tenant, &payload, &e.EndpointID, &e.IdempotencyKey,
-		&e.OrderingKey, &e.CreatedAt, &e.DispatchedAt, &e.DeliveryCount, &e.DispatchError)
+		&e.OrderingKey, &e.CreatedAt, &e.DispatchedAt, &e.DeliveryCount, &e.DispatchError, &e.Test)
 	e.WebhookID = WebhookID(uid)
 	e.Payload = payload
 	return e, err
@@ -185,9 +212,9 @@ func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]StoredEvent, s
 	rows, err := s.pool.Query(ctx, qualify(`SELECT `+eventColumns+` FROM {{schema}}.outbox
  WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR event_type = $2)
    AND ($3::timestamptz IS NULL OR created_at >= $3) AND ($4::timestamptz IS NULL OR created_at < $4)
-   AND ($5::bigint IS NULL OR id < $5)
+   AND ($5::bigint IS NULL OR id < $5) AND ($7::text IS NULL OR tenant = $7)
  ORDER BY id DESC
- LIMIT $6`, s.schema), f.Tenant, f.Type, f.Since, f.Until, before, limit+1)
+ LIMIT $6`, s.schema), f.Tenant, f.Type, f.Since, f.Until, before, limit+1, s.tenantArg())
 	if err != nil {
 		return nil, "", fmt.Errorf("list events: %w", translate(err))
 	}
@@ -201,7 +228,8 @@ func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]StoredEvent, s
 
 // GetEvent returns one event or ErrNotFound.
 func (s *Store) GetEvent(ctx context.Context, id int64) (StoredEvent, error) {
-	e, err := scanEvent(s.pool.QueryRow(ctx, qualify(`SELECT `+eventColumns+` FROM {{schema}}.outbox WHERE id = $1`, s.schema), id))
+	e, err := scanEvent(s.pool.QueryRow(ctx, qualify(`SELECT `+eventColumns+` FROM {{schema}}.outbox
+ WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)`, s.schema), id, s.tenantArg()))
 	if err != nil {
 		return StoredEvent{}, fmt.Errorf("get event %d: %w", id, translate(err))
 	}
@@ -210,50 +238,37 @@ func (s *Store) GetEvent(ctx context.Context, id int64) (StoredEvent, error) {
 
 const deliveryColumns = `id, event_id, endpoint_id::text, state, attempts,
        CASE WHEN next_attempt_at = 'infinity' THEN NULL ELSE next_attempt_at END, next_attempt_at = 'infinity',
-       last_status, last_error, last_attempt_at, created_at, updated_at, finished_at`
+       last_status, last_error, last_attempt_at, created_at, updated_at, finished_at,
+       coalesce(ordering_key, ''), replays, replayed_at,
+       coalesce((SELECT o.event_type FROM {{schema}}.outbox o WHERE o.id = event_id), ''),
+       (SELECT o.uid FROM {{schema}}.outbox o WHERE o.id = event_id),
+       coalesce((SELECT o.tenant FROM {{schema}}.outbox o WHERE o.id = event_id), ''),
+       coalesce((SELECT o.test FROM {{schema}}.outbox o WHERE o.id = event_id), false)`
 
 func scanDelivery(row pgx.Row) (Delivery, error) {
 	var d Delivery
+	var uid *[16]byte
 	err := row.Scan(&d.ID, &d.EventID, &d.EndpointID, &d.State, &d.Attempts, &d.NextAttemptAt, &d.Held,
-		&d.LastStatus, &d.LastError, &d.LastAttemptAt, &d.CreatedAt, &d.UpdatedAt, &d.FinishedAt)
+		&d.LastStatus, &d.LastError, &d.LastAttemptAt, &d.CreatedAt, &d.UpdatedAt, &d.FinishedAt,
+		&d.OrderingKey, &d.Replays, &d.ReplayedAt, &d.EventType, &uid, &d.Tenant, &d.Test)
+	if uid != nil {
+		d.WebhookID = WebhookID(*uid)
+	}
 	return d, err
 }
 
-// ListDeliveries returns a page of deliveries newest first and the cursor
-// of the next page ("" at the end).
-func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, string, error) {
-	limit := pageLimit(f.Limit)
-	before, err := beforeID(f.After)
-	if err != nil {
-		return nil, "", err
-	}
-	if f.State != nil && !ValidDeliveryState(*f.State) {
-		return nil, "", &FieldError{Field: "state", Reason: "must be one of pending, in_flight, delivered, dead, cancelled"}
-	}
-	if f.EndpointID != nil && !ValidID(*f.EndpointID) {
-		return nil, "", &FieldError{Field: "endpoint_id", Reason: "is not an endpoint id (a UUID)"}
-	}
-	rows, err := s.pool.Query(ctx, qualify(`SELECT `+deliveryColumns+` FROM {{schema}}.deliveries
- WHERE ($1::text IS NULL OR state = $1) AND ($2::uuid IS NULL OR endpoint_id = $2)
-   AND ($3::bigint IS NULL OR event_id = $3) AND ($4::bigint IS NULL OR id < $4)
- ORDER BY id DESC
- LIMIT $5`, s.schema), f.State, f.EndpointID, f.EventID, before, limit+1)
-	if err != nil {
-		return nil, "", fmt.Errorf("list deliveries: %w", translate(err))
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) { return scanDelivery(r) })
-	if err != nil {
-		return nil, "", fmt.Errorf("list deliveries: %w", translate(err))
-	}
-	out, next := idPage(out, limit, func(d Delivery) int64 { return d.ID })
-	return out, next, nil
+// deliveryInTenant is the tenant predicate of a query on deliveries (alias
+// d; n is the tenant parameter's number): a delivery belongs to its
+// event's tenant.
+func deliveryInTenant(d string, n int) string {
+	return fmt.Sprintf(`($%d::text IS NULL OR EXISTS (SELECT 1 FROM {{schema}}.outbox t WHERE t.id = %s.event_id AND t.tenant = $%d))`, n, d, n)
 }
 
 // EventDeliveries returns all deliveries of one event (one per endpoint),
 // oldest first.
 func (s *Store) EventDeliveries(ctx context.Context, eventID int64) ([]Delivery, error) {
-	rows, err := s.pool.Query(ctx, qualify(`SELECT `+deliveryColumns+` FROM {{schema}}.deliveries
- WHERE event_id = $1 ORDER BY id`, s.schema), eventID)
+	rows, err := s.pool.Query(ctx, qualify(`SELECT `+deliveryColumns+` FROM {{schema}}.deliveries d
+ WHERE event_id = $1 AND `+deliveryInTenant("d", 2)+` ORDER BY id`, s.schema), eventID, s.tenantArg())
 	if err != nil {
 		return nil, fmt.Errorf("deliveries of event %d: %w", eventID, translate(err))
 	}
@@ -266,7 +281,8 @@ func (s *Store) EventDeliveries(ctx context.Context, eventID int64) ([]Delivery,
 
 // GetDelivery returns one delivery or ErrNotFound.
 func (s *Store) GetDelivery(ctx context.Context, id int64) (Delivery, error) {
-	d, err := scanDelivery(s.pool.QueryRow(ctx, qualify(`SELECT `+deliveryColumns+` FROM {{schema}}.deliveries WHERE id = $1`, s.schema), id))
+	d, err := scanDelivery(s.pool.QueryRow(ctx, qualify(`SELECT `+deliveryColumns+` FROM {{schema}}.deliveries d
+ WHERE id = $1 AND `+deliveryInTenant("d", 2), s.schema), id, s.tenantArg()))
 	if err != nil {
 		return Delivery{}, fmt.Errorf("get delivery %d: %w", id, translate(err))
 	}
@@ -280,8 +296,8 @@ func (s *Store) ListAttempts(ctx context.Context, deliveryID int64) ([]Attempt, 
        a.status_code, a.outcome, a.error_class, a.error, a.response_excerpt
   FROM {{schema}}.deliveries d
   LEFT JOIN {{schema}}.attempts a ON a.delivery_id = d.id
- WHERE d.id = $1
- ORDER BY a.id`, s.schema), deliveryID)
+ WHERE d.id = $1 AND `+deliveryInTenant("d", 2)+`
+ ORDER BY a.id`, s.schema), deliveryID, s.tenantArg())
 	if err != nil {
 		return nil, fmt.Errorf("attempts of delivery %d: %w", deliveryID, translate(err))
 	}
@@ -325,7 +341,8 @@ func (s *Store) RetryDelivery(ctx context.Context, id int64) (Delivery, error) {
 	var d Delivery
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var state string
-		if err := tx.QueryRow(ctx, qualify(`SELECT state FROM {{schema}}.deliveries WHERE id = $1 FOR UPDATE`, s.schema), id).Scan(&state); err != nil {
+		if err := tx.QueryRow(ctx, qualify(`SELECT state FROM {{schema}}.deliveries d
+ WHERE id = $1 AND `+deliveryInTenant("d", 2)+` FOR UPDATE`, s.schema), id, s.tenantArg()).Scan(&state); err != nil {
 			return err
 		}
 		if state != StatePending && state != StateDead {
@@ -368,7 +385,7 @@ func (s *Store) RecoverEndpoint(ctx context.Context, endpointID string, since, u
 	var n int
 	var found bool
 	err := s.pool.QueryRow(ctx, qualify(`WITH e AS (
-    SELECT id, enabled FROM {{schema}}.endpoints WHERE id = $1
+    SELECT id, enabled FROM {{schema}}.endpoints WHERE id = $1 AND ($4::text IS NULL OR tenant = $4)
 ), upd AS (
     UPDATE {{schema}}.deliveries d
        SET state = 'pending', finished_at = NULL, updated_at = now(),
@@ -380,7 +397,7 @@ func (s *Store) RecoverEndpoint(ctx context.Context, endpointID string, since, u
                 AND d.next_attempt_at <> 'infinity'))
     RETURNING d.id
 )
-SELECT EXISTS (SELECT 1 FROM e), (SELECT count(*) FROM upd)::int`, s.schema), endpointID, since, until).Scan(&found, &n)
+SELECT EXISTS (SELECT 1 FROM e), (SELECT count(*) FROM upd)::int`, s.schema), endpointID, since, until, s.tenantArg()).Scan(&found, &n)
 	if err != nil {
 		return 0, fmt.Errorf("recover endpoint %s: %w", endpointID, translate(err))
 	}

@@ -288,6 +288,9 @@ func (s *Store) CreateEndpoint(ctx context.Context, in EndpointInput, maxPerTena
 	if err := in.Validate(); err != nil {
 		return Endpoint{}, err
 	}
+	if err := s.checkTenant(in.Tenant); err != nil {
+		return Endpoint{}, err
+	}
 	sealed, err := s.sealSecret(in.Secret)
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("create endpoint: seal secret: %w", err)
@@ -331,7 +334,8 @@ func (s *Store) GetEndpoint(ctx context.Context, id string) (Endpoint, error) {
 	if !ValidID(id) {
 		return Endpoint{}, ErrNotFound
 	}
-	e, err := scanEndpoint(s.pool.QueryRow(ctx, qualify(`SELECT `+endpointColumns+` FROM {{schema}}.endpoints WHERE id = $1`, s.schema), id))
+	e, err := scanEndpoint(s.pool.QueryRow(ctx, qualify(`SELECT `+endpointColumns+` FROM {{schema}}.endpoints
+ WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)`, s.schema), id, s.tenantArg()))
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("get endpoint %s: %w", id, translate(err))
 	}
@@ -346,7 +350,8 @@ func (s *Store) EndpointSecrets(ctx context.Context, id string) ([]string, error
 	}
 	var secrets []string
 	err := s.pool.QueryRow(ctx, qualify(`SELECT ARRAY[secret] || ARRAY(SELECT x->>'secret' FROM jsonb_array_elements(old_secrets) x
-       WHERE (x->>'expires_at')::timestamptz > now()) FROM {{schema}}.endpoints WHERE id = $1`, s.schema), id).Scan(&secrets)
+       WHERE (x->>'expires_at')::timestamptz > now()) FROM {{schema}}.endpoints
+ WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)`, s.schema), id, s.tenantArg()).Scan(&secrets)
 	if err != nil {
 		return nil, fmt.Errorf("read endpoint secrets %s: %w", id, translate(err))
 	}
@@ -413,8 +418,9 @@ func (s *Store) ListEndpoints(ctx context.Context, f EndpointFilter) ([]Endpoint
 	rows, err := s.pool.Query(ctx, qualify(`SELECT `+endpointColumns+` FROM {{schema}}.endpoints
  WHERE ($1::text IS NULL OR tenant = $1) AND ($2::boolean IS NULL OR enabled = $2)
    AND ($3::timestamptz IS NULL OR (date_trunc('microseconds', created_at), id) > ($3, $4::uuid))
+   AND ($6::text IS NULL OR tenant = $6)
  ORDER BY created_at, id
- LIMIT $5`, s.schema), f.Tenant, f.Enabled, afterT, afterID, limit+1)
+ LIMIT $5`, s.schema), f.Tenant, f.Enabled, afterT, afterID, limit+1, s.tenantArg())
 	if err != nil {
 		return nil, "", fmt.Errorf("list endpoints: %w", translate(err))
 	}
@@ -447,7 +453,8 @@ func (s *Store) UpdateEndpoint(ctx context.Context, id string, p EndpointPatch) 
 	var e Endpoint
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var wasEnabled bool
-		if err := tx.QueryRow(ctx, qualify(`SELECT enabled FROM {{schema}}.endpoints WHERE id = $1 FOR UPDATE`, s.schema), id).Scan(&wasEnabled); err != nil {
+		if err := tx.QueryRow(ctx, qualify(`SELECT enabled FROM {{schema}}.endpoints
+ WHERE id = $1 AND ($2::text IS NULL OR tenant = $2) FOR UPDATE`, s.schema), id, s.tenantArg()).Scan(&wasEnabled); err != nil {
 			return err
 		}
 		var err error
@@ -463,8 +470,9 @@ func (s *Store) UpdateEndpoint(ctx context.Context, id string, p EndpointPatch) 
     rate_limit = CASE WHEN $7::int IS NULL THEN rate_limit ELSE nullif($7, 0) END,
     ordering_on_dead = CASE WHEN $8::text IS NULL THEN ordering_on_dead ELSE coalesce(nullif($8, ''), 'skip') END,
     updated_at = now()
- WHERE id = $1
-RETURNING `+endpointColumns, s.schema), id, p.URL, p.Description, typesArg(p.EventTypes, types), p.Enabled, p.MaxInFlight, p.RateLimit, p.OrderingOnDead))
+ WHERE id = $1 AND ($9::text IS NULL OR tenant = $9)
+RETURNING `+endpointColumns, s.schema), id, p.URL, p.Description, typesArg(p.EventTypes, types), p.Enabled, p.MaxInFlight, p.RateLimit, p.OrderingOnDead,
+			s.tenantArg()))
 		if err != nil {
 			return err
 		}
@@ -503,7 +511,8 @@ func (s *Store) DeleteEndpoint(ctx context.Context, id string) error {
 		return ErrNotFound
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, qualify(`DELETE FROM {{schema}}.endpoints WHERE id = $1`, s.schema), id)
+		tag, err := tx.Exec(ctx, qualify(`DELETE FROM {{schema}}.endpoints
+ WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)`, s.schema), id, s.tenantArg())
 		if err != nil {
 			return err
 		}
@@ -543,8 +552,8 @@ func (s *Store) RotateSecret(ctx context.Context, id, newSecret string, grace ti
                   || CASE WHEN $3 > 0 THEN jsonb_build_array(jsonb_build_object('secret', secret,
                          'expires_at', now() + make_interval(secs => $3))) ELSE '[]'::jsonb END,
     secret = $2, updated_at = now()
- WHERE id = $1
-RETURNING `+endpointColumns, s.schema), id, sealed, grace.Seconds()))
+ WHERE id = $1 AND ($4::text IS NULL OR tenant = $4)
+RETURNING `+endpointColumns, s.schema), id, sealed, grace.Seconds(), s.tenantArg()))
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("rotate secret of endpoint %s: %w", id, translate(err))
 	}

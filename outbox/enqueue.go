@@ -173,7 +173,10 @@ SELECT o.id, o.uid, o.tenant, o.idempotency_key, true
 // application's own transaction (pgx.Tx or database/sql's *sql.Tx) so the
 // event exists exactly when the business change commits; a pool or
 // connection works too (the insert then commits on its own). It validates
-// the event first and writes nothing when it is invalid (*ValidationError).
+// the event first and writes nothing when it is invalid (*ValidationError),
+// including a payload that does not match its type's schema in the
+// event-type catalog (the error's Err is then a *SchemaError naming the
+// failing path; plain-SQL inserts are not checked).
 // A duplicate idempotency key is not an error: Result.Duplicate is set.
 func Enqueue(ctx context.Context, db any, ev Event, opts ...Options) (Result, error) {
 	res, err := EnqueueBatch(ctx, db, []Event{ev}, opts...)
@@ -213,6 +216,11 @@ func EnqueueBatch(ctx context.Context, db any, events []Event, opts ...Options) 
 		}
 		types[i], tenants[i], payloads[i] = ev.Type, ev.Tenant, string(ev.Payload)
 		endpoints[i], keys[i], orderings[i] = ev.EndpointID, ev.IdempotencyKey, ev.OrderingKey
+	}
+	// Payloads of types with a schema in the catalog must match it; read
+	// before anything is written, in the caller's transaction.
+	if err := checkSchemas(ctx, db, o.Schema, events); err != nil {
+		return nil, err
 	}
 	query := qualify(enqueueSQL, o.Schema)
 	args := []any{types, tenants, payloads, endpoints, keys, orderings}

@@ -18,7 +18,8 @@ func (s *Store) CancelDelivery(ctx context.Context, id int64) (Delivery, error) 
 	var d Delivery
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var state string
-		if err := tx.QueryRow(ctx, qualify(`SELECT state FROM {{schema}}.deliveries WHERE id = $1 FOR UPDATE`, s.schema), id).Scan(&state); err != nil {
+		if err := tx.QueryRow(ctx, qualify(`SELECT state FROM {{schema}}.deliveries d
+ WHERE id = $1 AND `+deliveryInTenant("d", 2)+` FOR UPDATE`, s.schema), id, s.tenantArg()).Scan(&state); err != nil {
 			return err
 		}
 		if state != StatePending && state != StateDead {

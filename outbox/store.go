@@ -53,7 +53,8 @@ type Store struct {
 	schema string
 	q      queries
 	codec  SecretCodec
-	async  bool // see AsyncCommit
+	async  bool    // see AsyncCommit
+	tenant *string // see ForTenant
 }
 
 // NewStore returns a Store for schema (which must pass [ValidSchema]).
