@@ -36,10 +36,6 @@ const (
 	DefaultAsyncCommit = true
 )
 
-// derivedLeaseMargin is what Lease adds to twice the request timeout when
-// LeaseDuration is 0.
-const derivedLeaseMargin = 30 * time.Second
-
 // Config is hookrelay's whole configuration, read from HOOKRELAY_*
 // environment variables. Obtain one with Load or LoadFrom (parsed and
 // validated) or Default (defaults only, no database URL).
@@ -103,6 +99,9 @@ type Config struct {
 	// even when AllowPrivateDestinations is false. A bare address in the
 	// variable means a single host (/32 or /128).
 	AllowedDestinationCIDRs []netip.Prefix `env:"HOOKRELAY_ALLOWED_DESTINATION_CIDRS" envSeparator:"," desc:"comma-separated CIDRs (or single addresses) deliveries may reach even when private destinations are not allowed"`
+	// RequireHTTPS refuses http:// endpoint URLs when endpoints are
+	// created or their URL changed (the CLI, the admin and tenant API).
+	RequireHTTPS bool `env:"HOOKRELAY_REQUIRE_HTTPS" desc:"refuse http:// endpoint URLs at create and update (recommended in production once tenants register their own URLs)"`
 	// ProxyUpstream is the application the listener reverse-proxies
 	// unmatched requests to; empty turns the pass-through off. When set,
 	// an absolute http or https URL with a host.
@@ -194,5 +193,5 @@ func (c Config) Lease() time.Duration {
 	if c.LeaseDuration > 0 {
 		return c.LeaseDuration
 	}
-	return 2*c.RequestTimeout + derivedLeaseMargin
+	return relay.DefaultLease(c.RequestTimeout)
 }

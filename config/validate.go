@@ -28,7 +28,7 @@ const (
 	minRetention      = time.Hour
 	minAdminTokenLen  = 16
 	secretKeyBytes    = 32
-	leaseMargin       = 5 * time.Second
+	leaseMargin       = relay.MinLeaseMargin
 )
 
 // Problem is one configuration problem.

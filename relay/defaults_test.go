@@ -21,8 +21,10 @@ func TestConfigDefaults(t *testing.T) {
 		!slices.Equal(got.Policy.Schedule, relay.DefaultRetrySchedule()):
 		t.Errorf("zero Config with defaults = %+v, want the Default* constants", got)
 	}
-	if got.Lease <= relay.DefaultRequestTimeout {
-		t.Errorf("default lease %s does not exceed DefaultRequestTimeout %s", got.Lease, relay.DefaultRequestTimeout)
+	// The lease is derived from the sender's timeout by New (see
+	// TestNewChecksTheLeaseAgainstTheSender).
+	if l := relay.DefaultLease(relay.DefaultRequestTimeout); l <= relay.DefaultRequestTimeout+relay.MinLeaseMargin {
+		t.Errorf("default lease %s does not outlast DefaultRequestTimeout %s", l, relay.DefaultRequestTimeout)
 	}
 
 	set := relay.Config{BatchSize: 7, MaxInFlight: 8, EndpointMaxInFlight: 2, PollInterval: time.Minute,

@@ -35,8 +35,12 @@ const (
 	// after Run's context ends.
 	DefaultShutdownTimeout = 30 * time.Second
 
-	// defaultLease is the claim lease of a Config without one.
-	defaultLease = time.Minute
+	// MinLeaseMargin is how much a claim's lease must exceed the sender's
+	// request timeout, so an attempt ends before its lease expires.
+	MinLeaseMargin = 5 * time.Second
+	// derivedLeaseMargin is what DefaultLease adds to twice the request
+	// timeout.
+	derivedLeaseMargin = 30 * time.Second
 	// defaultCompleteBatch and defaultCompleteDelay batch the recording of
 	// outcomes.
 	defaultCompleteBatch = 512
@@ -60,7 +64,8 @@ type Config struct {
 	// (DefaultPollInterval, 1s, jittered by ±10%).
 	PollInterval time.Duration
 	// Lease is how long a claim holds a delivery; it must exceed the
-	// sender's request timeout (default 1m).
+	// sender's request timeout by more than MinLeaseMargin (default
+	// DefaultLease of the sender's timeout).
 	Lease time.Duration
 	// ShutdownTimeout bounds how long in-flight requests may finish after
 	// Run's context ends (DefaultShutdownTimeout, 30s); the rest are
@@ -74,6 +79,23 @@ type Config struct {
 	// (default 2ms).
 	CompleteBatch int
 	CompleteDelay time.Duration
+
+	// Listening, if set, reports whether notifications can arrive (the
+	// LISTEN connection is up); only then does the dispatcher ask the
+	// database to send them.
+	Listening func() bool
+	// OnDisabled, if set, is called after an endpoint is disabled because
+	// it answered 410 Gone.
+	OnDisabled func(ctx context.Context, endpointID, reason string)
+	// OnDead, if set, is called for each delivery that became dead (after
+	// it was recorded).
+	OnDead func(ctx context.Context, o outbox.Outcome)
+}
+
+// DefaultLease is the claim lease for a request timeout: twice the timeout
+// plus 30s, so a claim outlives its slowest attempt with room to record it.
+func DefaultLease(requestTimeout time.Duration) time.Duration {
+	return 2*requestTimeout + derivedLeaseMargin
 }
 
 func (c *Config) defaults() {
@@ -88,9 +110,6 @@ func (c *Config) defaults() {
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = DefaultPollInterval
-	}
-	if c.Lease <= 0 {
-		c.Lease = defaultLease
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
@@ -116,17 +135,6 @@ type Engine struct {
 	log     *zap.Logger
 	metrics *Metrics
 	wake    <-chan struct{}
-
-	// OnDisabled, if set before Run, is called after an endpoint is
-	// disabled because it answered 410 Gone.
-	OnDisabled func(ctx context.Context, endpointID, reason string)
-	// Listening, if set before Run, reports whether notifications can
-	// arrive (the LISTEN connection is up); only then does the dispatcher
-	// ask the database to send them.
-	Listening func() bool
-	// OnDead, if set before Run, is called for each delivery that became
-	// dead (after it was recorded).
-	OnDead func(ctx context.Context, o outbox.Outcome)
 
 	id      string // this relay's row in the relays table
 	running atomic.Bool
@@ -160,10 +168,27 @@ type result struct {
 	taken   bool
 }
 
-// New returns an engine. wake delivers notification hints (nil: poll only);
-// metrics may be nil.
-func New(cfg Config, store *outbox.Store, sender *Sender, wake <-chan struct{}, log *zap.Logger, metrics *Metrics) *Engine {
+// New returns an engine, or an error when a required part is missing or
+// the lease does not outlast the sender's request timeout. Zero Config
+// fields take their defaults. wake delivers notification hints (nil: poll
+// only); metrics may be nil.
+func New(cfg Config, store *outbox.Store, sender *Sender, wake <-chan struct{}, log *zap.Logger, metrics *Metrics) (*Engine, error) {
+	switch {
+	case store == nil:
+		return nil, errors.New("relay: New needs a store")
+	case sender == nil:
+		return nil, errors.New("relay: New needs a sender")
+	case log == nil:
+		return nil, errors.New("relay: New needs a logger")
+	}
 	cfg.defaults()
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease(sender.timeout)
+	}
+	if cfg.Lease <= sender.timeout+MinLeaseMargin {
+		return nil, fmt.Errorf("relay: the lease (%s) must exceed the request timeout (%s) by more than %s, so an attempt ends before its lease expires",
+			cfg.Lease, sender.timeout, MinLeaseMargin)
+	}
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
@@ -180,7 +205,7 @@ func New(cfg Config, store *outbox.Store, sender *Sender, wake <-chan struct{}, 
 		sched:    newScheduler(cfg, metrics),
 		results:  make(chan result, cfg.MaxInFlight+cfg.CompleteBatch),
 		released: make(chan struct{}, 1),
-	}
+	}, nil
 }
 
 // Running reports whether the engine is claiming work (false before Run,
@@ -436,7 +461,7 @@ func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 			trigger = triggerBacklog
 			continue
 		}
-		listening := e.Listening != nil && e.Listening()
+		listening := e.cfg.Listening != nil && e.cfg.Listening()
 		switch {
 		case err != nil:
 		case busy && time.Since(lastWork) < busyLinger:
@@ -821,8 +846,8 @@ func (e *Engine) disable(endpointID, reason string) {
 	}
 	if was {
 		e.log.Warn("endpoint disabled", zap.String("endpoint_id", endpointID), zap.String("reason", reason))
-		if e.OnDisabled != nil {
-			e.OnDisabled(ctx, endpointID, reason)
+		if e.cfg.OnDisabled != nil {
+			e.cfg.OnDisabled(ctx, endpointID, reason)
 		}
 	}
 }
@@ -922,13 +947,13 @@ func (e *Engine) record(batch []outbox.Outcome) {
 		case outbox.StateDelivered, outbox.StateDead:
 			e.metrics.Deliveries.WithLabelValues(o.EndpointID, o.State).Inc()
 		}
-		if o.State == outbox.StateDead && e.OnDead != nil {
+		if o.State == outbox.StateDead && e.cfg.OnDead != nil {
 			// Off the completer's path: a slow hook must not hold up the
 			// recording of other outcomes.
 			e.hooks.Go(func() {
 				hctx, cancel := context.WithTimeout(context.Background(), hookTimeout)
 				defer cancel()
-				e.OnDead(hctx, o)
+				e.cfg.OnDead(hctx, o)
 			})
 		}
 	}

@@ -463,8 +463,11 @@ func TestGracefulShutdownReleasesLeases(t *testing.T) {
 	createEndpoint(t, st, rc, "")
 	sender := relay.NewSender(relay.SenderConfig{Timeout: 30 * time.Second})
 	defer sender.Close()
-	e := relay.New(relay.Config{PollInterval: 50 * time.Millisecond, ShutdownTimeout: 300 * time.Millisecond, Lease: time.Minute,
+	e, err := relay.New(relay.Config{PollInterval: 50 * time.Millisecond, ShutdownTimeout: 300 * time.Millisecond, Lease: time.Minute,
 		Policy: relay.Policy{Schedule: []time.Duration{time.Second}}}, st, sender, nil, zapNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- e.Run(rctx) }()
@@ -675,4 +678,29 @@ func TestHealthReportsALoopFailingTooLong(t *testing.T) {
 		err := e.Health()
 		return err != nil && strings.Contains(err.Error(), "failing for") && strings.Contains(err.Error(), "does not exist")
 	})
+}
+
+// TestNewChecksTheLeaseAgainstTheSender checks the cross-field rule that
+// used to live only in config: a lease must outlast the sender's timeout;
+// a zero lease is derived from it.
+func TestNewChecksTheLeaseAgainstTheSender(t *testing.T) {
+	st, err := outbox.NewStore(nil, outbox.DefaultSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender := relay.NewSender(relay.SenderConfig{Timeout: 10 * time.Second})
+	defer sender.Close()
+	if _, err := relay.New(relay.Config{Lease: 12 * time.Second}, st, sender, nil, zapNop(), nil); err == nil ||
+		!strings.Contains(err.Error(), "must exceed the request timeout") {
+		t.Fatalf("lease 12s with a 10s timeout: %v, want a refusal", err)
+	}
+	if _, err := relay.New(relay.Config{}, st, sender, nil, zapNop(), nil); err != nil {
+		t.Fatalf("zero config: %v, want the lease derived from the timeout", err)
+	}
+	if _, err := relay.New(relay.Config{}, nil, sender, nil, zapNop(), nil); err == nil {
+		t.Fatal("no store: accepted")
+	}
+	if got, want := relay.DefaultLease(10*time.Second), 50*time.Second; got != want {
+		t.Fatalf("DefaultLease(10s) = %s, want %s", got, want)
+	}
 }

@@ -76,8 +76,11 @@ func startEngineStoppable(t testing.TB, st *outbox.Store, o engineOpts) runningE
 		log = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	}
 	sender := relay.NewSender(relay.SenderConfig{Timeout: 5 * time.Second})
-	e := relay.New(o.cfg, st, sender, o.wake, log, o.metrics)
-	e.Listening = o.listening
+	o.cfg.Listening = o.listening
+	e, err := relay.New(o.cfg, st, sender, o.wake, log, o.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()

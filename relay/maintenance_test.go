@@ -262,10 +262,13 @@ func TestOpsEventsOnDeadAndGone(t *testing.T) {
 	createEndpoint(t, st, opsRc, "ops")
 
 	ops := relay.NewOpsEvents(st, "ops", zapNop())
-	e := relay.New(relay.Config{PollInterval: 50 * time.Millisecond, Lease: 20 * time.Second, ShutdownTimeout: 5 * time.Second,
-		Policy: relay.Policy{Schedule: []time.Duration{10 * time.Millisecond}}},
+	e, err := relay.New(relay.Config{PollInterval: 50 * time.Millisecond, Lease: 20 * time.Second, ShutdownTimeout: 5 * time.Second,
+		Policy:     relay.Policy{Schedule: []time.Duration{10 * time.Millisecond}},
+		OnDisabled: ops.OnDisabled, OnDead: ops.OnDead},
 		st, relay.NewSender(relay.SenderConfig{Timeout: 5 * time.Second}), nil, zapNop(), nil)
-	e.OnDisabled, e.OnDead = ops.OnDisabled, ops.OnDead
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()

@@ -106,11 +106,20 @@ func TestHoldCapFollowsPace(t *testing.T) {
 }
 
 func TestHeldPastDeadlineIsGivenBackUnsent(t *testing.T) {
-	// A nil store and sender: deliver must neither send nor record.
-	e := New(testConfig(4, 4), nil, nil, nil, zap.NewNop(), nil)
+	// A store without a pool and a sender to nowhere: deliver must neither
+	// send nor record.
+	store, err := outbox.NewStore(nil, outbox.DefaultSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender := NewSender(SenderConfig{})
+	defer sender.Close()
+	e, err := New(testConfig(4, 4), store, sender, nil, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.sched.hold(claimedFor("a", 1), time.Now().Add(-2*time.Minute)) // claimed a lease ago
 	j := nextNow(t, e.sched)
-	// A nil sender would panic if deliver tried to send.
 	e.deliver(context.Background(), j)
 	select {
 	case r := <-e.results:

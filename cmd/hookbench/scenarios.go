@@ -20,8 +20,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/outbox"
-	"github.com/hookrelay/hookrelay/relay"
+	"github.com/hookrelay/hookrelay/relay/sidecar"
 	"github.com/hookrelay/hookrelay/relay/signature"
 )
 
@@ -82,15 +83,6 @@ func (e *env) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, _ = e.b.admin.Exec(ctx, "DROP SCHEMA IF EXISTS "+e.ident()+" CASCADE")
-}
-
-// engineStore is the store the relay engine runs on, as `hookrelay run`
-// sets it up.
-func (e *env) engineStore() *outbox.Store {
-	if e.b.o.relay.AsyncCommit {
-		return e.st.AsyncCommit()
-	}
-	return e.st
 }
 
 func (e *env) ident() string { return pgx.Identifier{e.schema}.Sanitize() }
@@ -178,54 +170,48 @@ func poll(ctx context.Context, timeout, interval time.Duration, cond func() (boo
 	}
 }
 
-// relayHandle is a running listener and engine.
+// relayHandle is a relay running in this process: the same assembly as
+// `hookrelay run` (relay/sidecar), configured like it.
 type relayHandle struct {
 	cancel  context.CancelFunc
 	done    chan error
-	ldone   chan struct{}
-	sender  *relay.Sender
 	started time.Time
 }
 
-// startRelay starts the listener, waits until it listens, then starts the
-// engine; started is taken right before the engine starts.
+// startRelay runs the relay on e's schema with the default settings of
+// `hookrelay run` and the benchmark's tuning, and returns once its engine
+// has started; started is taken then.
 func (e *env) startRelay(ctx context.Context, timeout time.Duration) (*relayHandle, error) {
 	b := e.b
-	rctx, cancel := context.WithCancel(ctx)
-	h := &relayHandle{cancel: cancel, done: make(chan error, 1), ldone: make(chan struct{})}
-	l := outbox.NewListener(e.pool.Config().ConnConfig.Copy(), e.schema, e.b.log)
-	go func() { defer close(h.ldone); _ = l.Run(rctx) }()
-	if err := poll(ctx, 15*time.Second, 5*time.Millisecond, func() (bool, error) { return l.Connected(), nil },
-		func() string { return "the listener to connect" }); err != nil {
-		cancel()
-		<-h.ldone
+	cfg := config.Default()
+	cfg.DatabaseURL, cfg.Schema, cfg.ListenAddr = b.srv.URL(), e.schema, "127.0.0.1:0"
+	cfg.RequestTimeout = timeout
+	cfg.BatchSize, cfg.MaxInFlight, cfg.EndpointMaxInFlight = b.o.relay.BatchSize, b.o.relay.MaxInFlight, b.o.relay.EndpointMaxInFlight
+	cfg.AsyncCommit = b.o.relay.AsyncCommit
+	cfg.AllowPrivateDestinations = true // the receiver is on loopback
+	cfg.RetrySchedule = []time.Duration{5 * time.Second, time.Minute, 5 * time.Minute}
+	sc, err := sidecar.New(cfg, sidecar.Options{Log: b.log})
+	if err != nil {
 		return nil, err
 	}
-	h.sender = relay.NewSender(relay.SenderConfig{Timeout: timeout, MaxIdleConnsPerHost: b.o.relay.MaxInFlight})
-	eng := relay.New(relay.Config{
-		BatchSize:           b.o.relay.BatchSize,
-		MaxInFlight:         b.o.relay.MaxInFlight,
-		EndpointMaxInFlight: b.o.relay.EndpointMaxInFlight,
-		PollInterval:        time.Second,
-		Lease:               time.Minute,
-		Policy:              relay.Policy{Schedule: []time.Duration{5 * time.Second, time.Minute, 5 * time.Minute}},
-	}, e.engineStore(), h.sender, l.Wake(), e.b.log, relay.NewMetrics(nil))
-	// As `hookrelay run` does: the engine tells the trigger it is idle only
-	// while the listener is connected.
-	eng.Listening = l.Connected
+	rctx, cancel := context.WithCancel(ctx)
+	h := &relayHandle{cancel: cancel, done: make(chan error, 1)}
+	go func() { h.done <- sc.Run(rctx) }()
+	select {
+	case <-sc.Started():
+	case err := <-h.done:
+		cancel()
+		return nil, fmt.Errorf("relay stopped while starting: %w", err)
+	}
 	h.started = time.Now()
-	go func() { h.done <- eng.Run(rctx) }()
 	return h, nil
 }
 
-// stop cancels the relay and waits for the engine to drain.
+// stop cancels the relay and waits for it to drain.
 func (h *relayHandle) stop() error {
 	h.cancel()
-	err := <-h.done
-	<-h.ldone
-	h.sender.Close()
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("engine: %w", err)
+	if err := <-h.done; err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("relay: %w", err)
 	}
 	return nil
 }

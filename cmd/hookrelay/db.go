@@ -5,43 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/outbox"
-	"github.com/hookrelay/hookrelay/outbox/secretbox"
+	"github.com/hookrelay/hookrelay/relay/sidecar"
 )
-
-// defaultConnectTimeout bounds one connection attempt when the database URL
-// does not set connect_timeout.
-const defaultConnectTimeout = 10 * time.Second
-
-// poolConfig parses the database URL and applies hookrelay's pool defaults:
-// maxConns connections unless the URL sets pool_max_conns, and a connect
-// timeout unless the URL sets connect_timeout.
-func poolConfig(cfg config.Config, maxConns int32) (*pgxpool.Config, error) {
-	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
-	if err != nil {
-		// pgx redacts the password in its parse errors.
-		return nil, &config.Error{Problems: []config.Problem{{
-			Var: "HOOKRELAY_DATABASE_URL", Message: fmt.Sprintf("cannot be parsed: %v", err),
-		}}}
-	}
-	if !strings.Contains(cfg.DatabaseURL, "pool_max_conns") {
-		pc.MaxConns = maxConns
-	}
-	if !strings.Contains(cfg.DatabaseURL, "connect_timeout") {
-		pc.ConnConfig.ConnectTimeout = defaultConnectTimeout
-	}
-	return pc, nil
-}
 
 // openPool opens a small pool for the one-shot commands.
 func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
-	pc, err := poolConfig(cfg, 4)
+	pc, err := sidecar.PoolConfig(cfg, 4)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +38,7 @@ func openStore(ctx context.Context, cfg config.Config) (*outbox.Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	store, err := newStore(pool, cfg)
+	store, err := sidecar.NewStore(pool, cfg)
 	if err != nil {
 		pool.Close()
 		return nil, err
@@ -126,23 +100,4 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintf(stdout, "schema %s migrated from version %d to %d\n", cfg.Schema, res.From, res.To)
 	return nil
-}
-
-// newStore returns the store for cfg.Schema. Both `run` and the endpoints
-// commands open their store here, so at-rest secret encryption
-// (HOOKRELAY_SECRET_KEY, via Store.SetSecretCodec) is wired in one place.
-func newStore(pool *pgxpool.Pool, cfg config.Config) (*outbox.Store, error) {
-	store, err := outbox.NewStore(pool, cfg.Schema)
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	if cfg.SecretKey != "" {
-		box, err := secretbox.FromConfig(cfg.SecretKey, cfg.PreviousSecretKeys...)
-		if err != nil {
-			// Validate checked both variables; this only names which one.
-			return nil, fmt.Errorf("open store: %w", err)
-		}
-		store.SetSecretCodec(box)
-	}
-	return store, nil
 }

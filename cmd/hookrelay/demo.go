@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -19,17 +20,15 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/examples/referralapp"
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/pgcluster"
-	"github.com/hookrelay/hookrelay/relay"
-	"github.com/hookrelay/hookrelay/relay/destguard"
-	"github.com/hookrelay/hookrelay/relay/endpoint"
 	"github.com/hookrelay/hookrelay/relay/httpapi"
+	"github.com/hookrelay/hookrelay/relay/sidecar"
 	"github.com/hookrelay/hookrelay/relay/signature"
 )
 
@@ -181,7 +180,21 @@ func (d *demo) run(ctx context.Context) (err error) {
 	if err := referralapp.Migrate(ctx, pool, appSchema); err != nil {
 		return err
 	}
-	store, err := outbox.NewStore(pool, hookSchema)
+	// The relay's configuration: `hookrelay run`'s defaults, except what a
+	// demo on one machine needs. Endpoint secrets are sealed at rest with a
+	// throwaway key, as a production set-up should.
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	cfg := config.Default()
+	cfg.DatabaseURL, cfg.Schema, cfg.AdminToken = dbURL, hookSchema, randomHex(16)
+	cfg.SecretKey = base64.StdEncoding.EncodeToString(key)
+	cfg.AllowPrivateDestinations = true // the receiver is on loopback
+	cfg.ShutdownTimeout = demoShutdownTimeout
+	cfg.RetrySchedule = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}
+	if cfg.ListenAddr = os.Getenv("HOOKRELAY_LISTEN_ADDR"); cfg.ListenAddr == "" {
+		cfg.ListenAddr = "127.0.0.1:0"
+	}
+	store, err := sidecar.NewStore(pool, cfg)
 	if err != nil {
 		return err
 	}
@@ -192,15 +205,6 @@ func (d *demo) run(ctx context.Context) (err error) {
 		return fmt.Errorf("receiver listen: %w", err)
 	}
 	defer receiverLn.Close()
-	apiAddr := os.Getenv("HOOKRELAY_LISTEN_ADDR")
-	if apiAddr == "" {
-		apiAddr = "127.0.0.1:0"
-	}
-	apiLn, err := net.Listen("tcp", apiAddr)
-	if err != nil {
-		return fmt.Errorf("API listen on %s: %w", apiAddr, err)
-	}
-	defer apiLn.Close()
 	appLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("referral app listen: %w", err)
@@ -208,7 +212,6 @@ func (d *demo) run(ctx context.Context) (err error) {
 	defer appLn.Close()
 	receiverURL := "http://" + receiverLn.Addr().String() + "/webhooks"
 	d.receiverURL = receiverURL
-	apiURL := "http://" + hostPort(apiLn.Addr())
 	appURL := "http://" + appLn.Addr().String()
 
 	// 4. The customer's endpoint, subscribed to every event type.
@@ -216,7 +219,7 @@ func (d *demo) run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	key, err := signature.ParseSecret(secret)
+	signing, err := signature.ParseSecret(secret)
 	if err != nil {
 		return err
 	}
@@ -231,51 +234,15 @@ func (d *demo) run(ctx context.Context) (err error) {
 	}
 	d.printf("created endpoint %s → %s (all event types)\n", ep.ID, receiverURL)
 
-	// 5. The relay: logs readable on the console, quiet except for
-	// warnings and one line per delivery.
+	// 5. The relay, assembled as `hookrelay run` assembles it (maintenance
+	// and operational events included), with logs readable on the console:
+	// quiet except for warnings and one line per delivery.
 	log := d.logger()
 	defer func() { _ = log.Sync() }()
-	reg := prometheus.NewRegistry()
-	metrics := relay.NewMetrics(reg)
-	sender := relay.NewSender(relay.SenderConfig{
-		Timeout: 10 * time.Second,
-		Guard:   destguard.New(true, nil), // the receiver is on loopback
-	})
-	defer sender.Close()
-	connCfg, err := pgx.ParseConfig(dbURL)
-	if err != nil {
-		return fmt.Errorf("parse database URL: %w", err)
-	}
-	listener := outbox.NewListener(connCfg, hookSchema, log.Named("listener"))
-	engine := relay.New(relay.Config{
-		PollInterval:    time.Second,
-		ShutdownTimeout: demoShutdownTimeout,
-		Policy:          relay.Policy{Schedule: []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}},
-	}, store, sender, listener.Wake(), log.Named("engine"), metrics)
-	engine.Listening = listener.Connected
-
-	adminToken := randomHex(16)
-	endpoints, err := endpoint.New(endpoint.Config{Store: store, Sender: sender})
+	adminToken := cfg.AdminToken
+	relayProc, err := sidecar.New(cfg, sidecar.Options{Log: log})
 	if err != nil {
 		return err
-	}
-	api, err := httpapi.New(httpapi.Options{
-		Store:     store,
-		Endpoints: endpoints,
-		Ready: func(context.Context) error {
-			if !engine.Running() {
-				return errors.New("engine not running")
-			}
-			return nil
-		},
-		AdminToken:      adminToken,
-		Gatherer:        reg,
-		Registerer:      reg,
-		MaxPayloadBytes: outbox.DefaultMaxPayloadBytes,
-		Log:             log.Named("http"),
-	})
-	if err != nil {
-		return fmt.Errorf("admin API: %w", err)
 	}
 	app, err := referralapp.New(pool, referralapp.Config{Schema: appSchema, OutboxSchema: hookSchema, Tenant: demoTenant})
 	if err != nil {
@@ -289,22 +256,22 @@ func (d *demo) run(ctx context.Context) (err error) {
 	var relayWG, serverWG sync.WaitGroup
 	errc := make(chan error, 5)
 	relayWG.Go(func() {
-		if err := listener.Run(runCtx); err != nil {
-			errc <- fmt.Errorf("listener: %w", err)
+		if err := relayProc.Run(runCtx); err != nil {
+			errc <- fmt.Errorf("relay: %w", err)
 		}
 	})
-	relayWG.Go(func() {
-		if err := engine.Run(runCtx); err != nil {
-			errc <- fmt.Errorf("engine: %w", err)
-		}
-	})
+	select {
+	case <-relayProc.Listening():
+	case err := <-errc:
+		return err
+	}
+	apiURL := "http://" + relayProc.Addr()
 	servers := []struct {
 		name string
 		srv  *http.Server
 		ln   net.Listener
 	}{
-		{"receiver", newServer(d.receiver(key)), receiverLn},
-		{"admin API", newServer(api), apiLn},
+		{"receiver", newServer(d.receiver(signing)), receiverLn},
 		{"referral app", newServer(app.Handler()), appLn},
 	}
 	for _, s := range servers {

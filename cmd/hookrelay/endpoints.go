@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -16,9 +15,8 @@ import (
 
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/outbox"
-	"github.com/hookrelay/hookrelay/relay"
-	"github.com/hookrelay/hookrelay/relay/destguard"
 	"github.com/hookrelay/hookrelay/relay/endpoint"
+	"github.com/hookrelay/hookrelay/relay/sidecar"
 )
 
 const endpointsUsage = `
@@ -126,33 +124,20 @@ func runEndpoints(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	e.store = store
 	switch sub {
 	case "create", "update", "delete", "rm", "rotate-secret", "test":
-		sender, err := newSender(cfg)
+		sender, err := sidecar.NewSender(cfg)
 		if err != nil {
 			return err
 		}
 		defer sender.Close()
-		if e.svc, err = newEndpointService(cfg, store, sender, stderr); err != nil {
+		log, err := newLogger(cfg, stderr)
+		if err != nil {
+			return err
+		}
+		if e.svc, err = sidecar.Endpoints(cfg, store, sender, log); err != nil {
 			return err
 		}
 	}
 	return act(e, ctx, pos)
-}
-
-// newEndpointService builds the endpoint operations as `run` does for the
-// admin API: the same limits, grace and operational events.
-func newEndpointService(cfg config.Config, store *outbox.Store, sender *relay.Sender, stderr io.Writer) (*endpoint.Service, error) {
-	var ops *relay.OpsEvents
-	if cfg.OperationalEvents {
-		log, err := newLogger(cfg, stderr)
-		if err != nil {
-			return nil, err
-		}
-		ops = relay.NewOpsEvents(store, cfg.OperationalTenant, log.Named("ops"))
-	}
-	return endpoint.New(endpoint.Config{
-		Store: store, Sender: sender, Ops: ops,
-		MaxPerTenant: cfg.MaxEndpointsPerTenant, RotationGrace: cfg.RotationGrace,
-	})
 }
 
 // endpointsCmd holds the flags and handles of one endpoints command.
@@ -472,24 +457,6 @@ func (e *endpointsCmd) test(ctx context.Context, pos []string) error {
 		return fmt.Errorf("test delivery to endpoint %s failed (%s)", id, msg)
 	}
 	return nil
-}
-
-// newSender builds the delivery sender the way the relay does, destination
-// guard and outbound proxy included.
-func newSender(cfg config.Config) (*relay.Sender, error) {
-	sc := relay.SenderConfig{
-		Timeout:         cfg.RequestTimeout,
-		MaxConnsPerHost: cfg.EndpointMaxInFlight,
-		Guard:           destguard.New(cfg.AllowPrivateDestinations, cfg.AllowedDestinationCIDRs),
-	}
-	if cfg.HTTPProxy != "" {
-		u, err := url.Parse(cfg.HTTPProxy)
-		if err != nil {
-			return nil, &config.Error{Problems: []config.Problem{{Var: "HOOKRELAY_HTTP_PROXY", Message: "not a URL"}}}
-		}
-		sc.Proxy = u
-	}
-	return relay.NewSender(sc), nil
 }
 
 func (e *endpointsCmd) printEndpoint(ep outbox.Endpoint) error {

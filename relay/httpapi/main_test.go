@@ -199,7 +199,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func (e *env) runEngine(policy relay.Policy, metrics *relay.Metrics) {
 	e.t.Helper()
 	sender := relay.NewSender(relay.SenderConfig{Timeout: 5 * time.Second})
-	eng := relay.New(relay.Config{PollInterval: 20 * time.Millisecond, Policy: policy}, e.store, sender, nil, zap.NewNop(), metrics)
+	eng, err := relay.New(relay.Config{PollInterval: 20 * time.Millisecond, Policy: policy}, e.store, sender, nil, zap.NewNop(), metrics)
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { _ = eng.Run(ctx) }()
 	e.t.Cleanup(func() {

@@ -175,15 +175,18 @@ func (rc *Receiver) handle(w http.ResponseWriter, r *http.Request) {
 	rc.bodies[got.ID] = body
 	rc.mu.Unlock()
 	status := http.StatusNoContent
+	ww := &headerWriter{ResponseWriter: w}
 	if rc.Respond != nil {
-		status = rc.Respond(w, r, got)
+		status = rc.Respond(ww, r, got)
 	}
 	if status >= 200 && status < 300 {
 		rc.mu.Lock()
 		rc.accepted = append(rc.accepted, got)
 		rc.mu.Unlock()
 	}
-	w.WriteHeader(status)
+	if !ww.wrote {
+		w.WriteHeader(status)
+	}
 	select {
 	case rc.changed <- struct{}{}:
 	default:
@@ -263,4 +266,21 @@ func (rc *Receiver) Counts() map[string]int {
 		out[id] = n
 	}
 	return out
+}
+
+// headerWriter notes whether Respond already wrote the status (directly,
+// or by writing a body).
+type headerWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (h *headerWriter) WriteHeader(code int) {
+	h.wrote = true
+	h.ResponseWriter.WriteHeader(code)
+}
+
+func (h *headerWriter) Write(b []byte) (int, error) {
+	h.wrote = true
+	return h.ResponseWriter.Write(b)
 }
