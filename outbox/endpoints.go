@@ -288,7 +288,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, in EndpointInput, maxPerTena
 	if err := in.Validate(); err != nil {
 		return Endpoint{}, err
 	}
-	if err := s.checkTenant(in.Tenant); err != nil {
+	if err := s.CheckTenant(in.Tenant); err != nil {
 		return Endpoint{}, err
 	}
 	sealed, err := s.sealSecret(in.Secret)

@@ -52,8 +52,9 @@ func (s *Store) Tenant() (tenant string, scoped bool) {
 // ($n::text IS NULL OR tenant = $n).
 func (s *Store) tenantArg() *string { return s.tenant }
 
-// checkTenant refuses, for a scoped store, a write naming another tenant.
-func (s *Store) checkTenant(tenant string) error {
+// CheckTenant refuses, for a scoped store, a write naming another tenant
+// (ErrOtherTenant); an unscoped store accepts every tenant.
+func (s *Store) CheckTenant(tenant string) error {
 	if s.tenant != nil && *s.tenant != tenant {
 		return fmt.Errorf("tenant %q: %w", tenant, ErrOtherTenant)
 	}

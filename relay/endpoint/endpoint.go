@@ -45,11 +45,22 @@ type Config struct {
 	// RotationGrace is how long an old secret keeps signing by default
 	// (DefaultRotationGrace when 0).
 	RotationGrace time.Duration
+	// RequireHTTPS refuses http:// URLs at create and update
+	// (HOOKRELAY_REQUIRE_HTTPS).
+	RequireHTTPS bool
+	// DisableAfter and DisableAfterFailures are the auto-disable rule the
+	// relay's maintenance applies (HOOKRELAY_DISABLE_AFTER, _FAILURES);
+	// Get reports an endpoint's standing against it. DisableAfter 0 means
+	// auto-disable is off.
+	DisableAfter         time.Duration
+	DisableAfterFailures int
 }
 
-// Service runs the endpoint operations.
+// Service runs the endpoint operations. A Service returned by ForTenant
+// acts for one tenant only.
 type Service struct {
-	c Config
+	c      Config
+	tenant *string // see ForTenant
 }
 
 // New returns a Service, or an error naming a missing dependency.
@@ -98,10 +109,15 @@ type Patch struct {
 	MaxInFlight    *int      `json:"max_in_flight"`
 	RateLimit      *int      `json:"rate_limit"`
 	OrderingOnDead *string   `json:"ordering_on_dead"`
+	// Tenant cannot be changed: naming the endpoint's own tenant is
+	// accepted (and changes nothing), another is refused
+	// (outbox.ErrOtherTenant for a tenant-scoped service, a field error
+	// otherwise).
+	Tenant *string `json:"tenant"`
 }
 
 // IsEmpty reports whether the patch changes nothing.
-func (p Patch) IsEmpty() bool { return p == Patch{} }
+func (p Patch) IsEmpty() bool { p.Tenant = nil; return p == Patch{} }
 
 // Result is an endpoint as create and update answer it, with warnings
 // (for example a URL whose host does not resolve yet: it is stored, and
@@ -123,6 +139,12 @@ func withWarning(e outbox.Endpoint, warning string) Result {
 // against the destination guard, a secret generated when none is given.
 // The result carries the secret (shown once).
 func (s *Service) Create(ctx context.Context, in Input) (Result, error) {
+	if s.tenant != nil && in.Tenant == "" {
+		in.Tenant = *s.tenant
+	}
+	if err := s.c.Store.CheckTenant(in.Tenant); err != nil {
+		return Result{}, err
+	}
 	secret, err := secretOrNew(in.Secret)
 	if err != nil {
 		return Result{}, err
@@ -137,6 +159,13 @@ func (s *Service) Create(ctx context.Context, in Input) (Result, error) {
 	if err := oi.Validate(); err != nil {
 		return Result{}, err
 	}
+	if err := s.checkScheme(in.URL); err != nil {
+		return Result{}, err
+	}
+	typeWarnings, err := s.checkCatalog(ctx, oi.EventTypes)
+	if err != nil {
+		return Result{}, err
+	}
 	warning, err := s.c.Sender.CheckEndpointURL(ctx, in.URL)
 	if err != nil {
 		return Result{}, err
@@ -145,7 +174,9 @@ func (s *Service) Create(ctx context.Context, in Input) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	return withWarning(e, warning), nil
+	r := withWarning(e, warning)
+	r.Warnings = append(r.Warnings, typeWarnings...)
+	return r, nil
 }
 
 // Update changes the fields the patch sets. Enabling or disabling the
@@ -153,6 +184,12 @@ func (s *Service) Create(ctx context.Context, in Input) (Result, error) {
 func (s *Service) Update(ctx context.Context, id string, p Patch) (Result, error) {
 	if !outbox.ValidID(id) {
 		return Result{}, fmt.Errorf("endpoint %s: %w", id, outbox.ErrNotFound)
+	}
+	if p.Tenant != nil {
+		if err := s.checkMove(ctx, id, *p.Tenant); err != nil {
+			return Result{}, err
+		}
+		p.Tenant = nil
 	}
 	if p.IsEmpty() {
 		// An unknown endpoint is not found, whatever the patch says.
@@ -171,8 +208,18 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (Result, error
 	if err := op.Validate(); err != nil {
 		return Result{}, err
 	}
+	var typeWarnings []string
+	if p.EventTypes != nil {
+		var err error
+		if typeWarnings, err = s.checkCatalog(ctx, *p.EventTypes); err != nil {
+			return Result{}, err
+		}
+	}
 	var warning string
 	if p.URL != nil {
+		if err := s.checkScheme(*p.URL); err != nil {
+			return Result{}, err
+		}
 		var err error
 		if warning, err = s.c.Sender.CheckEndpointURL(ctx, *p.URL); err != nil {
 			return Result{}, err
@@ -196,7 +243,9 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (Result, error
 			s.c.Ops.OnDisabled(ctx, e.ID, e.DisabledReason)
 		}
 	}
-	return withWarning(e, warning), nil
+	r := withWarning(e, warning)
+	r.Warnings = append(r.Warnings, typeWarnings...)
+	return r, nil
 }
 
 // Delete deletes an endpoint and cancels its unfinished deliveries.
@@ -259,9 +308,12 @@ func (s *Service) RotateSecret(ctx context.Context, id string, r Rotation) (outb
 	return s.c.Store.RotateSecret(ctx, id, secret, grace)
 }
 
-// Test sends a sample event to the endpoint now and reports the outcome.
+// Test sends a sample event to the endpoint now, records it in the
+// endpoint's delivery log (marked test) and reports the outcome: the
+// example of the first of the endpoint's event types that has one in the
+// catalog, or a hookrelay.test sample (see TestEvent).
 func (s *Service) Test(ctx context.Context, id string) (relay.TestResult, error) {
-	return relay.SendTest(ctx, s.c.Store, s.c.Sender, id)
+	return s.TestEvent(ctx, id, "")
 }
 
 // secretOrNew checks a given secret or generates one.
