@@ -311,6 +311,8 @@ func TestLoadFromVariables(t *testing.T) {
 		{name: "batch size zero", key: "HOOKRELAY_BATCH_SIZE", value: "0", wantMsg: "must be between 1 and 10000"},
 
 		{name: "allow private", key: "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS", value: "true", check: func(c Config) bool { return c.AllowPrivateDestinations }},
+		{name: "require https", key: "HOOKRELAY_REQUIRE_HTTPS", value: "true", check: func(c Config) bool { return c.RequireHTTPS }},
+		{name: "require https bad", key: "HOOKRELAY_REQUIRE_HTTPS", value: "always", wantMsg: "not a boolean"},
 		{name: "allow private bad", key: "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS", value: "sometimes", wantMsg: "not a boolean"},
 
 		{name: "cidrs", key: "HOOKRELAY_ALLOWED_DESTINATION_CIDRS", value: "10.1.2.3/8, 192.0.2.7,fd00::1,::ffff:198.51.100.1",
@@ -637,7 +639,7 @@ func TestStringFormat(t *testing.T) {
 		`disable_after_failures=10 endpoint_max_in_flight=16 http_proxy="" lease_duration=50s listen_addr=:8080 ` +
 		`log_format=json log_level=info max_endpoints_per_tenant=10 max_in_flight=256 max_payload_bytes=262144 ` +
 		`metrics_addr="" metrics_token="" migrate_on_start=true operational_events=true operational_tenant="ops team" ` +
-		`poll_interval=1s portal_prefix=/hookrelay previous_secret_keys=0 proxy_upstream="" request_timeout=10s ` +
+		`poll_interval=1s portal_prefix=/hookrelay previous_secret_keys=0 proxy_upstream="" request_timeout=10s require_https=false ` +
 		`retention=720h0m0s retry_schedule=[5s,1m0s,5m0s,15m0s,1h0m0s,3h0m0s,6h0m0s,12h0m0s,24h0m0s,24h0m0s,24h0m0s] ` +
 		`rotation_grace=24h0m0s schema=hookrelay secret_key="" shutdown_timeout=30s}`
 	if got := c.String(); got != want {

@@ -92,6 +92,7 @@ func (c Config) encode(enc zapcore.ObjectEncoder) error {
 	enc.AddInt("batch_size", c.BatchSize)
 	enc.AddBool("async_commit", c.AsyncCommit)
 	enc.AddBool("allow_private_destinations", c.AllowPrivateDestinations)
+	enc.AddBool("require_https", c.RequireHTTPS)
 	if err := enc.AddArray("allowed_destination_cidrs", zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
 		for _, p := range c.AllowedDestinationCIDRs {
 			a.AppendString(p.String())
