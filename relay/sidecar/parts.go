@@ -200,6 +200,7 @@ func endpointService(cfg config.Config, store *outbox.Store, sender *relay.Sende
 	return endpoint.New(endpoint.Config{
 		Store: store, Sender: sender, Ops: ops,
 		MaxPerTenant: cfg.MaxEndpointsPerTenant, RotationGrace: cfg.RotationGrace,
+		RequireHTTPS: cfg.RequireHTTPS, DisableAfter: cfg.DisableAfter, DisableAfterFailures: cfg.DisableAfterFailures,
 	})
 }
 
