@@ -24,7 +24,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/hookrelay/hookrelay/config"
-	"github.com/hookrelay/hookrelay/examples/referralapp"
+	"github.com/hookrelay/hookrelay/cmd/hookrelay/referralapp"
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/pgcluster"
 	"github.com/hookrelay/hookrelay/relay/httpapi"

@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
-	"github.com/hookrelay/hookrelay/examples/referralapp"
+	"github.com/hookrelay/hookrelay/cmd/hookrelay/referralapp"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 )
 
