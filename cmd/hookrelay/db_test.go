@@ -23,16 +23,16 @@ func TestDatabaseUnreachableSaysSoOnce(t *testing.T) {
 	want := "hookrelay: cannot connect to the database at " + addr + ": connection refused\n"
 	for _, args := range [][]string{{"migrate"}, {"endpoints", "list"}} {
 		res := hookrelay(t, env, args...)
-		if res.code != 1 {
+		if res.Code != 1 {
 			t.Fatalf("%v: want exit 1:\n%s", args, res)
 		}
-		if res.stderr != want {
-			t.Errorf("%v: stderr\n%q\nwant\n%q", args, res.stderr, want)
+		if res.Stderr != want {
+			t.Errorf("%v: stderr\n%q\nwant\n%q", args, res.Stderr, want)
 		}
 	}
 	// HOOKRELAY_MIGRATE_ON_START=false: the check gives the same line.
 	res := hookrelay(t, append(env, "HOOKRELAY_MIGRATE_ON_START=false"), "endpoints", "list")
-	if !strings.HasSuffix(res.stderr, ": connection refused\n") || strings.Count(res.stderr, "\n") != 1 {
-		t.Errorf("stderr %q, want one line", res.stderr)
+	if !strings.HasSuffix(res.Stderr, ": connection refused\n") || strings.Count(res.Stderr, "\n") != 1 {
+		t.Errorf("stderr %q, want one line", res.Stderr)
 	}
 }

@@ -18,11 +18,11 @@ import (
 // decodeEndpoint parses the JSON form of one endpoint.
 func decodeEndpoint(t *testing.T, res result) outbox.Endpoint {
 	t.Helper()
-	if res.code != 0 {
+	if res.Code != 0 {
 		t.Fatalf("want exit 0:\n%s", res)
 	}
 	var ep outbox.Endpoint
-	if err := json.Unmarshal([]byte(res.stdout), &ep); err != nil {
+	if err := json.Unmarshal([]byte(res.Stdout), &ep); err != nil {
 		t.Fatalf("stdout is not an endpoint: %v\n%s", err, res)
 	}
 	return ep
@@ -35,12 +35,12 @@ func TestEndpointsLifecycle(t *testing.T) {
 	res := hookrelay(t, env, "endpoints", "create", "--url", "https://example.com/hooks",
 		"--tenant", "acme", "--event-types", "signup.created, signup.deleted", "--description", "CRM", "--output", "json")
 	var raw map[string]any
-	if err := json.Unmarshal([]byte(res.stdout), &raw); err != nil {
+	if err := json.Unmarshal([]byte(res.Stdout), &raw); err != nil {
 		t.Fatalf("create output is not JSON: %v\n%s", err, res)
 	}
 	for _, k := range []string{"id", "tenant", "url", "event_types", "enabled", "secret"} {
 		if _, ok := raw[k]; !ok {
-			t.Errorf("create output lacks %q: %s", k, res.stdout)
+			t.Errorf("create output lacks %q: %s", k, res.Stdout)
 		}
 	}
 	ep := decodeEndpoint(t, res)
@@ -68,19 +68,19 @@ func TestEndpointsLifecycle(t *testing.T) {
 		Endpoints  []outbox.Endpoint `json:"endpoints"`
 		NextCursor *string           `json:"next_cursor"`
 	}
-	if err := json.Unmarshal([]byte(res.stdout), &page); err != nil || res.code != 0 {
+	if err := json.Unmarshal([]byte(res.Stdout), &page); err != nil || res.Code != 0 {
 		t.Fatalf("list output: %v\n%s", err, res)
 	}
 	if len(page.Endpoints) != 2 || page.NextCursor == nil {
 		t.Fatalf("list = %+v", page)
 	}
 	res = hookrelay(t, env, "endpoints", "list", "--tenant", "acme", "--output", "json")
-	if err := json.Unmarshal([]byte(res.stdout), &page); err != nil || len(page.Endpoints) != 1 || page.Endpoints[0].ID != ep.ID {
+	if err := json.Unmarshal([]byte(res.Stdout), &page); err != nil || len(page.Endpoints) != 1 || page.Endpoints[0].ID != ep.ID {
 		t.Fatalf("list --tenant acme: %v\n%s", err, res)
 	}
 	res = hookrelay(t, env, "endpoints", "list", "--limit", "1")
-	if res.code != 0 || !strings.Contains(res.stdout, "ID") || !strings.Contains(res.stdout, "EVENT TYPES") ||
-		!strings.Contains(res.stdout, ep.ID) || !strings.Contains(res.stdout, "--cursor ") {
+	if res.Code != 0 || !strings.Contains(res.Stdout, "ID") || !strings.Contains(res.Stdout, "EVENT TYPES") ||
+		!strings.Contains(res.Stdout, ep.ID) || !strings.Contains(res.Stdout, "--cursor ") {
 		t.Fatalf("list table:\n%s", res)
 	}
 
@@ -90,7 +90,7 @@ func TestEndpointsLifecycle(t *testing.T) {
 		t.Errorf("get = %+v", got)
 	}
 	res = hookrelay(t, env, "endpoints", "get", ep.ID)
-	if res.code != 0 || !strings.Contains(res.stdout, "https://example.com/hooks") || strings.Contains(res.stdout, "whsec_") {
+	if res.Code != 0 || !strings.Contains(res.Stdout, "https://example.com/hooks") || strings.Contains(res.Stdout, "whsec_") {
 		t.Errorf("get table:\n%s", res)
 	}
 
@@ -104,7 +104,7 @@ func TestEndpointsLifecycle(t *testing.T) {
 		t.Errorf(`update --event-types "" = %+v`, upd)
 	}
 	res = hookrelay(t, env, "endpoints", "list", "--enabled", "false", "--output", "json")
-	if err := json.Unmarshal([]byte(res.stdout), &page); err != nil || len(page.Endpoints) != 1 || page.Endpoints[0].ID != ep.ID {
+	if err := json.Unmarshal([]byte(res.Stdout), &page); err != nil || len(page.Endpoints) != 1 || page.Endpoints[0].ID != ep.ID {
 		t.Fatalf("list --enabled false: %v\n%s", err, res)
 	}
 
@@ -116,12 +116,12 @@ func TestEndpointsLifecycle(t *testing.T) {
 
 	// delete, then get is not found.
 	res = hookrelay(t, env, "endpoints", "delete", ep.ID)
-	if res.code != 0 || !strings.Contains(res.stdout, "deleted") {
+	if res.Code != 0 || !strings.Contains(res.Stdout, "deleted") {
 		t.Fatalf("delete:\n%s", res)
 	}
 	for _, args := range [][]string{{"get", ep.ID}, {"delete", ep.ID}, {"update", ep.ID, "--description", "x"}, {"get", "not-a-uuid"}} {
 		res = hookrelay(t, env, append([]string{"endpoints"}, args...)...)
-		if res.code != 1 || !strings.Contains(res.stderr, "endpoint "+args[1]+" not found") {
+		if res.Code != 1 || !strings.Contains(res.Stderr, "endpoint "+args[1]+" not found") {
 			t.Errorf("%v after delete: want exit 1 and not found:\n%s", args, res)
 		}
 	}
@@ -150,11 +150,11 @@ func TestEndpointsBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			res := hookrelay(t, env, append([]string{"endpoints"}, tt.args...)...)
-			if res.code != 2 {
+			if res.Code != 2 {
 				t.Fatalf("want exit 2:\n%s", res)
 			}
-			if !strings.Contains(res.stderr, tt.want) {
-				t.Errorf("stderr lacks %q:\n%s", tt.want, res.stderr)
+			if !strings.Contains(res.Stderr, tt.want) {
+				t.Errorf("stderr lacks %q:\n%s", tt.want, res.Stderr)
 			}
 		})
 	}
@@ -233,10 +233,10 @@ func TestEndpointsTest(t *testing.T) {
 			ep := decodeEndpoint(t, hookrelay(t, env, "endpoints", "create", "--url", srv.URL+"/hook", "--output", "json"))
 			rc.setSecret(ep.Secret)
 			res := hookrelay(t, env, "endpoints", "test", ep.ID)
-			if res.code != tt.wantCode {
+			if res.Code != tt.wantCode {
 				t.Fatalf("want exit %d:\n%s", tt.wantCode, res)
 			}
-			if !strings.Contains(res.stdout, tt.want) || !strings.Contains(res.stdout, "Latency:") {
+			if !strings.Contains(res.Stdout, tt.want) || !strings.Contains(res.Stdout, "Latency:") {
 				t.Errorf("stdout lacks %q and the latency:\n%s", tt.want, res)
 			}
 			select {
@@ -261,14 +261,14 @@ func TestEndpointsTestGuarded(t *testing.T) {
 	ep := decodeEndpoint(t, hookrelay(t, testEnv(schema, "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS=true"), "endpoints", "create", "--url", srv.URL, "--output", "json"))
 	rc.setSecret(ep.Secret)
 	res := hookrelay(t, env, "endpoints", "test", ep.ID, "--output", "json")
-	if res.code != 1 {
+	if res.Code != 1 {
 		t.Fatalf("want exit 1:\n%s", res)
 	}
 	var tr struct {
 		Delivered  bool   `json:"delivered"`
 		ErrorClass string `json:"error_class"`
 	}
-	if err := json.Unmarshal([]byte(res.stdout), &tr); err != nil || tr.Delivered || tr.ErrorClass == "" {
+	if err := json.Unmarshal([]byte(res.Stdout), &tr); err != nil || tr.Delivered || tr.ErrorClass == "" {
 		t.Errorf("test result: %v\n%s", err, res)
 	}
 	if len(rc.verified) != 0 {
@@ -287,12 +287,12 @@ func TestEndpointsPrivateURLRefused(t *testing.T) {
 		{"update", ep.ID, "--url", "https://192.168.1.10/hook"},
 	} {
 		res := hookrelay(t, env, append([]string{"endpoints"}, args...)...)
-		if res.code != 2 {
+		if res.Code != 2 {
 			t.Fatalf("%v: want exit 2:\n%s", args, res)
 		}
 		for _, want := range []string{"invalid --url", "refused", "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS", "HOOKRELAY_ALLOWED_DESTINATION_CIDRS"} {
-			if !strings.Contains(res.stderr, want) {
-				t.Errorf("%v: stderr lacks %q:\n%s", args, want, res.stderr)
+			if !strings.Contains(res.Stderr, want) {
+				t.Errorf("%v: stderr lacks %q:\n%s", args, want, res.Stderr)
 			}
 		}
 	}
@@ -304,7 +304,7 @@ func TestEndpointsPrivateURLRefused(t *testing.T) {
 	// Allowed by configuration, the same URLs are stored.
 	for _, extra := range []string{"HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS=true", "HOOKRELAY_ALLOWED_DESTINATION_CIDRS=127.0.0.0/8"} {
 		res := hookrelay(t, testEnv(schema, extra), "endpoints", "create", "--url", "http://127.0.0.1:8080/hook", "--output", "json")
-		if res.code != 0 || res.stderr != "" {
+		if res.Code != 0 || res.Stderr != "" {
 			t.Errorf("with %s: want exit 0 and no warning:\n%s", extra, res)
 		}
 	}
@@ -312,7 +312,7 @@ func TestEndpointsPrivateURLRefused(t *testing.T) {
 	// A name that does not resolve yet is stored, with a warning.
 	res := hookrelay(t, env, "endpoints", "create", "--url", "https://not-yet.invalid/hook", "--output", "json")
 	decodeEndpoint(t, res)
-	if !strings.Contains(res.stderr, "warning") || !strings.Contains(res.stderr, "not-yet.invalid") {
-		t.Errorf("stderr lacks the warning:\n%s", res.stderr)
+	if !strings.Contains(res.Stderr, "warning") || !strings.Contains(res.Stderr, "not-yet.invalid") {
+		t.Errorf("stderr lacks the warning:\n%s", res.Stderr)
 	}
 }

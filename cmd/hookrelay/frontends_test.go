@@ -20,7 +20,7 @@ func TestEndpointFieldsSameInCLIAndAPI(t *testing.T) {
 	schema := newSchema(t)
 	env := testEnv(schema, "HOOKRELAY_ADMIN_TOKEN="+adminToken, "HOOKRELAY_LISTEN_ADDR=127.0.0.1:0",
 		"HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS=false", "HOOKRELAY_MAX_ENDPOINTS_PER_TENANT=0")
-	if res := hookrelay(t, env, "migrate"); res.code != 0 {
+	if res := hookrelay(t, env, "migrate"); res.Code != 0 {
 		t.Fatalf("migrate: %s", res)
 	}
 	run, _ := startRun(t, env, false)
@@ -47,7 +47,7 @@ func TestEndpointFieldsSameInCLIAndAPI(t *testing.T) {
 	create := func() string {
 		t.Helper()
 		res := hookrelay(t, env, "endpoints", "create", "--url", "https://93.184.216.34/hook", "--output", "json")
-		if res.code != 0 {
+		if res.Code != 0 {
 			t.Fatalf("create: %s", res)
 		}
 		return decodeEndpoint(t, res).ID
@@ -96,7 +96,7 @@ func TestEndpointFieldsSameInCLIAndAPI(t *testing.T) {
 			cli := hookrelay(t, env, append([]string{"endpoints", "create", "--output", "json"}, c.flags...)...)
 			status, body := api("POST", "/v1/endpoints", c.body)
 			if c.field == "" {
-				if cli.code != 0 || status != http.StatusCreated {
+				if cli.Code != 0 || status != http.StatusCreated {
 					t.Fatalf("accepted case: CLI %s\nAPI %d %s", cli, status, body)
 				}
 				var viaAPI outbox.Endpoint
@@ -114,7 +114,7 @@ func TestEndpointFieldsSameInCLIAndAPI(t *testing.T) {
 			if status != http.StatusBadRequest || e.Error.Field != c.field {
 				t.Errorf("API: %d %s, want 400 naming %s", status, body, c.field)
 			}
-			if flag := "--" + strings.ReplaceAll(c.field, "_", "-"); cli.code != 2 || !strings.Contains(cli.stderr, flag) {
+			if flag := "--" + strings.ReplaceAll(c.field, "_", "-"); cli.Code != 2 || !strings.Contains(cli.Stderr, flag) {
 				t.Errorf("CLI: %s\nwant exit 2 naming %s", cli, flag)
 			}
 		})
@@ -143,7 +143,7 @@ func TestEndpointFieldsSameInCLIAndAPI(t *testing.T) {
 			}
 			status, body := api(method, c.path, c.body)
 			if c.field == "" {
-				if cli.code != 0 || status != http.StatusOK {
+				if cli.Code != 0 || status != http.StatusOK {
 					t.Errorf("accepted case: CLI %s\nAPI %d %s", cli, status, body)
 				}
 				return
@@ -151,7 +151,7 @@ func TestEndpointFieldsSameInCLIAndAPI(t *testing.T) {
 			if status != http.StatusBadRequest || !strings.Contains(string(body), `"field":"`+c.field+`"`) {
 				t.Errorf("API: %d %s, want 400 naming %s", status, body, c.field)
 			}
-			if flag := "--" + strings.ReplaceAll(c.field, "_", "-"); cli.code != 2 || !strings.Contains(cli.stderr, flag) {
+			if flag := "--" + strings.ReplaceAll(c.field, "_", "-"); cli.Code != 2 || !strings.Contains(cli.Stderr, flag) {
 				t.Errorf("CLI: %s\nwant exit 2 naming %s", cli, flag)
 			}
 		})

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hookrelay/hookrelay/outbox/pgcluster"
+	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
 
 // The tests drive the real binary, built once, against one throwaway
@@ -35,11 +34,8 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	binPath = filepath.Join(dir, "hookrelay")
-	build := exec.Command("go", "build", "-o", binPath, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build hookrelay:", err)
+	if binPath, err = relaytest.BuildBinary(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 
@@ -90,35 +86,12 @@ func testEnv(schema string, extra ...string) []string {
 }
 
 // result is what one run of the binary produced.
-type result struct {
-	stdout, stderr string
-	code           int
-}
-
-func (r result) String() string {
-	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
-}
+type result = relaytest.Result
 
 // hookrelay runs the binary with env and args and waits for it to exit.
 func hookrelay(t *testing.T, env []string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binPath, args...)
-	cmd.Env = env
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	res := result{stdout: stdout.String(), stderr: stderr.String()}
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exitErr) && ctx.Err() == nil:
-		res.code = exitErr.ExitCode()
-	default:
-		t.Fatalf("hookrelay %s: %v\n%s", strings.Join(args, " "), err, res)
-	}
-	return res
+	return relaytest.Run(t, binPath, env, args...)
 }
 
 func TestVersion(t *testing.T) {
@@ -203,12 +176,12 @@ func TestHelp(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			res := hookrelay(t, []string{"PATH=" + os.Getenv("PATH")}, tt.args...)
-			if res.code != 0 {
+			if res.Code != 0 {
 				t.Fatalf("want exit 0:\n%s", res)
 			}
 			for _, w := range tt.want {
-				if !strings.Contains(res.stdout, w) {
-					t.Errorf("stdout lacks %q:\n%s", w, res.stdout)
+				if !strings.Contains(res.Stdout, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, res.Stdout)
 				}
 			}
 		})
@@ -237,11 +210,11 @@ func TestUsageErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			res := hookrelay(t, env, tt.args...)
-			if res.code != 2 {
+			if res.Code != 2 {
 				t.Fatalf("want exit 2:\n%s", res)
 			}
-			if !strings.Contains(res.stderr, tt.want) {
-				t.Errorf("stderr lacks %q:\n%s", tt.want, res.stderr)
+			if !strings.Contains(res.Stderr, tt.want) {
+				t.Errorf("stderr lacks %q:\n%s", tt.want, res.Stderr)
 			}
 		})
 	}
@@ -252,12 +225,12 @@ func TestBadConfig(t *testing.T) {
 	for _, args := range [][]string{{"run"}, {}, {"migrate"}, {"endpoints", "list"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			res := hookrelay(t, env, args...)
-			if res.code != 2 {
+			if res.Code != 2 {
 				t.Fatalf("want exit 2:\n%s", res)
 			}
 			for _, v := range []string{"HOOKRELAY_DATABASE_URL", "HOOKRELAY_POLL_INTERVAL"} {
-				if !strings.Contains(res.stderr, v) {
-					t.Errorf("stderr does not name %s:\n%s", v, res.stderr)
+				if !strings.Contains(res.Stderr, v) {
+					t.Errorf("stderr does not name %s:\n%s", v, res.Stderr)
 				}
 			}
 		})
@@ -268,11 +241,11 @@ func TestMigrate(t *testing.T) {
 	schema := newSchema(t)
 	env := testEnv(schema)
 	first := hookrelay(t, env, "migrate")
-	if first.code != 0 || !strings.Contains(first.stdout, "schema "+schema+" migrated from version 0 to ") {
+	if first.Code != 0 || !strings.Contains(first.Stdout, "schema "+schema+" migrated from version 0 to ") {
 		t.Fatalf("first migrate:\n%s", first)
 	}
 	second := hookrelay(t, env, "migrate")
-	if second.code != 0 || !strings.Contains(second.stdout, "schema "+schema+" is up to date (version ") {
+	if second.Code != 0 || !strings.Contains(second.Stdout, "schema "+schema+" is up to date (version ") {
 		t.Fatalf("second migrate:\n%s", second)
 	}
 }
@@ -280,7 +253,7 @@ func TestMigrate(t *testing.T) {
 func TestMigrateSchemaTooNew(t *testing.T) {
 	schema := newSchema(t)
 	env := testEnv(schema)
-	if res := hookrelay(t, env, "migrate"); res.code != 0 {
+	if res := hookrelay(t, env, "migrate"); res.Code != 0 {
 		t.Fatalf("migrate:\n%s", res)
 	}
 	ctx := t.Context()
@@ -295,7 +268,7 @@ func TestMigrateSchemaTooNew(t *testing.T) {
 		t.Fatalf("record a future version: %v", err)
 	}
 	res := hookrelay(t, env, "migrate")
-	if res.code != 1 || !strings.Contains(res.stderr, "upgrade hookrelay") {
+	if res.Code != 1 || !strings.Contains(res.Stderr, "upgrade hookrelay") {
 		t.Fatalf("want exit 1 with the too-new message:\n%s", res)
 	}
 }

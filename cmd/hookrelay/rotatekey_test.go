@@ -15,21 +15,21 @@ func TestRotateSecretKey(t *testing.T) {
 	newKey := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("n", 32)))
 	plain := testEnv(schema)
 	given := "whsec_" + strings.Repeat("QUJD", 8)
-	if res := hookrelay(t, plain, "endpoints", "create", "--url", "https://example.com/a", "--secret", given); res.code != 0 {
+	if res := hookrelay(t, plain, "endpoints", "create", "--url", "https://example.com/a", "--secret", given); res.Code != 0 {
 		t.Fatal(res)
 	}
-	if res := hookrelay(t, testEnv(schema, "HOOKRELAY_SECRET_KEY="+oldKey), "endpoints", "create", "--url", "https://example.com/b"); res.code != 0 {
+	if res := hookrelay(t, testEnv(schema, "HOOKRELAY_SECRET_KEY="+oldKey), "endpoints", "create", "--url", "https://example.com/b"); res.Code != 0 {
 		t.Fatal(res)
 	}
-	if res := hookrelay(t, plain, "rotate-secret-key"); res.code != 2 || !strings.Contains(res.stderr, "HOOKRELAY_SECRET_KEY is not set") {
+	if res := hookrelay(t, plain, "rotate-secret-key"); res.Code != 2 || !strings.Contains(res.Stderr, "HOOKRELAY_SECRET_KEY is not set") {
 		t.Errorf("without a key: %s", res)
 	}
 	rotated := testEnv(schema, "HOOKRELAY_SECRET_KEY="+newKey, "HOOKRELAY_PREVIOUS_SECRET_KEYS="+oldKey)
 	res := hookrelay(t, rotated, "rotate-secret-key", "--batch", "1")
-	if res.code != 0 || !strings.Contains(res.stdout, "re-encrypted the secrets of 2 endpoints") {
+	if res.Code != 0 || !strings.Contains(res.Stdout, "re-encrypted the secrets of 2 endpoints") {
 		t.Fatalf("rotate: %s", res)
 	}
-	if res := hookrelay(t, rotated, "rotate-secret-key"); res.code != 0 || !strings.Contains(res.stdout, "of 0 endpoints") {
+	if res := hookrelay(t, rotated, "rotate-secret-key"); res.Code != 0 || !strings.Contains(res.Stdout, "of 0 endpoints") {
 		t.Errorf("second rotate: %s", res)
 	}
 	conn, err := pgx.Connect(context.Background(), pgURL)
@@ -45,10 +45,10 @@ func TestRotateSecretKey(t *testing.T) {
 		t.Errorf("%d endpoints still hold an unsealed secret", plainLeft)
 	}
 	// The new key alone now serves the endpoints; the old one alone cannot.
-	if res := hookrelay(t, testEnv(schema, "HOOKRELAY_SECRET_KEY="+newKey), "endpoints", "list"); res.code != 0 {
+	if res := hookrelay(t, testEnv(schema, "HOOKRELAY_SECRET_KEY="+newKey), "endpoints", "list"); res.Code != 0 {
 		t.Errorf("list with the new key: %s", res)
 	}
-	if res := hookrelay(t, testEnv(schema, "HOOKRELAY_SECRET_KEY="+oldKey), "rotate-secret-key"); res.code != 1 || !strings.Contains(res.stderr, "HOOKRELAY_PREVIOUS_SECRET_KEYS") {
+	if res := hookrelay(t, testEnv(schema, "HOOKRELAY_SECRET_KEY="+oldKey), "rotate-secret-key"); res.Code != 1 || !strings.Contains(res.Stderr, "HOOKRELAY_PREVIOUS_SECRET_KEYS") {
 		t.Errorf("rotate with only the old key: %s", res)
 	}
 }

@@ -188,7 +188,7 @@ func TestRun(t *testing.T) {
 func TestRunListenFails(t *testing.T) {
 	env := testEnv(newSchema(t), "HOOKRELAY_LISTEN_ADDR=256.0.0.1:1")
 	res := hookrelay(t, env, "run")
-	if res.code != 1 || !strings.Contains(res.stderr, "listen on") {
+	if res.Code != 1 || !strings.Contains(res.Stderr, "listen on") {
 		t.Fatalf("want exit 1 naming the listen failure:\n%s", res)
 	}
 }
