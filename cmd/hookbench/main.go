@@ -1,18 +1,23 @@
 // Command hookbench runs hookrelay's reproducible performance benchmark
-// (issue 8): it starts a throwaway durable PostgreSQL, a signature-verifying
-// receiver in a subprocess and the relay in this process, runs the
-// scenarios, prints a table with each figure against its target and writes
-// the results as JSON.
+// (issues 8 and 18): it starts a throwaway durable PostgreSQL and a
+// signature-verifying receiver in a subprocess, runs the scenarios with
+// the relay in this process and, for the *_binary scenarios, as `hookrelay
+// run` processes built from ./cmd/hookrelay and configured only through
+// the environment, prints a table with each figure against its target, the
+// PASS/MISS rows of issue 18 and the diagnostics behind them (WAL bytes,
+// row versions and pg_stat_statements per delivery), and writes the
+// results as JSON.
 //
 //	go run ./cmd/hookbench                 # full run, 3 runs per scenario
-//	go run ./cmd/hookbench --quick         # smoke run (CI), under a minute
-//	go run ./cmd/hookbench --scenarios drain,latency --runs 5
+//	go run ./cmd/hookbench --quick         # smoke run (CI)
+//	go run ./cmd/hookbench --scenarios drain,drain_binary --runs 5
+//	go run ./cmd/hookbench --readme        # full run; prints the README's table
+//	go run ./cmd/hookbench --readme --from bench-results.json  # the table again, no run
 package main
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,6 +26,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -33,8 +39,24 @@ import (
 	"github.com/hookrelay/hookrelay/relay/signature"
 )
 
-// allScenarios lists the scenarios in the order they run.
-var allScenarios = []string{"bare", "baseline", "drain", "fanout", "latency", "appcost", "isolation", "history", "ordering"}
+// scenarioGroups lists the scenarios in the order they run. The scenarios
+// of a group run interleaved (run 1 of each, then run 2 of each, the order
+// reversed on every other run), so their ratios come from the same minutes
+// of a machine whose speed drifts.
+var scenarioGroups = [][]string{
+	{"bare", "baseline", "drain", "drain_binary"},
+	{"fanout", "fanout_binary"},
+	{"latency", "latency_binary"},
+	{"appcost"},
+	{"isolation"},
+	{"history"},
+	{"ordering"},
+	{"tenants_binary"},
+	{"replicas_binary"},
+}
+
+// allScenarios lists every scenario, in order.
+var allScenarios = slices.Concat(scenarioGroups...)
 
 // sizes are the workload sizes of one mode.
 type sizes struct {
@@ -53,6 +75,12 @@ type sizes struct {
 	Ordering      int           `json:"ordering_events"`
 	OrderingKeys  int           `json:"ordering_keys"`
 	HotKey        int           `json:"hot_key_events"`
+	// TenantsEvents are drained with TenantEndpoints endpoints of Tenants
+	// other tenants in the table, and without.
+	TenantsEvents   int `json:"tenants_drain_events"`
+	TenantEndpoints int `json:"tenants_other_endpoints"`
+	Tenants         int `json:"tenants_other_tenants"`
+	ReplicaEvents   int `json:"replicas_drain_events"`
 }
 
 var (
@@ -61,12 +89,14 @@ var (
 		AppCostFor: 5 * time.Second, Isolation: 40_000, IsoTimeout: 2 * time.Second,
 		HistoryRows: 1_000_000, HistoryEvents: 50_000, Baseline: 20_000, Bare: 100_000,
 		Ordering: 100_000, OrderingKeys: 10_000, HotKey: 2000,
+		TenantsEvents: 50_000, TenantEndpoints: 100_000, Tenants: 10_000, ReplicaEvents: 50_000,
 	}
 	quickSizes = sizes{
 		Drain: 2000, FanoutEvents: 200, FanoutEPs: 5, LatencyRate: 200, LatencyFor: 5 * time.Second,
 		AppCostFor: time.Second, Isolation: 1000, IsoTimeout: 2 * time.Second,
 		HistoryRows: 50_000, HistoryEvents: 2000, Baseline: 1000, Bare: 2000,
 		Ordering: 2000, OrderingKeys: 200, HotKey: 100,
+		TenantsEvents: 2000, TenantEndpoints: 2000, Tenants: 200, ReplicaEvents: 2000,
 	}
 )
 
@@ -78,6 +108,18 @@ type options struct {
 	jsonPath   string
 	cpuprofile string
 	relay      relayConfig
+	// hookrelayBin is a hookrelay executable to run instead of building
+	// ./cmd/hookrelay.
+	hookrelayBin string
+	// perfDir, when set, receives perf profiles of one extra drain_binary.
+	perfDir string
+	// readme prints the README's Markdown table on stdout (progress goes
+	// to stderr).
+	readme bool
+	// from renders an earlier JSON results file instead of running.
+	from string
+	// pgss loads pg_stat_statements into the throwaway cluster.
+	pgss bool
 }
 
 // relayConfig is the relay's tuning under test; the defaults are those of
@@ -92,11 +134,13 @@ type relayConfig struct {
 
 // machine describes where the benchmark ran.
 type machine struct {
-	CPU       string `json:"cpu"`
-	Cores     int    `json:"cores"`
-	Postgres  string `json:"postgres"`
-	GoVersion string `json:"go"`
-	OS        string `json:"os"`
+	CPU       string  `json:"cpu"`
+	Cores     int     `json:"cores"`
+	MemoryGiB float64 `json:"memory_gib"`
+	Virtual   bool    `json:"virtual"` // the CPU reports a hypervisor
+	Postgres  string  `json:"postgres"`
+	GoVersion string  `json:"go"`
+	OS        string  `json:"os"`
 }
 
 // report is the JSON file's content.
@@ -108,8 +152,18 @@ type report struct {
 	Sizes     sizes       `json:"sizes"`
 	Relay     relayConfig `json:"relay_config"`
 	Machine   machine     `json:"machine"`
-	Results   []*figure   `json:"results"`
-	Notes     []string    `json:"notes"`
+	// LoadAtStart is /proc/loadavg when the run started: other work on a
+	// shared machine.
+	LoadAtStart string    `json:"load_at_start,omitempty"`
+	Results     []*figure `json:"results"`
+	// Targets are issue 18's targets, PASS or MISS from this run.
+	Targets []goal `json:"targets"`
+	// Diagnostics are the database costs per delivery of the first run of
+	// each drain that captures them.
+	Diagnostics []*diagnostics `json:"diagnostics"`
+	// Profiles summarise the perf reports (--perf).
+	Profiles []profile `json:"profiles,omitempty"`
+	Notes    []string  `json:"notes"`
 }
 
 func main() {
@@ -133,7 +187,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.runs, "runs", 3, "runs per scenario (the table shows the median and min–max)")
 	fs.StringVar(&scen, "scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios: "+strings.Join(allScenarios, ","))
 	fs.StringVar(&o.jsonPath, "json", "bench-results.json", "where to write the JSON results")
-	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the first drain run to this file")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the first in-process drain run to this file")
+	fs.StringVar(&o.hookrelayBin, "hookrelay-bin", "", "run this hookrelay executable in the *_binary scenarios instead of building ./cmd/hookrelay")
+	fs.StringVar(&o.perfDir, "perf", "", "after the drains, profile one more drain_binary with `perf record` (whole machine) and write the reports to this directory")
+	fs.BoolVar(&o.readme, "readme", false, "print the README's performance table (Markdown) on stdout; progress goes to stderr")
+	fs.StringVar(&o.from, "from", "", "render this JSON results file (the table, or with --readme the Markdown) instead of running")
+	fs.BoolVar(&o.pgss, "pg-stat-statements", true, "load pg_stat_statements into the throwaway cluster for the diagnostics")
 	fs.IntVar(&o.relay.PoolConns, "pool-conns", 16, "the relay's database pool size (`hookrelay run` default 16)")
 	fs.BoolVar(&o.relay.AsyncCommit, "async-commit", true, "the engine's statements commit asynchronously (HOOKRELAY_ASYNC_COMMIT default true)")
 	fs.IntVar(&o.relay.BatchSize, "batch-size", 500, "relay BatchSize (HOOKRELAY_BATCH_SIZE default 500)")
@@ -166,7 +225,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		o.scenarios = append(o.scenarios, s)
 	}
-	if err := benchmark(ctx, o, args, stdout); err != nil {
+	if o.from != "" {
+		if err := render(o, stdout); err != nil {
+			fmt.Fprintln(stderr, "hookbench:", err)
+			return 1
+		}
+		return 0
+	}
+	progress := stdout
+	if o.readme {
+		progress = stderr
+	}
+	rep, err := benchmark(ctx, o, args, progress)
+	if err == nil && o.readme {
+		printReadme(stdout, rep)
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, "hookbench:", err)
 		return 1
 	}
@@ -188,118 +262,248 @@ type bench struct {
 	notes   []string
 	seq     int
 	profile bool // a CPU profile is still to be taken
+
+	build    hookrelayBuild // the hookrelay binary of the *_binary scenarios
+	pgss     bool           // pg_stat_statements is loaded
+	diags    []*diagnostics
+	profiles []profile
 }
 
-func benchmark(ctx context.Context, o options, args []string, out io.Writer) error {
-	rep := report{StartedAt: time.Now().UTC(), Command: strings.TrimSpace("hookbench " + strings.Join(args, " ")), Quick: o.quick, Runs: o.runs}
+func benchmark(ctx context.Context, o options, args []string, out io.Writer) (report, error) {
+	rep := report{StartedAt: time.Now().UTC(), Command: strings.TrimSpace("go run ./cmd/hookbench " + strings.Join(args, " ")), Quick: o.quick, Runs: o.runs}
 	// The relay logs as `hookrelay run` does by default (JSON at info), into
 	// io.Discard: encoding is counted, the terminal is not.
 	relayLog := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
 		zapcore.AddSync(io.Discard), zap.InfoLevel))
 	b := &bench{o: o, sz: fullSizes, out: out, log: relayLog, profile: o.cpuprofile != ""}
+	defer b.build.cleanup()
 	if o.quick {
 		b.sz = quickSizes
 	}
 	rep.Sizes, rep.Relay = b.sz, o.relay
 	raw, err := signature.GenerateSecret()
 	if err != nil {
-		return fmt.Errorf("generate secret: %w", err)
+		return rep, fmt.Errorf("generate secret: %w", err)
 	}
 	if b.secret, err = signature.ParseSecret(raw); err != nil {
-		return fmt.Errorf("parse secret: %w", err)
+		return rep, fmt.Errorf("parse secret: %w", err)
 	}
 	b.rawSec = raw
 
-	fmt.Fprintln(out, "hookbench: starting PostgreSQL (durable: fsync, synchronous_commit, full_page_writes on)")
-	b.srv, err = pgcluster.Start(ctx, pgcluster.Options{Durable: true, ForceLocal: true})
-	if err != nil {
-		return fmt.Errorf("start postgres: %w", err)
+	if err := b.startPostgres(ctx); err != nil {
+		return rep, err
 	}
 	defer func() { _ = b.srv.Stop() }()
-	pc, err := pgxpool.ParseConfig(b.srv.URL())
-	if err != nil {
-		return fmt.Errorf("parse database url: %w", err)
-	}
-	pc.MaxConns = 4
-	if b.admin, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
-		return fmt.Errorf("open admin pool: %w", err)
-	}
 	defer b.admin.Close()
 	if b.rc, err = startReceiver(ctx, raw); err != nil {
-		return err
+		return rep, err
 	}
 	defer b.rc.stop()
 
 	rep.Machine = machineInfo(ctx, b.admin)
-	fmt.Fprintf(out, "hookbench: %s, %d cores, %s, %s; receiver pid %d at %s\n",
-		rep.Machine.CPU, rep.Machine.Cores, rep.Machine.Postgres, rep.Machine.GoVersion, b.rc.pid(), b.rc.base)
+	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
+		rep.LoadAtStart = strings.TrimSpace(string(data))
+	}
+	fmt.Fprintf(out, "hookbench: %s; receiver pid %d at %s\n", machineLine(rep.Machine), b.rc.pid(), b.rc.base)
 
-	for _, s := range allScenarios {
-		if !slices.Contains(o.scenarios, s) {
+	for _, group := range scenarioGroups {
+		var names []string
+		for _, s := range group {
+			if slices.Contains(o.scenarios, s) {
+				names = append(names, s)
+			}
+		}
+		if len(names) == 0 {
 			continue
 		}
 		start := time.Now()
-		fmt.Fprintf(out, "hookbench: scenario %s (%d run(s))\n", s, o.runs)
-		if err := b.scenario(ctx, s); err != nil {
-			return fmt.Errorf("scenario %s: %w", s, err)
+		fmt.Fprintf(out, "hookbench: %s (%d run(s))\n", strings.Join(names, ", "), o.runs)
+		if err := b.runGroup(ctx, names); err != nil {
+			return rep, err
 		}
-		fmt.Fprintf(out, "hookbench: scenario %s done in %s\n", s, time.Since(start).Round(100*time.Millisecond))
+		fmt.Fprintf(out, "hookbench: %s done in %s\n", strings.Join(names, ", "), time.Since(start).Round(100*time.Millisecond))
+		if o.perfDir != "" && slices.Contains(names, "drain_binary") {
+			if err := b.perfDrain(ctx); err != nil {
+				return rep, fmt.Errorf("perf profile: %w", err)
+			}
+		}
 	}
 	b.derive()
 	for _, f := range b.figs {
 		f.finish()
 	}
 	rep.Results, rep.Notes = b.figs, b.notes
-	printTable(out, rep)
+	rep.Targets, rep.Diagnostics, rep.Profiles = issueTargets(b.figs), b.diags, b.profiles
+	printReport(out, rep)
 	data, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encode results: %w", err)
+		return rep, fmt.Errorf("encode results: %w", err)
 	}
 	if err := os.WriteFile(o.jsonPath, append(data, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write results: %w", err)
+		return rep, fmt.Errorf("write results: %w", err)
 	}
 	fmt.Fprintf(out, "hookbench: results written to %s\n", o.jsonPath)
+	return rep, nil
+}
+
+// startPostgres starts the durable throwaway cluster, with
+// pg_stat_statements preloaded when o.pgss is set and the server has it,
+// and opens the admin pool.
+func (b *bench) startPostgres(ctx context.Context) error {
+	fmt.Fprintln(b.out, "hookbench: starting PostgreSQL (durable: fsync, synchronous_commit, full_page_writes on)")
+	opts := pgcluster.Options{Durable: true, ForceLocal: true}
+	var err error
+	if b.o.pgss {
+		opts.Settings = map[string]string{"shared_preload_libraries": "pg_stat_statements"}
+		if b.srv, err = pgcluster.Start(ctx, opts); err != nil {
+			b.note("pg_stat_statements could not be preloaded, so the diagnostics lack statement costs: " + firstLine(err.Error()))
+			opts.Settings = nil
+		}
+	}
+	if b.srv == nil {
+		if b.srv, err = pgcluster.Start(ctx, opts); err != nil {
+			return fmt.Errorf("start postgres: %w", err)
+		}
+	}
+	pc, err := pgxpool.ParseConfig(b.srv.URL())
+	if err != nil {
+		_ = b.srv.Stop()
+		return fmt.Errorf("parse database url: %w", err)
+	}
+	pc.MaxConns = 4
+	if b.admin, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
+		_ = b.srv.Stop()
+		return fmt.Errorf("open admin pool: %w", err)
+	}
+	if opts.Settings != nil {
+		if _, err := b.admin.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
+			b.note("pg_stat_statements is preloaded but CREATE EXTENSION failed, so the diagnostics lack statement costs: " + err.Error())
+		} else {
+			b.pgss = true
+			b.note("PostgreSQL runs with pg_stat_statements preloaded (track = top) for the diagnostics, in every scenario alike")
+		}
+	}
 	return nil
 }
 
-// scenario runs one scenario o.runs times (history prepares once).
-func (b *bench) scenario(ctx context.Context, name string) error {
-	var prep func(context.Context) error
-	var once func(context.Context, int) error
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+// render prints an earlier run's results from o.from.
+func render(o options, out io.Writer) error {
+	data, err := os.ReadFile(o.from)
+	if err != nil {
+		return fmt.Errorf("read results: %w", err)
+	}
+	var rep report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		return fmt.Errorf("%s is not a hookbench results file: %w", o.from, err)
+	}
+	if len(rep.Targets) == 0 {
+		rep.Targets = issueTargets(rep.Results)
+	}
+	if o.readme {
+		printReadme(out, rep)
+		return nil
+	}
+	printReport(out, rep)
+	return nil
+}
+
+// printReport writes the figures, issue 18's targets, the diagnostics and
+// the profiles.
+func printReport(out io.Writer, rep report) {
+	printTable(out, rep)
+	printTargets(out, rep.Targets)
+	printDiagnostics(out, rep.Diagnostics)
+	for _, p := range rep.Profiles {
+		fmt.Fprintf(out, "profile: %s (%s)\n", p.Name, p.File)
+		for _, l := range p.Top {
+			fmt.Fprintln(out, "  ", l)
+		}
+		fmt.Fprintln(out)
+	}
+}
+
+// scenarioFuncs are one scenario's steps.
+type scenarioFuncs struct {
+	prep    func(context.Context) error
+	once    func(context.Context, int) error
+	cleanup func()
+}
+
+// scenarioFor returns a scenario's steps.
+func (b *bench) scenarioFor(name string) (scenarioFuncs, error) {
+	var f scenarioFuncs
 	switch name {
 	case "bare":
-		once = b.bare
+		f.once = b.bare
 	case "baseline":
-		once = b.baseline
+		f.once = b.baseline
 	case "drain":
-		once = b.drain
+		f.once = b.drain
+	case "drain_binary":
+		f.once = b.drainBinary
 	case "fanout":
-		once = b.fanout
+		f.once = b.fanout
+	case "fanout_binary":
+		f.once = func(ctx context.Context, run int) error { return b.fanoutKind(ctx, binaryProcess, run) }
 	case "latency":
-		once = b.latency
+		f.once = func(ctx context.Context, _ int) error { return b.latencyKind(ctx, inProcess) }
+	case "latency_binary":
+		f.once = func(ctx context.Context, _ int) error { return b.latencyKind(ctx, binaryProcess) }
 	case "appcost":
-		once = b.appCost
+		f.once = b.appCost
 	case "isolation":
-		once = b.isolation
+		f.once = b.isolation
 	case "ordering":
-		once = b.ordering
+		f.once = b.ordering
 	case "history":
 		h := &history{b: b}
-		prep, once = h.prepare, h.run
-		defer h.cleanup()
+		f.prep, f.once, f.cleanup = h.prepare, h.run, h.cleanup
+	case "tenants_binary":
+		t := &tenants{b: b}
+		f.prep, f.once, f.cleanup = t.prepare, t.run, t.cleanup
+	case "replicas_binary":
+		f.once = b.replicas
 	default:
-		return errors.New("unknown scenario")
+		return f, fmt.Errorf("unknown scenario %q", name)
 	}
-	if prep != nil {
-		if err := prep(ctx); err != nil {
+	return f, nil
+}
+
+// runGroup prepares the scenarios of a group, runs them o.runs times
+// interleaved (in reverse order on odd runs), and cleans up.
+func (b *bench) runGroup(ctx context.Context, names []string) error {
+	steps := make([]scenarioFuncs, len(names))
+	for i, n := range names {
+		f, err := b.scenarioFor(n)
+		if err != nil {
 			return err
 		}
-	}
-	for i := range b.o.runs {
-		if err := once(ctx, i); err != nil {
-			return err
+		steps[i] = f
+		if f.cleanup != nil {
+			defer f.cleanup()
 		}
-		runtime.GC()
+		if f.prep != nil {
+			if err := f.prep(ctx); err != nil {
+				return fmt.Errorf("scenario %s: %w", n, err)
+			}
+		}
+	}
+	for run := range b.o.runs {
+		for k := range names {
+			i := k
+			if run%2 == 1 {
+				i = len(names) - 1 - k
+			}
+			if err := steps[i].once(ctx, run); err != nil {
+				return fmt.Errorf("scenario %s: %w", names[i], err)
+			}
+			runtime.GC()
+		}
 	}
 	return nil
 }
@@ -339,6 +543,17 @@ func machineInfo(ctx context.Context, pool *pgxpool.Pool) machine {
 	}
 	if m.CPU == "" {
 		m.CPU = "unknown CPU"
+	}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		m.Virtual = strings.Contains(string(data), " hypervisor")
+	}
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+				m.MemoryGiB = kb / (1 << 20)
+			}
+		}
 	}
 	if err := pool.QueryRow(ctx, "SHOW server_version").Scan(&m.Postgres); err != nil {
 		m.Postgres = "unknown"

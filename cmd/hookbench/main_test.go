@@ -135,3 +135,66 @@ func TestFigureFinish(t *testing.T) {
 		})
 	}
 }
+
+// TestQuickBinaryReadme builds and runs `hookrelay run` next to the
+// in-process relay and checks the figures, targets, diagnostics and the
+// README table of one quick run.
+func TestQuickBinaryReadme(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL and builds hookrelay")
+	}
+	path := filepath.Join(t.TempDir(), "bench.json")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	if code := run(ctx, []string{"--quick", "--scenarios", "bare,drain,drain_binary", "--readme", "--json", path}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+	}
+	md := out.String()
+	if !strings.HasPrefix(md, "Measured on a ") || !strings.Contains(md, "| drain, 2k backlog to one endpoint | ") {
+		t.Errorf("stdout is not the README table:\n%s", md)
+	}
+	if !strings.Contains(errOut.String(), "hookbench: built ./cmd/hookrelay") {
+		t.Errorf("progress did not go to stderr:\n%s", errOut.String())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatalf("results are not JSON: %v", err)
+	}
+	for _, key := range []string{"drain_binary/events_per_s", "drain_binary/relay_cpu_s_per_10k", "drain_binary/pg_cpu_s_per_10k", "drain_binary/peak_rss"} {
+		s, m, _ := strings.Cut(key, "/")
+		if v, ok := figs(rep.Results).med(s, m); !ok || v <= 0 {
+			t.Errorf("%s = %v (present %v), want > 0", key, v, ok)
+		}
+	}
+	got := statuses(rep.Targets)
+	for _, id := range []string{"cpu_per_10k", "bare_ceiling", "binary_vs_in_process"} {
+		if got[id] != "PASS" && got[id] != "MISS" {
+			t.Errorf("target %s: status %q", id, got[id])
+		}
+	}
+	if got["replicas"] != "not run" {
+		t.Errorf("target replicas: status %q, want not run", got["replicas"])
+	}
+	var diag *diagnostics
+	for _, d := range rep.Diagnostics {
+		if d.Label == "drain_binary" {
+			diag = d
+		}
+	}
+	if diag == nil {
+		t.Fatalf("no drain_binary diagnostics in %+v", rep.Diagnostics)
+	}
+	if diag.WALBytesPerDelivery <= 0 || len(diag.Tables) == 0 {
+		t.Errorf("drain_binary diagnostics: %+v", diag)
+	}
+	for _, tv := range diag.Tables {
+		if tv.Table == "attempts" && tv.Inserted < 1 {
+			t.Errorf("attempts inserted per delivery = %v, want ≥ 1", tv.Inserted)
+		}
+	}
+}

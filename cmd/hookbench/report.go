@@ -24,7 +24,8 @@ type figure struct {
 	goal float64
 }
 
-// targets are issue 8's goals, by scenario/metric.
+// targets are issue 8's goals, and issue 18's for the binary, by
+// scenario/metric.
 var targets = map[string]struct {
 	op   string
 	goal float64
@@ -39,6 +40,13 @@ var targets = map[string]struct {
 	"history/slowdown":            {"<=", 10},
 	"drain/pct_of_bare_post_rate": {">=", 70},
 	"ordering/keyed_loss":         {"<=", 20},
+	// issue 18's, also summarised by issueTargets
+	"drain_binary/pct_of_bare_post_rate": {">=", 60},
+	"latency_binary/p50":                 {"<=", 5},
+	"latency_binary/p99":                 {"<=", 15},
+	"tenants_binary/loss":                {"<=", 5},
+	"fanout_binary/pct_of_drain_rate":    {">=", 90},
+	"replicas_binary/pg_cpu_increase":    {"<=", 10},
 }
 
 // record adds one run's value of a figure.
@@ -93,39 +101,54 @@ func (f *figure) finish() {
 	}
 }
 
-// derive adds the ratios between scenarios, from their medians.
+// derive adds the ratios between scenarios, from their medians: each
+// drain (in-process and binary) against the hand-written relay and the
+// bare POST ceiling, and each fan-out against its drain.
 func (b *bench) derive() {
-	drain := b.find("drain", "events_per_s")
 	var best *figure
 	for _, m := range []string{"events_per_s_16_workers", "events_per_s_64_workers"} {
 		if f := b.find("baseline", m); f != nil && (best == nil || f.Median > best.Median) {
 			best = f
 		}
 	}
-	if drain != nil && best != nil && best.Median > 0 {
-		b.record("drain", "x_baseline", "×", drain.Median/best.Median)
-		for _, m := range []string{"events_per_s_16_workers", "events_per_s_64_workers"} {
-			if f := b.find("baseline", m); f != nil && f.Median > 0 {
-				b.record("drain", "x_baseline_"+strings.TrimPrefix(m, "events_per_s_"), "×", drain.Median/f.Median)
+	bare := b.find("bare", "posts_per_s")
+	for _, kind := range []relayKind{inProcess, binaryProcess} {
+		name := "drain" + kind.suffix()
+		drain := b.find(name, "events_per_s")
+		if drain == nil {
+			continue
+		}
+		if best != nil && best.Median > 0 {
+			b.record(name, "x_baseline", "×", drain.Median/best.Median)
+			for _, m := range []string{"events_per_s_16_workers", "events_per_s_64_workers"} {
+				if f := b.find("baseline", m); f != nil && f.Median > 0 {
+					b.record(name, "x_baseline_"+strings.TrimPrefix(m, "events_per_s_"), "×", drain.Median/f.Median)
+				}
+			}
+			for _, m := range []string{"relay_cpu_s_per_10k", "pg_cpu_s_per_10k"} {
+				d := b.find(name, m)
+				bl := b.find("baseline", strings.Replace(m, "relay_", "", 1)+"_"+strings.TrimPrefix(best.Metric, "events_per_s_"))
+				if d != nil && bl != nil && bl.Median > 0 {
+					b.record(name, m+"_x_baseline", "×", d.Median/bl.Median)
+				}
 			}
 		}
-		for _, m := range []string{"relay_cpu_s_per_10k", "pg_cpu_s_per_10k"} {
-			d := b.find("drain", m)
-			bl := b.find("baseline", strings.Replace(m, "relay_", "", 1)+"_"+strings.TrimPrefix(best.Metric, "events_per_s_"))
-			if d != nil && bl != nil && bl.Median > 0 {
-				b.record("drain", m+"_x_baseline", "×", d.Median/bl.Median)
-			}
+		if bare != nil && bare.Median > 0 {
+			b.record(name, "pct_of_bare_post_rate", "%", 100*drain.Median/bare.Median)
+		}
+		if fan := b.find("fanout"+kind.suffix(), "deliveries_per_s"); fan != nil && drain.Median > 0 {
+			b.record("fanout"+kind.suffix(), "pct_of_drain_rate", "%", 100*fan.Median/drain.Median)
 		}
 	}
-	if bare := b.find("bare", "posts_per_s"); drain != nil && bare != nil && bare.Median > 0 {
-		b.record("drain", "pct_of_bare_post_rate", "%", 100*drain.Median/bare.Median)
+	if in, bin := b.find("drain", "events_per_s"), b.find("drain_binary", "events_per_s"); in != nil && bin != nil && in.Median > 0 {
+		b.record("drain_binary", "pct_of_in_process", "%", 100*bin.Median/in.Median)
 	}
 }
 
 // printTable writes the results table.
 func printTable(out io.Writer, rep report) {
 	fmt.Fprintf(out, "\nhookrelay benchmark — %s, %d cores, %s, %s, %s\n", rep.Machine.CPU, rep.Machine.Cores, rep.Machine.Postgres, rep.Machine.GoVersion, rep.Machine.OS)
-	fmt.Fprintf(out, "command: %s (runs per figure: %d; median and min–max)\n", rep.Command, rep.Runs)
+	fmt.Fprintf(out, "command: %s (runs per figure: %d; median and min–max); load average at the start: %s\n", rep.Command, rep.Runs, rep.LoadAtStart)
 	fmt.Fprintf(out, "relay: pool %d conns, async commit %t, batch %d, %d in flight, %d per endpoint\n\n",
 		rep.Relay.PoolConns, rep.Relay.AsyncCommit, rep.Relay.BatchSize, rep.Relay.MaxInFlight, rep.Relay.EndpointMaxInFlight)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)

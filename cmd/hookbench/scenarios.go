@@ -11,7 +11,6 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -95,11 +94,6 @@ func (e *env) endpoint(ctx context.Context, path string, types ...string) (strin
 		return "", fmt.Errorf("create endpoint %s: %w", path, err)
 	}
 	return ep.ID, nil
-}
-
-// insertBacklog inserts n events in one statement.
-func (e *env) insertBacklog(ctx context.Context, n int) error {
-	return e.insertKeyed(ctx, n, 0)
 }
 
 // insertKeyed inserts n events in one statement, spread round robin over
@@ -228,62 +222,24 @@ func (b *bench) meter() meter {
 	return meter{self: self, pg: pgCPU(b.srv.PID()), recv: procCPU(b.rc.pid())}
 }
 
-// perTenK records CPU seconds per 10k items between m0 and m1.
-func (b *bench) perTenK(scenario, suffix string, m0, m1 meter, items int) {
-	k := 10000 / float64(items)
-	b.record(scenario, "relay_cpu_s_per_10k"+suffix, "s", (m1.self-m0.self)*k)
-	b.record(scenario, "pg_cpu_s_per_10k"+suffix, "s", (m1.pg-m0.pg)*k)
-	b.record(scenario, "receiver_cpu_s_per_10k"+suffix, "s", (m1.recv-m0.recv)*k)
-}
-
 // clkTck is USER_HZ, the unit of /proc/<pid>/stat CPU times.
 const clkTck = 100
 
-// procStat returns the ppid and CPU seconds (utime+stime) of pid.
-func procStat(pid int) (ppid int, cpu float64, ok bool) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, false
-	}
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0, 0, false
-	}
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 13 {
-		return 0, 0, false
-	}
-	ppid, _ = strconv.Atoi(f[1])
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return ppid, (ut + st) / clkTck, true
-}
-
+// procCPU is the CPU seconds (utime+stime) of pid, 0 when it is gone.
 func procCPU(pid int) float64 {
-	_, c, _ := procStat(pid)
-	return c
+	t, _ := procTimes(pid)
+	return t.self
 }
 
-// pgCPU sums the CPU seconds of the postmaster and its live children
-// (backends, walwriter, checkpointer, ...).
+// pgCPU sums the CPU seconds of the postmaster, its live children
+// (backends, walwriter, checkpointer, ...) and the children it has reaped
+// (autovacuum workers, closed connections), so a process that ends between
+// two samples still counts.
 func pgCPU(postmaster int) float64 {
-	if postmaster <= 0 {
-		return 0
-	}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0
-	}
-	total := 0.0
-	for _, d := range ents {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		ppid, c, ok := procStat(pid)
-		if ok && (pid == postmaster || ppid == postmaster) {
-			total += c
-		}
+	s := pgCPUByKind(postmaster)
+	total := s.reaped
+	for _, p := range s.procs {
+		total += p.cpu
 	}
 	return total
 }
@@ -291,21 +247,6 @@ func pgCPU(postmaster int) float64 {
 // resetPeakRSS resets this process's VmHWM (Linux clear_refs 5).
 func resetPeakRSS() bool {
 	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
-}
-
-// peakRSS is this process's VmHWM in MiB.
-func peakRSS() float64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }
 
 // note adds a note once.
@@ -323,57 +264,18 @@ func (b *bench) drainOnce(ctx context.Context, e *env, path string, n int, measu
 
 // drainKeyed is drainOnce with the events spread over keys ordering keys.
 func (b *bench) drainKeyed(ctx context.Context, e *env, path string, n, keys int, measure bool) (float64, error) {
-	if err := b.rc.reset(ctx); err != nil {
-		return 0, err
-	}
-	after, err := e.maxDeliveryID(ctx)
-	if err != nil {
-		return 0, err
-	}
-	if err := e.insertKeyed(ctx, n, keys); err != nil {
-		return 0, err
-	}
-	var m0 meter
-	stopProf := func() {}
-	if measure {
-		runtimeGC()
-		if !resetPeakRSS() {
-			b.note("peak RSS could not be reset (/proc/self/clear_refs); it is the process's lifetime peak")
-		}
-		m0 = b.meter()
-		if stopProf, err = b.startProfile(); err != nil {
-			return 0, err
-		}
-	}
-	h, err := e.startRelay(ctx, relayRequestTimeout)
-	if err != nil {
-		stopProf()
-		return 0, err
-	}
-	err = b.rc.waitCount(ctx, path, int64(n), 10*time.Minute)
-	if err == nil {
-		err = e.waitDelivered(ctx, after, n, 5*time.Minute)
-	}
-	elapsed := time.Since(h.started)
-	m1 := b.meter()
-	stopProf()
-	if serr := h.stop(); err == nil {
-		err = serr
-	}
+	r, err := b.drainRun(ctx, e, drainSpec{kind: inProcess, paths: []string{path}, events: n, keys: keys, profile: measure})
 	if err != nil {
 		return 0, err
 	}
 	if measure {
-		b.perTenK("drain", "", m0, m1, n)
-		b.record("drain", "peak_rss", "MiB", peakRSS())
+		b.recordDrain("drain", "", r, true)
 	}
-	return float64(n) / elapsed.Seconds(), nil
+	return r.rate(), nil
 }
 
-func runtimeGC() { debugFreeOSMemory() }
-
 // drain is scenario 1 (and 7): a backlog to one endpoint.
-func (b *bench) drain(ctx context.Context, _ int) error {
+func (b *bench) drain(ctx context.Context, run int) error {
 	e, err := b.setup(ctx, "drain", 4)
 	if err != nil {
 		return err
@@ -382,11 +284,13 @@ func (b *bench) drain(ctx context.Context, _ int) error {
 	if _, err := e.endpoint(ctx, "/hook/drain"); err != nil {
 		return err
 	}
-	rate, err := b.drainOnce(ctx, e, "/hook/drain", b.sz.Drain, true)
+	r, err := b.drainRun(ctx, e, drainSpec{kind: inProcess, paths: []string{"/hook/drain"}, events: b.sz.Drain, profile: true,
+		diag: diagLabel(run, "drain")})
 	if err != nil {
 		return err
 	}
-	b.record("drain", "events_per_s", "events/s", rate)
+	b.recordDrain("drain", "", r, true)
+	b.record("drain", "events_per_s", "events/s", r.rate())
 	b.note("drain: the relay runs in the hookbench process with the driver; the driver only polls during the drain, so relay CPU and peak RSS (VmHWM, reset before the drain) are the relay's plus a little; the receiver and PostgreSQL are separate processes")
 	return nil
 }
@@ -426,57 +330,15 @@ func (b *bench) ordering(ctx context.Context, _ int) error {
 }
 
 // fanout is scenario 2: events × endpoints.
-func (b *bench) fanout(ctx context.Context, _ int) error {
-	e, err := b.setup(ctx, "fanout", 4)
-	if err != nil {
-		return err
-	}
-	defer e.close()
-	var paths []string
-	for i := range b.sz.FanoutEPs {
-		p := fmt.Sprintf("/hook/fan%d", i)
-		if _, err := e.endpoint(ctx, p); err != nil {
-			return err
-		}
-		paths = append(paths, p)
-	}
-	if err := b.rc.reset(ctx); err != nil {
-		return err
-	}
-	if err := e.insertBacklog(ctx, b.sz.FanoutEvents); err != nil {
-		return err
-	}
-	m0 := b.meter()
-	h, err := e.startRelay(ctx, relayRequestTimeout)
-	if err != nil {
-		return err
-	}
-	total := b.sz.FanoutEvents * b.sz.FanoutEPs
-	for _, p := range paths {
-		if err = b.rc.waitCount(ctx, p, int64(b.sz.FanoutEvents), 10*time.Minute); err != nil {
-			break
-		}
-	}
-	if err == nil {
-		err = e.waitDelivered(ctx, 0, total, 5*time.Minute)
-	}
-	elapsed := time.Since(h.started)
-	m1 := b.meter()
-	if serr := h.stop(); err == nil {
-		err = serr
-	}
-	if err != nil {
-		return err
-	}
-	b.record("fanout", "deliveries_per_s", "deliveries/s", float64(total)/elapsed.Seconds())
-	b.perTenK("fanout", "", m0, m1, total)
-	return nil
+func (b *bench) fanout(ctx context.Context, run int) error {
+	return b.fanoutKind(ctx, inProcess, run)
 }
 
-// latency is scenario 3: a steady offered rate, one INSERT per committed
-// transaction, commit→receipt percentiles.
-func (b *bench) latency(ctx context.Context, _ int) error {
-	e, err := b.setup(ctx, "latency", 16)
+// latencyKind is scenario 3: a steady offered rate, one INSERT per
+// committed transaction, commit→receipt percentiles.
+func (b *bench) latencyKind(ctx context.Context, kind relayKind) error {
+	name := "latency" + kind.suffix()
+	e, err := b.setup(ctx, name, 16)
 	if err != nil {
 		return err
 	}
@@ -487,7 +349,7 @@ func (b *bench) latency(ctx context.Context, _ int) error {
 	if err := warm(ctx, e.app, 16); err != nil {
 		return err
 	}
-	h, err := e.startRelay(ctx, relayRequestTimeout)
+	h, err := b.startRelayKind(ctx, e, kind, 1, relayRequestTimeout)
 	if err != nil {
 		return err
 	}
@@ -564,12 +426,15 @@ func (b *bench) latency(ctx context.Context, _ int) error {
 		lat    []int64
 	}{{"", fromCommit}, {"from_insert_", st.LatencyUS}, {"insert_", inserting}} {
 		slices.Sort(s.lat)
-		b.record("latency", s.prefix+"p50", "ms", pct(s.lat, 0.50))
-		b.record("latency", s.prefix+"p95", "ms", pct(s.lat, 0.95))
-		b.record("latency", s.prefix+"p99", "ms", pct(s.lat, 0.99))
-		b.record("latency", s.prefix+"max", "ms", float64(s.lat[len(s.lat)-1])/1000)
+		b.record(name, s.prefix+"p50", "ms", pct(s.lat, 0.50))
+		b.record(name, s.prefix+"p95", "ms", pct(s.lat, 0.95))
+		b.record(name, s.prefix+"p99", "ms", pct(s.lat, 0.99))
+		b.record(name, s.prefix+"max", "ms", float64(s.lat[len(s.lat)-1])/1000)
 	}
-	b.record("latency", "offered_rate", "events/s", offered)
+	b.record(name, "offered_rate", "events/s", offered)
+	if err := b.latencyPhases(ctx, e, name, committed, st); err != nil {
+		return err
+	}
 	b.note("latency: one autocommit INSERT per event from 16 app connections; p50–max run from the moment the INSERT's durable commit returned to the application to the receiver's verified receipt; from_insert_* from just before the INSERT was sent; insert_* is the INSERT's own round trip")
 	return nil
 }
@@ -620,13 +485,10 @@ func (b *bench) appCost(ctx context.Context, _ int) error {
 		}
 	}()
 	for _, conc := range []int{1, 16} {
-		var rates [2]float64
-		for i, tbl := range []string{"plain_events", "outbox"} {
-			r, err := insertLoop(ctx, e.app, `INSERT INTO `+e.ident()+`.`+tbl+` (event_type, payload) VALUES ('app.event', $1)`, conc, b.sz.AppCostFor)
-			if err != nil {
-				return err
-			}
-			rates[i] = r
+		q := `INSERT INTO ` + e.ident() + `.%s (event_type, payload) VALUES ('app.event', $1)`
+		rates, err := interleavedRates(ctx, e.app, [2]string{fmt.Sprintf(q, "plain_events"), fmt.Sprintf(q, "outbox")}, conc, b.sz.AppCostFor)
+		if err != nil {
+			return err
 		}
 		suffix := fmt.Sprintf("_%dconn", conc)
 		b.record("appcost", "plain_inserts_per_s"+suffix, "inserts/s", rates[0])
@@ -652,18 +514,21 @@ func (b *bench) appCost(ctx context.Context, _ int) error {
 	if err := warm(ctx, bare.app, 16); err != nil {
 		return err
 	}
+	if err := b.resetStatements(ctx); err != nil {
+		return err
+	}
 	for _, conc := range []int{1, 16} {
-		var rates [2]float64
-		for i, tbl := range []string{"plain_events", "outbox"} {
-			r, err := insertLoop(ctx, bare.app, `INSERT INTO `+bare.ident()+`.`+tbl+` (event_type, payload) VALUES ('app.event', $1)`, conc, b.sz.AppCostFor)
-			if err != nil {
-				return err
-			}
-			rates[i] = r
+		q := `INSERT INTO ` + bare.ident() + `.%s (event_type, payload) VALUES ('app.event', $1)`
+		rates, err := interleavedRates(ctx, bare.app, [2]string{fmt.Sprintf(q, "plain_events"), fmt.Sprintf(q, "outbox")}, conc, b.sz.AppCostFor)
+		if err != nil {
+			return err
 		}
 		b.record("appcost", fmt.Sprintf("overhead_relay_stopped_%dconn", conc), "%", 100*(rates[0]-rates[1])/rates[0])
 	}
-	b.note("appcost: autocommit single-row INSERTs, plain table = CREATE TABLE (LIKE outbox INCLUDING ALL) (same columns, defaults, checks and indexes, no trigger); the relay delivers the outbox rows meanwhile; overhead_relay_stopped_* is the same on a fresh schema with no relay running (the trigger's NOTIFY alone)")
+	if err := b.recordInsertCosts(ctx); err != nil {
+		return err
+	}
+	b.note("appcost: autocommit single-row INSERTs, plain table = CREATE TABLE (LIKE outbox INCLUDING ALL) (same columns, defaults, checks and indexes, no trigger), each measured in alternating slices over the phase; the relay delivers the outbox rows meanwhile; overhead_relay_stopped_* is the same on a fresh schema with no relay running (the trigger's NOTIFY alone)")
 	return nil
 }
 
