@@ -4,14 +4,12 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/relay/relaytest"
 	"github.com/hookrelay/hookrelay/relay/signature"
 )
 
@@ -160,60 +158,16 @@ func TestEndpointsBadInput(t *testing.T) {
 	}
 }
 
-// verifyingReceiver is a webhook receiver that checks signatures the way a
-// customer would. It answers status to every request and counts the verified
-// deliveries of each event type.
-type verifyingReceiver struct {
-	t        *testing.T
-	secret   atomic.Pointer[signature.Secret]
-	status   int
-	verified chan string // event types of verified deliveries
-}
-
-func newReceiver(t *testing.T, status int) (*verifyingReceiver, *httptest.Server) {
-	r := &verifyingReceiver{t: t, status: status, verified: make(chan string, 16)}
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
-	return r, srv
-}
-
-func (rc *verifyingReceiver) setSecret(s string) {
-	sec, err := signature.ParseSecret(s)
-	if err != nil {
-		rc.t.Fatalf("parse secret: %v", err)
+// newReceiver is a verifying receiver (relaytest.Receiver) answering
+// status.
+func newReceiver(t *testing.T, status int) *relaytest.Receiver {
+	rc := relaytest.NewReceiver(t)
+	rc.Respond = func(w http.ResponseWriter, _ *http.Request, _ relaytest.Receipt) int {
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, `{"received":true}`)
+		return status
 	}
-	rc.secret.Store(&sec)
-}
-
-func (rc *verifyingReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, "read", http.StatusBadRequest)
-		return
-	}
-	sec := rc.secret.Load()
-	if sec == nil {
-		http.Error(w, "no secret yet", http.StatusServiceUnavailable)
-		return
-	}
-	if err := signature.Verify(r.Header, body, *sec, 5*time.Minute, time.Now()); err != nil {
-		rc.t.Errorf("receiver: signature does not verify: %v", err)
-		http.Error(w, "bad signature", http.StatusUnauthorized)
-		return
-	}
-	var msg struct {
-		Type string          `json:"type"`
-		Data json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(body, &msg); err != nil {
-		rc.t.Errorf("receiver: body is not JSON: %v", err)
-	}
-	select {
-	case rc.verified <- msg.Type:
-	default:
-	}
-	w.WriteHeader(rc.status)
-	_, _ = io.WriteString(w, `{"received":true}`)
+	return rc
 }
 
 func TestEndpointsTest(t *testing.T) {
@@ -229,9 +183,8 @@ func TestEndpointsTest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := testEnv(newSchema(t), "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS=true")
-			rc, srv := newReceiver(t, tt.status)
-			ep := decodeEndpoint(t, hookrelay(t, env, "endpoints", "create", "--url", srv.URL+"/hook", "--output", "json"))
-			rc.setSecret(ep.Secret)
+			rc := newReceiver(t, tt.status)
+			ep := decodeEndpoint(t, hookrelay(t, env, "endpoints", "create", "--url", rc.URL(), "--secret", rc.Secret, "--output", "json"))
 			res := hookrelay(t, env, "endpoints", "test", ep.ID)
 			if res.Code != tt.wantCode {
 				t.Fatalf("want exit %d:\n%s", tt.wantCode, res)
@@ -239,13 +192,11 @@ func TestEndpointsTest(t *testing.T) {
 			if !strings.Contains(res.Stdout, tt.want) || !strings.Contains(res.Stdout, "Latency:") {
 				t.Errorf("stdout lacks %q and the latency:\n%s", tt.want, res)
 			}
-			select {
-			case typ := <-rc.verified:
-				if typ != "hookrelay.test" {
-					t.Errorf("event type = %q", typ)
-				}
-			default:
-				t.Error("the receiver verified no delivery")
+			if n, _, _, _ := rc.Stats(); n != 1 {
+				t.Errorf("the receiver verified %d deliveries, want 1", n)
+			}
+			if got := rc.Accepted(); tt.status == http.StatusOK && (len(got) != 1 || got[0].Type != "hookrelay.test") {
+				t.Errorf("accepted %+v, want one hookrelay.test", got)
 			}
 		})
 	}
@@ -257,9 +208,8 @@ func TestEndpointsTestGuarded(t *testing.T) {
 	// the relay would refuse it.
 	schema := newSchema(t)
 	env := testEnv(schema)
-	rc, srv := newReceiver(t, http.StatusOK)
-	ep := decodeEndpoint(t, hookrelay(t, testEnv(schema, "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS=true"), "endpoints", "create", "--url", srv.URL, "--output", "json"))
-	rc.setSecret(ep.Secret)
+	rc := newReceiver(t, http.StatusOK)
+	ep := decodeEndpoint(t, hookrelay(t, testEnv(schema, "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS=true"), "endpoints", "create", "--url", rc.URL(), "--secret", rc.Secret, "--output", "json"))
 	res := hookrelay(t, env, "endpoints", "test", ep.ID, "--output", "json")
 	if res.Code != 1 {
 		t.Fatalf("want exit 1:\n%s", res)
@@ -271,7 +221,7 @@ func TestEndpointsTestGuarded(t *testing.T) {
 	if err := json.Unmarshal([]byte(res.Stdout), &tr); err != nil || tr.Delivered || tr.ErrorClass == "" {
 		t.Errorf("test result: %v\n%s", err, res)
 	}
-	if len(rc.verified) != 0 {
+	if n, _, _, _ := rc.Stats(); n != 0 {
 		t.Error("the guarded destination received a request")
 	}
 }

@@ -98,43 +98,14 @@ func TestRun(t *testing.T) {
 		"HOOKRELAY_SHUTDOWN_TIMEOUT=5s",
 		"HOOKRELAY_ADMIN_TOKEN=s3cr3t-admin-token-do-not-log",
 	)
-	rc, srv := newReceiver(t, http.StatusOK)
-	ep := decodeEndpoint(t, hookrelay(t, env, "endpoints", "create", "--url", srv.URL+"/hook",
+	rc := newReceiver(t, http.StatusOK)
+	ep := decodeEndpoint(t, hookrelay(t, env, "endpoints", "create", "--url", rc.URL(), "--secret", rc.Secret,
 		"--tenant", "acme", "--event-types", "signup.created", "--output", "json"))
-	rc.setSecret(ep.Secret)
 
-	cmd := exec.Command(binPath, "run")
-	cmd.Env = env
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &logWatcher{addr: make(chan string, 1)}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	scanned := make(chan struct{})
-	go func() { logs.scan(stderr); close(scanned) }()
-	exited := make(chan error, 1)
-	go func() { <-scanned; exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-
-	var addr string
-	select {
-	case addr = <-logs.addr:
-	case err := <-exited:
-		t.Fatalf("run exited early: %v\n%s", err, logs)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no listening address logged\n%s", logs)
-	}
-	base := "http://" + addr
-	waitFor(t, "healthz", 10*time.Second, func() error { return httpGet(base + "/healthz") })
-	waitFor(t, "readyz", 10*time.Second, func() error { return httpGet(base + "/readyz") })
+	run, _ := startRun(t, env, false)
+	logs := run.logs
+	waitFor(t, "healthz", 10*time.Second, func() error { return httpGet(run.base + "/healthz") })
+	waitFor(t, "readyz", 10*time.Second, func() error { return httpGet(run.base + "/readyz") })
 
 	// The application enqueues with plain SQL.
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -148,28 +119,10 @@ func TestRun(t *testing.T) {
 		pgx.Identifier{schema, "outbox"}.Sanitize()), "signup.created", "acme", `{"email":"a@example.com"}`); err != nil {
 		t.Fatalf("enqueue: %v", err)
 	}
-	select {
-	case typ := <-rc.verified:
-		if typ != "signup.created" {
-			t.Errorf("delivered event type = %q", typ)
-		}
-	case err := <-exited:
-		t.Fatalf("run exited: %v\n%s", err, logs)
-	case <-time.After(20 * time.Second):
-		t.Fatalf("no delivery within 20s\n%s", logs)
+	if got := rc.WaitAccepted(1, 20*time.Second); got[0].Type != "signup.created" {
+		t.Errorf("delivered event type = %q", got[0].Type)
 	}
-
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("run after SIGTERM: %v\n%s", err, logs)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("run did not exit within 20s of SIGTERM\n%s", logs)
-	}
+	run.stop(t)
 
 	out := logs.String()
 	if testing.Verbose() {
