@@ -431,6 +431,9 @@ type QueueStats struct {
 	OldestPendingAge time.Duration
 	// EndpointsDisabled counts disabled endpoints.
 	EndpointsDisabled int64
+	// BlockedKeys counts the ordering keys held by a dead delivery on an
+	// endpoint with ordering_on_dead = block.
+	BlockedKeys int64
 }
 
 // FinishedExactLimit is how many finished deliveries QueueStats counts
@@ -457,7 +460,8 @@ const queueStatsSQL = `SELECT
       extract(epoch FROM now() - (SELECT min(next_attempt_at) FROM {{schema}}.deliveries
           WHERE state = 'pending' AND attempts > 0 AND next_attempt_at <= now()))
     )::float8,
-    (SELECT count(*) FROM {{schema}}.endpoints WHERE NOT enabled)
+    (SELECT count(*) FROM {{schema}}.endpoints WHERE NOT enabled),
+    (SELECT count(*) FROM (` + blockedKeysSQL + `) b)
   FROM (SELECT count(*) FILTER (WHERE state = 'dead') AS dead,
                count(*) FILTER (WHERE state = 'delivered') AS delivered,
                count(*) AS n
@@ -477,7 +481,7 @@ func (s *Store) QueueStats(ctx context.Context) (QueueStats, error) {
 	var age float64
 	var finished int64
 	err := s.pool.QueryRow(ctx, qualify(queueStatsSQL, s.schema), FinishedExactLimit+1).Scan(&q.Pending, &q.Retrying, &q.InFlight,
-		&q.Dead, &q.Delivered, &finished, &q.Undispatched, &age, &q.EndpointsDisabled)
+		&q.Dead, &q.Delivered, &finished, &q.Undispatched, &age, &q.EndpointsDisabled, &q.BlockedKeys)
 	if err != nil {
 		return QueueStats{}, fmt.Errorf("queue stats: %w", translate(err))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -48,4 +49,49 @@ SELECT count(*) FROM rel`, s.schema), id); err != nil {
 		return Delivery{}, fmt.Errorf("cancel delivery %d: %w", id, translate(err))
 	}
 	return d, nil
+}
+
+// blockedKeysSQL lists, per (endpoint, ordering key) that a dead delivery
+// blocks (the endpoint's ordering_on_dead is block), the oldest dead
+// delivery, its event and when it died. It reads the dead rows of the
+// ordering index only.
+const blockedKeysSQL = `SELECT DISTINCT ON (d.endpoint_id, d.ordering_key)
+       d.endpoint_id, d.ordering_key, d.id, d.event_id, d.finished_at
+  FROM {{schema}}.deliveries d
+  JOIN {{schema}}.endpoints e ON e.id = d.endpoint_id AND e.ordering_on_dead = 'block'
+ WHERE d.state = 'dead' AND d.ordering_key IS NOT NULL
+ ORDER BY d.endpoint_id, d.ordering_key, d.id`
+
+// BlockedKey is an ordering key a dead delivery holds: its later events
+// wait until the delivery is retried or cancelled.
+type BlockedKey struct {
+	OrderingKey string    `json:"ordering_key"`
+	DeliveryID  int64     `json:"delivery_id"`
+	EventID     int64     `json:"event_id"`
+	DeadAt      time.Time `json:"dead_at"`
+}
+
+// BlockedKeys lists the ordering keys of an endpoint that dead deliveries
+// block (only an endpoint with ordering_on_dead = block has any), by key;
+// a tenant-scoped store sees only its tenant's endpoints.
+func (s *Store) BlockedKeys(ctx context.Context, endpointID string) ([]BlockedKey, error) {
+	if !ValidID(endpointID) {
+		return nil, ErrNotFound
+	}
+	rows, err := s.pool.Query(ctx, qualify(`SELECT ordering_key, id, event_id, coalesce(finished_at, now())
+  FROM (`+blockedKeysSQL+`) b
+ WHERE endpoint_id = $1 AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM {{schema}}.endpoints t WHERE t.id = $1 AND t.tenant = $2))
+ ORDER BY ordering_key`, s.schema), endpointID, s.tenantArg())
+	if err != nil {
+		return nil, fmt.Errorf("blocked keys of endpoint %s: %w", endpointID, translate(err))
+	}
+	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (BlockedKey, error) {
+		var k BlockedKey
+		err := r.Scan(&k.OrderingKey, &k.DeliveryID, &k.EventID, &k.DeadAt)
+		return k, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("blocked keys of endpoint %s: %w", endpointID, translate(err))
+	}
+	return keys, nil
 }

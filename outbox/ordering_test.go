@@ -161,11 +161,21 @@ func TestOrderingBlockOnDead(t *testing.T) {
 	}
 	f.finish(byLabel(f, first, "l1"), outbox.StateDelivered)
 	expect(t, "k blocked, l goes on", f.labels(f.claim()), "l2")
+	blocked, err := f.st.BlockedKeys(context.Background(), f.ep.ID)
+	if err != nil || len(blocked) != 1 || blocked[0].OrderingKey != "k" || blocked[0].DeliveryID != byLabel(f, first, "k1").DeliveryID {
+		t.Fatalf("blocked keys %+v (%v), want k held by k1", blocked, err)
+	}
+	if q, err := f.st.QueueStats(context.Background()); err != nil || q.BlockedKeys != 1 {
+		t.Fatalf("queue stats blocked keys %d (%v), want 1", q.BlockedKeys, err)
+	}
 	d, err := f.st.CancelDelivery(context.Background(), byLabel(f, first, "k1").DeliveryID)
 	if err != nil || d.State != outbox.StateCancelled {
 		t.Fatalf("cancel k1: %+v, %v", d, err)
 	}
 	expect(t, "after k1 was cancelled", f.labels(f.claim()), "k2")
+	if blocked, err := f.st.BlockedKeys(context.Background(), f.ep.ID); err != nil || len(blocked) != 0 {
+		t.Fatalf("blocked keys after the cancel: %+v (%v)", blocked, err)
+	}
 	var se *outbox.StateError
 	if _, err := f.st.CancelDelivery(context.Background(), byLabel(f, first, "l1").DeliveryID); !errors.As(err, &se) {
 		t.Fatalf("cancel a delivered delivery: %v, want a StateError", err)

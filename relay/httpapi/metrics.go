@@ -39,6 +39,8 @@ const DefaultStatsTimeout = 5 * time.Second
 //     endpoint and retries not yet due do not count.
 //   - hookrelay_outbox_undispatched: outbox events not yet fanned out.
 //   - hookrelay_endpoints_disabled: disabled endpoints.
+//   - hookrelay_ordering_keys_blocked: ordering keys a dead delivery holds
+//     on endpoints with ordering_on_dead = block.
 //   - hookrelay_queue_stats_up: 1 when the latest refresh succeeded, 0
 //     when it failed or timed out (the gauges above are then absent).
 //   - hookrelay_queue_stats_age_seconds: how old the last successful
@@ -61,7 +63,7 @@ type QueueCollector struct {
 	refreshing chan struct{} // closed when the running refresh ends; nil when none runs
 	waiting    int           // scrapes waiting for another's refresh (tests)
 
-	depth, age, undispatched, disabled, up, sampleAge *prometheus.Desc
+	depth, age, undispatched, disabled, blocked, up, sampleAge *prometheus.Desc
 }
 
 // NewQueueCollector returns the collector: the sample is refreshed at most
@@ -91,6 +93,8 @@ func NewQueueCollector(store *outbox.Store, interval, timeout time.Duration, log
 			"Longest time any due work (undispatched event or due delivery) has waited.", nil, nil),
 		undispatched: prometheus.NewDesc("hookrelay_outbox_undispatched",
 			"Outbox events not yet fanned out to their endpoints.", nil, nil),
+		blocked: prometheus.NewDesc("hookrelay_ordering_keys_blocked",
+			"Ordering keys held by a dead delivery on an endpoint with ordering_on_dead = block.", nil, nil),
 		disabled: prometheus.NewDesc("hookrelay_endpoints_disabled",
 			"Endpoints that are disabled.", nil, nil),
 		up: prometheus.NewDesc("hookrelay_queue_stats_up",
@@ -102,7 +106,7 @@ func NewQueueCollector(store *outbox.Store, interval, timeout time.Duration, log
 
 // Describe implements prometheus.Collector.
 func (c *QueueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.depth, c.age, c.undispatched, c.disabled, c.up, c.sampleAge} {
+	for _, d := range []*prometheus.Desc{c.depth, c.age, c.undispatched, c.disabled, c.blocked, c.up, c.sampleAge} {
 		ch <- d
 	}
 }
@@ -126,6 +130,7 @@ func (c *QueueCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, q.OldestPendingAge.Seconds())
 	ch <- prometheus.MustNewConstMetric(c.undispatched, prometheus.GaugeValue, float64(q.Undispatched))
 	ch <- prometheus.MustNewConstMetric(c.disabled, prometheus.GaugeValue, float64(q.EndpointsDisabled))
+	ch <- prometheus.MustNewConstMetric(c.blocked, prometheus.GaugeValue, float64(q.BlockedKeys))
 }
 
 // current returns the sample to report, when it was taken (zero when
