@@ -115,9 +115,30 @@ type relayProc struct {
 // ends if it is still running.
 func startRelay(t testing.TB, env []string) *relayProc {
 	t.Helper()
-	addr := freeAddr(t)
+	p := startRelayNoWait(t, append(append([]string(nil), env...), "HOOKRELAY_LISTEN_ADDR="+freeAddr(t)))
+	eventually(t, 30*time.Second, "hookrelay ready", func() bool {
+		select {
+		case <-p.done:
+			t.Fatalf("hookrelay exited with %d before becoming ready:\n%s", p.code, tail(p.logs.String(), 4000))
+		default:
+		}
+		return p.ready() == http.StatusOK
+	})
+	return p
+}
+
+// startRelayNoWait starts `hookrelay run` with env, which must set
+// HOOKRELAY_LISTEN_ADDR, and returns at once.
+func startRelayNoWait(t testing.TB, env []string) *relayProc {
+	t.Helper()
+	addr := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "HOOKRELAY_LISTEN_ADDR="); ok {
+			addr = v
+		}
+	}
 	cmd := exec.Command(binPath, "run")
-	cmd.Env = append(append([]string(nil), env...), "HOOKRELAY_LISTEN_ADDR="+addr)
+	cmd.Env = env
 	p := &relayProc{t: t, cmd: cmd, base: "http://" + addr, logs: &relaytest.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
@@ -141,21 +162,13 @@ func startRelay(t testing.TB, env []string) *relayProc {
 			t.Logf("hookrelay (pid %d) log tail:\n%s", cmd.Process.Pid, tail(p.logs.String(), 4000))
 		}
 	})
-	eventually(t, 30*time.Second, "hookrelay ready", func() bool {
-		select {
-		case <-p.done:
-			t.Fatalf("hookrelay exited with %d before becoming ready:\n%s", p.code, tail(p.logs.String(), 4000))
-		default:
-		}
-		return p.ready() == http.StatusOK
-	})
 	return p
 }
 
-// ready returns the status of GET /readyz (0 when the request failed).
-func (p *relayProc) ready() int {
+// statusOf is the status of GET url (0 when the request failed).
+func statusOf(url string) int {
 	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(p.base + "/readyz")
+	resp, err := c.Get(url)
 	if err != nil {
 		return 0
 	}
@@ -163,6 +176,22 @@ func (p *relayProc) ready() int {
 	_ = resp.Body.Close()
 	return resp.StatusCode
 }
+
+// getBody is GET url's status and body.
+func getBody(t testing.TB, url string) (int, string) {
+	t.Helper()
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// ready returns the status of GET /readyz (0 when the request failed).
+func (p *relayProc) ready() int { return statusOf(p.base + "/readyz") }
 
 // exited reports whether the process has exited.
 func (p *relayProc) exited() bool {

@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -449,5 +450,57 @@ func TestFaultEndpointIDAcrossTenants(t *testing.T) {
 	}
 	if n := globex.Unique(); n != 0 {
 		t.Errorf("globex's endpoint got %d of acme's events", n)
+	}
+}
+
+// TestFaultHealthzBeforeDatabase starts the relay while its database is
+// unreachable: /healthz answers 200 at once and /readyz 503 with the
+// reason; when the database comes, the relay becomes ready and delivers.
+func TestFaultHealthzBeforeDatabase(t *testing.T) {
+	t.Parallel()
+	st := outboxtest.Store(t)
+	rc := relaytest.NewReceiver(t)
+	addEndpoint(t, st, rc)
+	insertEvents(t, st, 5)
+	dbURL := outboxtest.Shared().URL()
+	px := newProxy(t, hostPort(t, dbURL))
+	px.setRefuse(true)
+	addr := freeAddr(t)
+	p := startRelayNoWait(t, append(relayEnv(viaProxy(t, dbURL, px.addr()), st.Schema()), "HOOKRELAY_LISTEN_ADDR="+addr))
+	eventually(t, 15*time.Second, "/healthz answering", func() bool { return statusOf(p.base+"/healthz") == http.StatusOK })
+	code, body := getBody(t, p.base+"/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "database unreachable") {
+		t.Fatalf("/readyz while the database is unreachable: %d %s, want 503 naming the database", code, body)
+	}
+	px.setRefuse(false)
+	eventually(t, 30*time.Second, "/readyz 200 once the database is back", func() bool { return p.ready() == http.StatusOK })
+	eventually(t, 30*time.Second, "the events delivered", func() bool { return rc.Unique() == 5 })
+}
+
+// TestFaultProxyKeepsTheGuard sends through an outbound proxy
+// (HOOKRELAY_HTTP_PROXY) to an endpoint on loopback while private
+// destinations are not allowed: nothing reaches the proxy, and the
+// deliveries fail as refused destinations.
+func TestFaultProxyKeepsTheGuard(t *testing.T) {
+	t.Parallel()
+	st := outboxtest.Store(t)
+	var proxied atomic.Int64
+	proxySrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proxied.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(proxySrv.Close)
+	rc := relaytest.NewReceiver(t)
+	epID := addEndpoint(t, st, rc) // stored directly: the CLI and API would refuse it
+	insertEvents(t, st, 3)
+	startRelay(t, relayEnv(outboxtest.Shared().URL(), st.Schema(), "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS=false",
+		"HOOKRELAY_HTTP_PROXY="+proxySrv.URL, "HOOKRELAY_RETRY_SCHEDULE=1h"))
+	refused := `SELECT count(*) FROM ` + qualified(st, "attempts") + ` WHERE endpoint_id = $1 AND error_class = 'destination_refused'`
+	eventually(t, 30*time.Second, "three refused attempts", func() bool { return count(st, refused, epID) == 3 })
+	if n := proxied.Load(); n != 0 {
+		t.Errorf("the proxy got %d requests for a refused destination", n)
+	}
+	if n := rc.Unique(); n != 0 {
+		t.Errorf("the receiver got %d deliveries", n)
 	}
 }
