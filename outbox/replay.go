@@ -155,18 +155,22 @@ func (s *Store) ReplayEvent(ctx context.Context, eventID int64, endpointID strin
 		// A replayed delivery of a key waits (next_attempt_at 'infinity')
 		// while an earlier delivery of the key is unfinished; that one's
 		// outcome releases it, as for any waiting delivery.
-		rows, err = tx.Query(ctx, qualify(`WITH upd AS (
-    UPDATE {{schema}}.deliveries d
-       SET state = 'pending', attempts = 0, replays = d.replays + 1, replayed_at = now(),
-           next_attempt_at = CASE WHEN NOT e.enabled OR (`+waitsSQL+`) THEN 'infinity'::timestamptz ELSE now() END,
-           lease_token = NULL, lease_expires_at = NULL, finished_at = NULL, last_error = '', updated_at = now()
-      FROM {{schema}}.endpoints e
-     WHERE d.event_id = $1 AND e.id = d.endpoint_id AND ($2::uuid IS NULL OR d.endpoint_id = $2)
-       AND d.state <> 'in_flight'
-    RETURNING d.id
-)
-SELECT `+deliveryColumns+` FROM {{schema}}.deliveries WHERE id IN (SELECT id FROM upd) ORDER BY id`, s.schema),
-			eventID, nullIfEmpty(endpointID))
+		rows, err = tx.Query(ctx, qualify(`UPDATE {{schema}}.deliveries d
+   SET state = 'pending', attempts = 0, replays = d.replays + 1, replayed_at = now(),
+       next_attempt_at = CASE WHEN NOT e.enabled OR (`+waitsSQL+`) THEN 'infinity'::timestamptz ELSE now() END,
+       lease_token = NULL, lease_expires_at = NULL, finished_at = NULL, last_error = '', updated_at = now()
+  FROM {{schema}}.endpoints e
+ WHERE d.event_id = $1 AND e.id = d.endpoint_id AND ($2::uuid IS NULL OR d.endpoint_id = $2)
+   AND d.state <> 'in_flight'
+RETURNING d.id`, s.schema), eventID, nullIfEmpty(endpointID))
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, qualify(`SELECT `+deliveryColumns+` FROM {{schema}}.deliveries WHERE id = ANY ($1::bigint[]) ORDER BY id`, s.schema), ids)
 		if err != nil {
 			return err
 		}

@@ -160,7 +160,7 @@ func New(o Options) (*Handler, error) {
 
 	v1 := http.NewServeMux()
 	for _, rt := range s.routes() {
-		h := s.wrap(rt.handle)
+		h := s.wrap(rt)
 		if longCalls[rt.method+" "+rt.pattern] {
 			h = withDeadlines(LongCallTimeout, h)
 		}
@@ -356,19 +356,15 @@ func (s *server) ready(ctx context.Context) error {
 	return nil
 }
 
-// serveV1 authenticates and routes the admin API.
+// serveV1 authenticates (the admin token or a tenant token, see
+// authenticate) and routes the /v1 API.
 func (s *server) serveV1(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	if len(s.token) == 0 {
-		writeError(w, http.StatusForbidden, "admin_disabled", "the admin API is off: set HOOKRELAY_ADMIN_TOKEN to enable it", "")
+	p := s.authenticate(w, r)
+	if p == nil {
 		return
 	}
-	if msg, ok := checkBearer(r, s.token); !ok {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="hookrelay"`)
-		writeError(w, http.StatusUnauthorized, "unauthorized", msg, "")
-		return
-	}
-	s.v1.ServeHTTP(w, r)
+	s.v1.ServeHTTP(w, withPrincipal(r, p))
 }
 
 // jsonMuxErrors serves mux, turning the mux's own plain-text 404 and 405
@@ -451,10 +447,20 @@ func (r *statusRecorder) WriteHeader(code int) {
 	}
 }
 
-// wrap turns a v1 handler's error into the one error shape.
-func (s *server) wrap(h func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+// wrap checks that the request's principal may call rt (see access),
+// runs it with the principal's scoped store and service, and turns its
+// error into the one error shape.
+func (s *server) wrap(rt route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := h(w, r); err != nil {
+		p := principalOf(r)
+		if p == nil {
+			writeError(w, http.StatusUnauthorized, "unauthorized", "missing bearer token", "")
+			return
+		}
+		if !allow(w, p, rt.access) {
+			return
+		}
+		if err := rt.handle(w, r, p); err != nil {
 			s.writeErr(w, r, err)
 		}
 	}
@@ -493,6 +499,10 @@ func (s *server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusBadRequest, "invalid_field", fe.Error(), fe.Field)
 	case errors.As(err, &ve):
 		writeError(w, http.StatusBadRequest, "invalid_field", ve.Field+": "+ve.Reason, ve.Field)
+	case errors.Is(err, outbox.ErrOtherTenant):
+		writeError(w, http.StatusForbidden, "other_tenant", "this token's tenant may not create or move anything for another tenant", "tenant")
+	case errors.Is(err, outbox.ErrNotDispatched):
+		writeError(w, http.StatusConflict, "not_dispatched", outbox.ErrNotDispatched.Error(), "")
 	case errors.Is(err, outbox.ErrBadCursor):
 		writeError(w, http.StatusBadRequest, "invalid_field", "cursor: is not a cursor returned by this API", "cursor")
 	case errors.As(err, &tooMany):

@@ -11,42 +11,55 @@ import (
 	"github.com/hookrelay/hookrelay/relay/endpoint"
 )
 
-// route is one admin API route; the table both registers the routes and is
-// checked against the OpenAPI document.
+// route is one /v1 route; the table registers the routes, says who may
+// call each (see access), and is checked against the OpenAPI document and
+// the route×token matrix test.
 type route struct {
 	method  string
 	pattern string
-	handle  func(w http.ResponseWriter, r *http.Request) error
+	access  access
+	handle  func(w http.ResponseWriter, r *http.Request, p *principal) error
 }
 
 func (s *server) routes() []route {
 	return []route{
-		{"GET", "/v1/openapi.json", s.openAPI},
-		{"GET", "/v1/endpoints", s.listEndpoints},
-		{"POST", "/v1/endpoints", s.createEndpoint},
-		{"GET", "/v1/endpoints/{id}", s.getEndpoint},
-		{"PATCH", "/v1/endpoints/{id}", s.updateEndpoint},
-		{"DELETE", "/v1/endpoints/{id}", s.deleteEndpoint},
-		{"POST", "/v1/endpoints/{id}/rotate-secret", s.rotateSecret},
-		{"POST", "/v1/endpoints/{id}/test", s.testEndpoint},
-		{"POST", "/v1/endpoints/{id}/recover", s.recoverEndpoint},
-		{"GET", "/v1/events", s.listEvents},
-		{"POST", "/v1/events", s.publishEvent},
-		{"GET", "/v1/events/{id}", s.getEvent},
-		{"GET", "/v1/deliveries", s.listDeliveries},
-		{"GET", "/v1/deliveries/{id}", s.getDelivery},
-		{"GET", "/v1/deliveries/{id}/attempts", s.listAttempts},
-		{"POST", "/v1/deliveries/{id}/retry", s.retryDelivery},
-		{"POST", "/v1/deliveries/{id}/cancel", s.cancelDelivery},
+		{"GET", "/v1/openapi.json", tenantRead, s.openAPI},
+		{"GET", "/v1/endpoints", tenantRead, s.listEndpoints},
+		{"POST", "/v1/endpoints", tenantWrite, s.createEndpoint},
+		{"GET", "/v1/endpoints/{id}", tenantRead, s.getEndpoint},
+		{"PATCH", "/v1/endpoints/{id}", tenantWrite, s.updateEndpoint},
+		{"DELETE", "/v1/endpoints/{id}", tenantWrite, s.deleteEndpoint},
+		{"POST", "/v1/endpoints/{id}/rotate-secret", tenantWrite, s.rotateSecret},
+		{"POST", "/v1/endpoints/{id}/test", tenantWrite, s.testEndpoint},
+		{"POST", "/v1/endpoints/{id}/recover", tenantWrite, s.recoverEndpoint},
+		{"POST", "/v1/endpoints/{id}/backfill", tenantWrite, s.backfillEndpoint},
+		{"GET", "/v1/events", tenantRead, s.listEvents},
+		{"POST", "/v1/events", adminOnly, s.publishEvent},
+		{"GET", "/v1/events/{id}", tenantRead, s.getEvent},
+		{"GET", "/v1/events/{id}/trace", tenantRead, s.traceEvent},
+		{"POST", "/v1/events/{id}/replay", tenantWrite, s.replayEvent},
+		{"GET", "/v1/deliveries", tenantRead, s.listDeliveries},
+		{"GET", "/v1/deliveries/{id}", tenantRead, s.getDelivery},
+		{"GET", "/v1/deliveries/{id}/attempts", tenantRead, s.listAttempts},
+		{"POST", "/v1/deliveries/{id}/retry", tenantWrite, s.retryDelivery},
+		{"POST", "/v1/deliveries/{id}/cancel", tenantWrite, s.cancelDelivery},
+		{"GET", "/v1/attempts", tenantRead, s.listAllAttempts},
+		{"POST", "/v1/tokens", adminOnly, s.createToken},
+		{"GET", "/v1/tokens", adminOnly, s.listTokens},
+		{"DELETE", "/v1/tokens/{id}", adminOnly, s.revokeToken},
+		{"GET", "/v1/event-types", tenantRead, s.listEventTypes},
+		{"GET", "/v1/event-types/{name}", tenantRead, s.getEventType},
+		{"PUT", "/v1/event-types/{name}", adminOnly, s.putEventType},
+		{"DELETE", "/v1/event-types/{name}", adminOnly, s.deleteEventType},
 	}
 }
 
-func (s *server) createEndpoint(w http.ResponseWriter, r *http.Request) error {
+func (s *server) createEndpoint(w http.ResponseWriter, r *http.Request, p *principal) error {
 	var in endpoint.Input
 	if err := decodeBody(w, r, maxBody, false, &in); err != nil {
 		return err
 	}
-	res, err := s.o.Endpoints.Create(r.Context(), in)
+	res, err := p.endpoints.Create(r.Context(), in)
 	if err != nil {
 		return err
 	}
@@ -59,13 +72,13 @@ type endpointList struct {
 	NextCursor string            `json:"next_cursor,omitempty"`
 }
 
-func (s *server) listEndpoints(w http.ResponseWriter, r *http.Request) error {
+func (s *server) listEndpoints(w http.ResponseWriter, r *http.Request, p *principal) error {
 	q := newQuery(r)
 	f := outbox.EndpointFilter{Tenant: q.str("tenant"), Enabled: q.boolean("enabled"), Limit: q.limit(), After: q.cursor()}
 	if q.err != nil {
 		return q.err
 	}
-	eps, next, err := s.o.Store.ListEndpoints(r.Context(), f)
+	eps, next, err := p.store.ListEndpoints(r.Context(), f)
 	if err != nil {
 		return err
 	}
@@ -76,21 +89,21 @@ func (s *server) listEndpoints(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *server) getEndpoint(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.o.Store.GetEndpoint(r.Context(), r.PathValue("id"))
+func (s *server) getEndpoint(w http.ResponseWriter, r *http.Request, p *principal) error {
+	d, err := p.endpoints.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, e)
+	writeJSON(w, http.StatusOK, d)
 	return nil
 }
 
-func (s *server) updateEndpoint(w http.ResponseWriter, r *http.Request) error {
-	var p endpoint.Patch
-	if err := decodeBody(w, r, maxBody, false, &p); err != nil {
+func (s *server) updateEndpoint(w http.ResponseWriter, r *http.Request, p *principal) error {
+	var patch endpoint.Patch
+	if err := decodeBody(w, r, maxBody, false, &patch); err != nil {
 		return err
 	}
-	res, err := s.o.Endpoints.Update(r.Context(), r.PathValue("id"), p)
+	res, err := p.endpoints.Update(r.Context(), r.PathValue("id"), patch)
 	if err != nil {
 		return err
 	}
@@ -98,8 +111,8 @@ func (s *server) updateEndpoint(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *server) deleteEndpoint(w http.ResponseWriter, r *http.Request) error {
-	if err := s.o.Endpoints.Delete(r.Context(), r.PathValue("id")); err != nil {
+func (s *server) deleteEndpoint(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := p.endpoints.Delete(r.Context(), r.PathValue("id")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -112,7 +125,7 @@ type rotateBody struct {
 	Grace  *string `json:"grace"`
 }
 
-func (s *server) rotateSecret(w http.ResponseWriter, r *http.Request) error {
+func (s *server) rotateSecret(w http.ResponseWriter, r *http.Request, p *principal) error {
 	var b rotateBody
 	if err := decodeBody(w, r, maxBody, true, &b); err != nil {
 		return err
@@ -125,7 +138,7 @@ func (s *server) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 		}
 		rot.Grace = &d
 	}
-	e, err := s.o.Endpoints.RotateSecret(r.Context(), r.PathValue("id"), rot)
+	e, err := p.endpoints.RotateSecret(r.Context(), r.PathValue("id"), rot)
 	if err != nil {
 		return err
 	}
@@ -133,8 +146,17 @@ func (s *server) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *server) testEndpoint(w http.ResponseWriter, r *http.Request) error {
-	res, err := s.o.Endpoints.Test(r.Context(), r.PathValue("id"))
+// testBody is the optional body of POST /v1/endpoints/{id}/test.
+type testBody struct {
+	EventType string `json:"event_type"`
+}
+
+func (s *server) testEndpoint(w http.ResponseWriter, r *http.Request, p *principal) error {
+	var b testBody
+	if err := decodeBody(w, r, maxBody, true, &b); err != nil {
+		return err
+	}
+	res, err := p.endpoints.TestEvent(r.Context(), r.PathValue("id"), b.EventType)
 	if err != nil {
 		return err
 	}
@@ -147,7 +169,7 @@ type recoverBody struct {
 	Until *string `json:"until"`
 }
 
-func (s *server) recoverEndpoint(w http.ResponseWriter, r *http.Request) error {
+func (s *server) recoverEndpoint(w http.ResponseWriter, r *http.Request, p *principal) error {
 	id := r.PathValue("id")
 	if !outbox.ValidID(id) {
 		return outbox.ErrNotFound
@@ -172,7 +194,7 @@ func (s *server) recoverEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if !until.After(since) {
 		return badField("until", "must be after since")
 	}
-	n, err := s.o.Store.RecoverEndpoint(r.Context(), id, since, until)
+	n, err := p.store.RecoverEndpoint(r.Context(), id, since, until)
 	if err != nil {
 		return err
 	}
@@ -185,14 +207,14 @@ type eventList struct {
 	NextCursor string               `json:"next_cursor,omitempty"`
 }
 
-func (s *server) listEvents(w http.ResponseWriter, r *http.Request) error {
+func (s *server) listEvents(w http.ResponseWriter, r *http.Request, p *principal) error {
 	q := newQuery(r)
 	f := outbox.EventFilter{Tenant: q.str("tenant"), Type: q.str("type"), Since: q.time("since"), Until: q.time("until"),
 		Limit: q.limit(), After: q.cursor()}
 	if q.err != nil {
 		return q.err
 	}
-	evs, next, err := s.o.Store.ListEvents(r.Context(), f)
+	evs, next, err := p.store.ListEvents(r.Context(), f)
 	if err != nil {
 		return err
 	}
@@ -208,16 +230,16 @@ type eventWithDeliveries struct {
 	Deliveries []outbox.Delivery `json:"deliveries"`
 }
 
-func (s *server) getEvent(w http.ResponseWriter, r *http.Request) error {
+func (s *server) getEvent(w http.ResponseWriter, r *http.Request, p *principal) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
 	}
-	ev, err := s.o.Store.GetEvent(r.Context(), id)
+	ev, err := p.store.GetEvent(r.Context(), id)
 	if err != nil {
 		return err
 	}
-	ds, err := s.o.Store.EventDeliveries(r.Context(), id)
+	ds, err := p.store.EventDeliveries(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -243,7 +265,7 @@ type publishResult struct {
 	Duplicate bool   `json:"duplicate"`
 }
 
-func (s *server) publishEvent(w http.ResponseWriter, r *http.Request) error {
+func (s *server) publishEvent(w http.ResponseWriter, r *http.Request, p *principal) error {
 	var b publishBody
 	if err := decodeBody(w, r, int64(s.o.MaxPayloadBytes)+maxBody, false, &b); err != nil {
 		return err
@@ -266,7 +288,7 @@ func (s *server) publishEvent(w http.ResponseWriter, r *http.Request) error {
 		// endpoint_id narrows the fan-out to one of the tenant's endpoints
 		// subscribed to the type; it never reaches another. Another
 		// tenant's endpoint reads as none, confirming nothing.
-		ep, err := s.o.Store.GetEndpoint(r.Context(), ev.EndpointID)
+		ep, err := p.store.GetEndpoint(r.Context(), ev.EndpointID)
 		switch {
 		case errors.Is(err, outbox.ErrNotFound) || err == nil && ep.Tenant != ev.Tenant:
 			return badField("endpoint_id", "tenant %q has no endpoint with this id", ev.Tenant)
@@ -276,7 +298,7 @@ func (s *server) publishEvent(w http.ResponseWriter, r *http.Request) error {
 			return badField("endpoint_id", "the endpoint is not subscribed to event type %q", ev.Type)
 		}
 	}
-	res, err := outbox.Enqueue(r.Context(), s.o.Store.Pool(), ev, outbox.Options{Schema: s.o.Store.Schema(), MaxPayloadBytes: s.o.MaxPayloadBytes})
+	res, err := outbox.Enqueue(r.Context(), p.store.Pool(), ev, outbox.Options{Schema: p.store.Schema(), MaxPayloadBytes: s.o.MaxPayloadBytes})
 	if err != nil {
 		return err
 	}
@@ -289,14 +311,15 @@ type deliveryList struct {
 	NextCursor string            `json:"next_cursor,omitempty"`
 }
 
-func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
+func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request, p *principal) error {
 	q := newQuery(r)
 	f := outbox.DeliveryFilter{State: q.str("state"), EndpointID: q.str("endpoint_id"), EventID: q.id("event_id"),
+		Tenant: q.str("tenant"), EventType: q.str("event_type"), Since: q.time("since"), Until: q.time("until"),
 		Limit: q.limit(), After: q.cursor()}
 	if q.err != nil {
 		return q.err
 	}
-	ds, next, err := s.o.Store.ListDeliveries(r.Context(), f)
+	ds, next, err := p.store.ListDeliveries(r.Context(), f)
 	if err != nil {
 		return err
 	}
@@ -307,12 +330,12 @@ func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *server) getDelivery(w http.ResponseWriter, r *http.Request) error {
+func (s *server) getDelivery(w http.ResponseWriter, r *http.Request, p *principal) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
 	}
-	d, err := s.o.Store.GetDelivery(r.Context(), id)
+	d, err := p.store.GetDelivery(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -320,12 +343,12 @@ func (s *server) getDelivery(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *server) listAttempts(w http.ResponseWriter, r *http.Request) error {
+func (s *server) listAttempts(w http.ResponseWriter, r *http.Request, p *principal) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
 	}
-	as, err := s.o.Store.ListAttempts(r.Context(), id)
+	as, err := p.store.ListAttempts(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -333,12 +356,12 @@ func (s *server) listAttempts(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *server) retryDelivery(w http.ResponseWriter, r *http.Request) error {
+func (s *server) retryDelivery(w http.ResponseWriter, r *http.Request, p *principal) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
 	}
-	d, err := s.o.Store.RetryDelivery(r.Context(), id)
+	d, err := p.store.RetryDelivery(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -346,12 +369,12 @@ func (s *server) retryDelivery(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *server) cancelDelivery(w http.ResponseWriter, r *http.Request) error {
+func (s *server) cancelDelivery(w http.ResponseWriter, r *http.Request, p *principal) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
 	}
-	d, err := s.o.Store.CancelDelivery(r.Context(), id)
+	d, err := p.store.CancelDelivery(r.Context(), id)
 	if err != nil {
 		return err
 	}
