@@ -104,7 +104,9 @@ func TestListDeliveriesFilters(t *testing.T) {
 		{"range", st, outbox.DeliveryFilter{Since: &since, Until: &until},
 			func(d outbox.Delivery) bool { return !d.CreatedAt.Before(since) && d.CreatedAt.Before(until) }},
 		{"tenant range", scoped, outbox.DeliveryFilter{Since: &since, Until: &until},
-			func(d outbox.Delivery) bool { return !d.CreatedAt.Before(since) && d.CreatedAt.Before(until) && d.Tenant == "a" }},
+			func(d outbox.Delivery) bool {
+				return !d.CreatedAt.Before(since) && d.CreatedAt.Before(until) && d.Tenant == "a"
+			}},
 	} {
 		n := count(tc.st, tc.f, tc.check)
 		var expected int

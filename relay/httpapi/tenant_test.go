@@ -140,7 +140,9 @@ func TestEventTypesAndSchemaOverHTTP(t *testing.T) {
 	e.do("PUT", "/v1/event-types/bad", map[string]any{"schema": map[string]any{"type": "object", "required": []string{"x"}}, "example": map[string]any{}}).
 		must(t, 400)
 	acme := e.tenantToken("acme", true)
-	var list struct{ EventTypes []outbox.EventType `json:"event_types"` }
+	var list struct {
+		EventTypes []outbox.EventType `json:"event_types"`
+	}
 	e.doAuth("GET", "/v1/event-types", acme, nil).must(t, 200).json(t, &list)
 	if len(list.EventTypes) != 1 || list.EventTypes[0].Name != "signup.created" {
 		t.Fatalf("catalog = %+v", list.EventTypes)
