@@ -83,6 +83,20 @@ func NewReceiver(tb testing.TB) *Receiver {
 // URL is the endpoint URL of the receiver.
 func (rc *Receiver) URL() string { return "http://" + rc.addr + "/hook" }
 
+// SetSecret makes the receiver verify with raw (whsec_...) from now on, as
+// a customer does who pastes the secret an endpoint was given (the portal
+// generates one) into their receiver.
+func (rc *Receiver) SetSecret(raw string) {
+	rc.tb.Helper()
+	sec, err := signature.ParseSecret(raw)
+	if err != nil {
+		rc.tb.Fatalf("receiver: secret: %v", err)
+	}
+	rc.mu.Lock()
+	rc.Secret, rc.secret = raw, sec
+	rc.mu.Unlock()
+}
+
 // Addr is the receiver's host:port.
 func (rc *Receiver) Addr() string { return rc.addr }
 
@@ -148,7 +162,10 @@ func (rc *Receiver) handle(w http.ResponseWriter, r *http.Request) {
 	if rc.Delay > 0 {
 		rc.wait(r, rc.Delay)
 	}
-	if err := signature.Verify(r.Header, body, rc.secret, 5*time.Minute, time.Now()); err != nil {
+	rc.mu.Lock()
+	secret := rc.secret
+	rc.mu.Unlock()
+	if err := signature.Verify(r.Header, body, secret, 5*time.Minute, time.Now()); err != nil {
 		rc.mu.Lock()
 		rc.bad++
 		rc.mu.Unlock()
