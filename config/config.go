@@ -7,6 +7,7 @@ import (
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/relay/endpoint"
+	"github.com/hookrelay/hookrelay/relay/portal"
 )
 
 // Defaults of the process-level variables, which no component owns. Every
@@ -109,6 +110,18 @@ type Config struct {
 	// PortalPrefix is the path the tenant portal is served under; starts
 	// with "/" and does not end with "/".
 	PortalPrefix string `env:"HOOKRELAY_PORTAL_PREFIX" desc:"URL path the tenant portal is served under"`
+	// PublicURL is the scheme and host (optionally a path) at which
+	// clients reach hookrelay's listener, e.g. through the application's
+	// proxy; portal links start with it. Empty builds them from the API
+	// request's Host. When set, an absolute http or https URL.
+	PublicURL string `env:"HOOKRELAY_PUBLIC_URL" desc:"http(s) URL at which customers reach this listener (e.g. the application's own domain through PROXY_UPSTREAM); portal links start with it and an https one makes the portal cookie Secure; empty uses the Host of the POST /v1/portal/sessions request"`
+	// PortalFrameAncestors are the sources allowed to frame the portal
+	// (CSP frame-ancestors); empty forbids framing.
+	PortalFrameAncestors []string `env:"HOOKRELAY_PORTAL_FRAME_ANCESTORS" envSeparator:"," desc:"comma-separated origins allowed to show the portal in a frame ('self', https://app.example.com); empty forbids framing"`
+	// PortalTitle is the portal's title, at most 100 characters.
+	PortalTitle string `env:"HOOKRELAY_PORTAL_TITLE" desc:"title shown on the portal's pages"`
+	// PortalAccent is the portal's accent colour, #rgb or #rrggbb.
+	PortalAccent string `env:"HOOKRELAY_PORTAL_ACCENT" desc:"accent colour of the portal's links and buttons, #rgb or #rrggbb (white text must be readable on it)"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `env:"HOOKRELAY_LOG_LEVEL" desc:"minimum log level: debug, info, warn or error"`
 	// LogFormat is json or console.
@@ -172,6 +185,8 @@ func Default() Config {
 		BatchSize:             relay.DefaultBatchSize,
 		AsyncCommit:           DefaultAsyncCommit,
 		PortalPrefix:          DefaultPortalPrefix,
+		PortalTitle:           portal.DefaultTitle,
+		PortalAccent:          portal.DefaultAccent,
 		LogLevel:              DefaultLogLevel,
 		LogFormat:             DefaultLogFormat,
 		ShutdownTimeout:       relay.DefaultShutdownTimeout,

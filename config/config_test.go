@@ -338,6 +338,18 @@ func TestLoadFromVariables(t *testing.T) {
 		{name: "portal prefix root", key: "HOOKRELAY_PORTAL_PREFIX", value: "/", wantMsg: "must start with / and not end with /"},
 		{name: "portal prefix unclean", key: "HOOKRELAY_PORTAL_PREFIX", value: "/a//b", wantMsg: "not a clean URL path"},
 
+		{name: "public url", key: "HOOKRELAY_PUBLIC_URL", value: "https://app.example.com", check: func(c Config) bool { return c.PublicURL == "https://app.example.com" }},
+		{name: "public url relative", key: "HOOKRELAY_PUBLIC_URL", value: "app.example.com", wantMsg: "is not an absolute URL with a host"},
+		{name: "public url scheme", key: "HOOKRELAY_PUBLIC_URL", value: "ftp://app.example.com", wantMsg: `has scheme "ftp"`},
+		{name: "frame ancestors", key: "HOOKRELAY_PORTAL_FRAME_ANCESTORS", value: "'self',https://app.example.com", check: func(c Config) bool {
+			return slices.Equal(c.PortalFrameAncestors, []string{"'self'", "https://app.example.com"})
+		}},
+		{name: "frame ancestors bad", key: "HOOKRELAY_PORTAL_FRAME_ANCESTORS", value: "https://a.example; script-src *", wantMsg: "entry 1: \"https://a.example; script-src *\" is not a frame-ancestors source"},
+		{name: "portal title", key: "HOOKRELAY_PORTAL_TITLE", value: "Acme · webhooks", check: func(c Config) bool { return c.PortalTitle == "Acme · webhooks" }},
+		{name: "portal title too long", key: "HOOKRELAY_PORTAL_TITLE", value: strings.Repeat("x", 101), wantMsg: "must be 1 to 100 printable characters"},
+		{name: "portal accent", key: "HOOKRELAY_PORTAL_ACCENT", value: "#b45309", check: func(c Config) bool { return c.PortalAccent == "#b45309" }},
+		{name: "portal accent bad", key: "HOOKRELAY_PORTAL_ACCENT", value: "red", wantMsg: `"red" is not a colour`},
+
 		{name: "log level", key: "HOOKRELAY_LOG_LEVEL", value: "debug", check: func(c Config) bool { return c.LogLevel == "debug" }},
 		{name: "log level bad", key: "HOOKRELAY_LOG_LEVEL", value: "verbose", wantMsg: `"verbose" is not a level`},
 		{name: "log format", key: "HOOKRELAY_LOG_FORMAT", value: "console", check: func(c Config) bool { return c.LogFormat == "console" }},
@@ -639,7 +651,8 @@ func TestStringFormat(t *testing.T) {
 		`disable_after_failures=10 endpoint_max_in_flight=16 http_proxy="" lease_duration=50s listen_addr=:8080 ` +
 		`log_format=json log_level=info max_endpoints_per_tenant=10 max_in_flight=256 max_payload_bytes=262144 ` +
 		`metrics_addr="" metrics_token="" migrate_on_start=true operational_events=true operational_tenant="ops team" ` +
-		`poll_interval=1s portal_prefix=/hookrelay previous_secret_keys=0 proxy_upstream="" request_timeout=10s require_https=false ` +
+		`poll_interval=1s portal_accent=#1d4ed8 portal_frame_ancestors=[] portal_prefix=/hookrelay portal_title=Webhooks ` +
+		`previous_secret_keys=0 proxy_upstream="" public_url="" request_timeout=10s require_https=false ` +
 		`retention=720h0m0s retry_schedule=[5s,1m0s,5m0s,15m0s,1h0m0s,3h0m0s,6h0m0s,12h0m0s,24h0m0s,24h0m0s,24h0m0s] ` +
 		`rotation_grace=24h0m0s schema=hookrelay secret_key="" shutdown_timeout=30s}`
 	if got := c.String(); got != want {

@@ -103,6 +103,17 @@ func (c Config) encode(enc zapcore.ObjectEncoder) error {
 	}
 	enc.AddString("proxy_upstream", redactURLString(c.ProxyUpstream))
 	enc.AddString("portal_prefix", c.PortalPrefix)
+	enc.AddString("public_url", redactURLString(c.PublicURL))
+	if err := enc.AddArray("portal_frame_ancestors", zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
+		for _, s := range c.PortalFrameAncestors {
+			a.AppendString(s)
+		}
+		return nil
+	})); err != nil {
+		return fmt.Errorf("encode portal_frame_ancestors: %w", err)
+	}
+	enc.AddString("portal_title", c.PortalTitle)
+	enc.AddString("portal_accent", c.PortalAccent)
 	enc.AddString("log_level", c.LogLevel)
 	enc.AddString("log_format", c.LogFormat)
 	enc.AddDuration("shutdown_timeout", c.ShutdownTimeout)

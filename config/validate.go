@@ -12,10 +12,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hookrelay/hookrelay/relay"
+	"github.com/hookrelay/hookrelay/relay/portal"
 )
 
 // Limits enforced by Validate.
@@ -29,6 +32,7 @@ const (
 	minAdminTokenLen  = 16
 	secretKeyBytes    = 32
 	leaseMargin       = relay.MinLeaseMargin
+	maxPortalTitle    = 100
 )
 
 // Problem is one configuration problem.
@@ -192,6 +196,23 @@ func (c Config) problems(skip map[string]bool) []Problem {
 		add("HOOKRELAY_PORTAL_PREFIX", "%s must start with / and not end with /, e.g. /hookrelay", quote(c.PortalPrefix))
 	case path.Clean(c.PortalPrefix) != c.PortalPrefix || strings.ContainsAny(c.PortalPrefix, "?#% \t"):
 		add("HOOKRELAY_PORTAL_PREFIX", "%s is not a clean URL path, e.g. /hookrelay or /settings/webhooks", quote(c.PortalPrefix))
+	}
+
+	if c.PublicURL != "" {
+		if msg := checkURL(c.PublicURL, "https", "http"); msg != "" {
+			add("HOOKRELAY_PUBLIC_URL", "%s", msg)
+		}
+	}
+	for i, a := range c.PortalFrameAncestors {
+		if msg := portal.CheckFrameAncestor(a); msg != "" {
+			add("HOOKRELAY_PORTAL_FRAME_ANCESTORS", "entry %d: %s", i+1, msg)
+		}
+	}
+	if n := utf8.RuneCountInString(c.PortalTitle); n == 0 || n > maxPortalTitle || strings.IndexFunc(c.PortalTitle, unicode.IsControl) >= 0 {
+		add("HOOKRELAY_PORTAL_TITLE", "must be 1 to %d printable characters, got %s", maxPortalTitle, quote(c.PortalTitle))
+	}
+	if msg := portal.CheckAccent(c.PortalAccent); msg != "" {
+		add("HOOKRELAY_PORTAL_ACCENT", "%s", msg)
 	}
 
 	switch c.LogLevel {

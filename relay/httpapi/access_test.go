@@ -74,6 +74,7 @@ var matrix = []struct {
 	{"GET", "/v1/event-types/{et}", "", [4]int{200, 200, 200, 200}},
 	{"PUT", "/v1/event-types/{et}", `{"description": "x"}`, [4]int{200, 403, 403, 403}},
 	{"DELETE", "/v1/event-types/{et}", "", [4]int{204, 403, 403, 403}},
+	{"POST", "/v1/portal/sessions", `{"tenant": "a"}`, [4]int{201, 201, 403, 403}},
 }
 
 // TestRouteTokenMatrix runs every /v1 route with each kind of token and
@@ -81,7 +82,7 @@ var matrix = []struct {
 func TestRouteTokenMatrix(t *testing.T) {
 	logs := &relaytest.SyncBuffer{}
 	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(logs), zap.DebugLevel))
-	e := newEnv(t, func(o *httpapi.Options) { o.Log = logger })
+	e := newEnv(t, func(o *httpapi.Options) { o.Log = logger; withPortal(t, o) })
 	ctx := context.Background()
 	st := e.store
 

@@ -20,7 +20,8 @@
 //   - /v1/...: the admin API (bearer token; see the OpenAPI document at
 //     GET /v1/openapi.json). With no token configured every /v1 route
 //     answers 403 admin_disabled; it is never open.
-//   - Options.PortalPrefix + "/": reserved for the tenant portal (404 now).
+//   - Options.PortalPrefix and everything under it: the customer portal
+//     (Options.Portal, see relay/portal); 404 while there is none.
 //   - anything else: the reverse proxy to Options.ProxyUpstream when set,
 //     404 otherwise. A path ServeMux would clean (//x, /a/../b) is never
 //     served here: with the proxy on it is proxied as it came, without it
@@ -51,6 +52,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/relay/endpoint"
+	"github.com/hookrelay/hookrelay/relay/portal"
 )
 
 // Options configure the handler.
@@ -77,8 +79,12 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// ProxyUpstream is the application to pass other requests to; "" for none.
 	ProxyUpstream string
-	// PortalPrefix is reserved for the tenant portal.
+	// PortalPrefix is where the customer portal is served.
 	PortalPrefix string
+	// Portal serves the customer portal under PortalPrefix (built for the
+	// same prefix) and makes the sessions of POST /v1/portal/sessions; nil
+	// answers 404 there.
+	Portal *portal.Portal
 	// MaxPayloadBytes caps published events' payloads.
 	MaxPayloadBytes int
 	// Log receives request errors.
@@ -236,7 +242,10 @@ func (s *server) handler(readyz, v1 http.HandlerFunc) (*Handler, error) {
 	}
 	mux.HandleFunc("/v1/", v1)
 	mux.HandleFunc("/v1", v1)
-	if o.PortalPrefix != "" {
+	if o.PortalPrefix != "" && o.Portal != nil {
+		mux.Handle(o.PortalPrefix+"/", portalDeadlines(o.Portal))
+		mux.Handle(o.PortalPrefix, o.Portal)
+	} else if o.PortalPrefix != "" {
 		notYet := func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, "not_found", "the tenant portal is not available yet", "")
 		}

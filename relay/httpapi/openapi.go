@@ -329,6 +329,20 @@ func openAPIDoc() obj {
 			"parameters": []any{obj{"name": "id", "in": "path", "required": true, "schema": obj{"type": "string", "format": "uuid"}}},
 			"delete":     op("Revoke a token at once, on every replica.", nil, nil, notFound(ok("The revoked token.", ref("Token")))),
 		},
+		"/v1/portal/sessions": obj{
+			"post": op("A one-time link to the customer portal for a tenant (a tenant token: its own tenant, the default). Opening the link within link_expires_at sets the session cookie; the session ends at expires_at.", nil,
+				jsonBody(obj{"type": "object", "required": []string{"tenant"}, "properties": obj{
+					"tenant":     str("The tenant the session acts for."),
+					"expires_in": str("The session's lifetime, 1m to 24h (default 1h)."),
+					"read_only":  obj{"type": "boolean", "description": "The session may look but not change anything."},
+					"return_url": str("Where the portal's back link goes: an absolute http(s) URL or a path."),
+				}}, true),
+				bad(obj{"201": answer("The link.", obj{"type": "object", "required": []string{"url", "expires_at", "link_expires_at"}, "properties": obj{
+					"url":             obj{"type": "string", "format": "uri", "description": "Opens the portal once."},
+					"expires_at":      obj{"type": "string", "format": "date-time"},
+					"link_expires_at": obj{"type": "string", "format": "date-time"},
+				}})})),
+		},
 		"/v1/event-types": obj{
 			"get": op("The event-type catalog. Once it is not empty, endpoints may subscribe only to its types.", nil, nil,
 				ok("The catalog.", obj{"type": "object", "required": []string{"event_types"}, "properties": obj{"event_types": arrayOf(ref("EventType"))}})),

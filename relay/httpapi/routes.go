@@ -51,6 +51,7 @@ func (s *server) routes() []route {
 		{"GET", "/v1/event-types/{name}", tenantRead, s.getEventType},
 		{"PUT", "/v1/event-types/{name}", adminOnly, s.putEventType},
 		{"DELETE", "/v1/event-types/{name}", adminOnly, s.deleteEventType},
+		{"POST", "/v1/portal/sessions", tenantWrite, s.createPortalSession},
 	}
 }
 

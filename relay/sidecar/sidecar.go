@@ -1,7 +1,7 @@
 // Package sidecar assembles the running hookrelay process from its
 // configuration: the database pool and store, the sender, the LISTEN
 // connection, the engine, maintenance, operational events, the endpoint
-// service and the HTTP handler with its listeners. `hookrelay run`, `hookrelay
+// service, the customer portal and the HTTP handler with its listeners. `hookrelay run`, `hookrelay
 // demo` and the benchmark command all run this one assembly, so the demo and
 // the benchmark are the product; the one-shot CLI commands build their store
 // and sender with the same functions (NewStore, NewSender, Endpoints).
@@ -35,6 +35,7 @@ import (
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/relay/httpapi"
+	"github.com/hookrelay/hookrelay/relay/portal"
 )
 
 const (
@@ -240,6 +241,12 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		return abort(err)
 	}
 	apiOpts.Store, apiOpts.Endpoints = store, endpoints
+	if apiOpts.Portal, err = portal.New(portal.Config{
+		Store: store, Endpoints: endpoints, Prefix: cfg.PortalPrefix, PublicURL: cfg.PublicURL,
+		FrameAncestors: cfg.PortalFrameAncestors, Title: cfg.PortalTitle, Accent: cfg.PortalAccent, Log: log,
+	}); err != nil {
+		return abort(err)
+	}
 	apiOpts.Ready = func(context.Context) error {
 		if !engine.Running() {
 			return errors.New("engine not running")
