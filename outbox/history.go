@@ -50,8 +50,9 @@ func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Deliver
 	if f.EventID != nil {
 		q.cond("d.event_id = " + q.arg(*f.EventID))
 	}
+	var ocond []string // conditions on the delivery's event
 	if f.EventType != nil {
-		q.cond("o.event_type = " + q.arg(*f.EventType))
+		ocond = append(ocond, "o.event_type = "+q.arg(*f.EventType))
 	}
 	if f.Since != nil {
 		q.cond("d.created_at >= " + q.arg(*f.Since))
@@ -68,13 +69,11 @@ func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Deliver
 	}
 	tenants := q.tenants(s.tenant, f.Tenant)
 	for _, n := range tenants {
-		q.cond("o.tenant = " + n)
+		ocond = append(ocond, "o.tenant = "+n)
 	}
+	q.eventCond("d", ocond)
 	lim := q.arg(limit + 1)
 	from := `{{schema}}.deliveries d`
-	if f.EventType != nil || len(tenants) > 0 {
-		from += ` JOIN {{schema}}.outbox o ON o.id = d.event_id`
-	}
 	var page string
 	if len(tenants) > 0 {
 		// Merge the tenant's endpoints' lists.
@@ -167,8 +166,9 @@ func (s *Store) ListAttemptsFiltered(ctx context.Context, f AttemptFilter) ([]At
 	if f.DeliveryID != nil {
 		q.cond("a.delivery_id = " + q.arg(*f.DeliveryID))
 	}
+	var ocond []string // conditions on the attempt's event
 	if f.EventType != nil {
-		q.cond("o.event_type = " + q.arg(*f.EventType))
+		ocond = append(ocond, "o.event_type = "+q.arg(*f.EventType))
 	}
 	if f.Since != nil {
 		q.cond("a.started_at >= " + q.arg(*f.Since))
@@ -185,12 +185,15 @@ func (s *Store) ListAttemptsFiltered(ctx context.Context, f AttemptFilter) ([]At
 	}
 	tenants := q.tenants(s.tenant, f.Tenant)
 	for _, n := range tenants {
-		q.cond("o.tenant = " + n)
+		ocond = append(ocond, "o.tenant = "+n)
 	}
+	q.eventCond("a", ocond)
 	lim := q.arg(limit + 1)
-	from := `{{schema}}.attempts a JOIN {{schema}}.outbox o ON o.id = a.event_id`
-	const cols = `a.id, a.delivery_id, a.event_id, a.endpoint_id::text, o.event_type, o.test, a.attempt, a.started_at,
-       a.duration_ms, a.status_code, a.outcome, a.error_class, a.error, a.response_excerpt`
+	from := `{{schema}}.attempts a`
+	const cols = `a.id, a.delivery_id, a.event_id, a.endpoint_id::text,
+       coalesce((SELECT o.event_type FROM {{schema}}.outbox o WHERE o.id = a.event_id), '') AS event_type,
+       coalesce((SELECT o.test FROM {{schema}}.outbox o WHERE o.id = a.event_id), false) AS test,
+       a.attempt, a.started_at, a.duration_ms, a.status_code, a.outcome, a.error_class, a.error, a.response_excerpt`
 	var sql string
 	switch {
 	case f.DeliveryID == nil && (len(tenants) > 0 || f.EndpointID != nil):
@@ -255,6 +258,17 @@ func (q *listQuery) arg(v any) string {
 }
 
 func (q *listQuery) cond(c string) { q.conds = append(q.conds, c) }
+
+// eventCond adds conditions on the event (alias o) of the row x (a
+// delivery or an attempt) as one scalar subquery: a primary-key lookup per
+// row read, which the planner cannot turn into a hash join over the whole
+// outbox (as it may a join, when it misjudges the filter's selectivity).
+func (q *listQuery) eventCond(x string, conds []string) {
+	if len(conds) == 0 {
+		return
+	}
+	q.cond("coalesce((SELECT " + strings.Join(conds, " AND ") + " FROM {{schema}}.outbox o WHERE o.id = " + x + ".event_id), false)")
+}
 
 func (q *listQuery) where() string {
 	if len(q.conds) == 0 {
