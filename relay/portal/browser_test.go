@@ -361,4 +361,3 @@ func (p *runProc) session(tenant string) string {
 	}
 	return link.URL
 }
-
