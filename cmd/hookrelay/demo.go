@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -23,11 +24,12 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/cmd/hookrelay/referralapp"
+	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/pgcluster"
 	"github.com/hookrelay/hookrelay/relay/httpapi"
+	"github.com/hookrelay/hookrelay/relay/portal"
 	"github.com/hookrelay/hookrelay/relay/sidecar"
 	"github.com/hookrelay/hookrelay/relay/signature"
 )
@@ -329,7 +331,13 @@ func (d *demo) run(ctx context.Context) (err error) {
 		return nil
 	}
 
+	link, err := d.portalLink(ctx, relayProc, apiURL, adminToken, errc)
+	if err != nil {
+		return err
+	}
 	d.printf("\nhookrelay demo is running; press Ctrl-C to stop and clean up.\n")
+	d.printf("  portal        %s\n", link)
+	d.printf("                (tenant %q's webhook pages; the link opens once, within %s)\n", demoTenant, portal.CodeTTL)
 	d.printf("  admin API     %s/v1/endpoints  (demo admin token: %s)\n", apiURL, adminToken)
 	d.printf("                curl -H 'Authorization: Bearer %s' %s/v1/endpoints\n", adminToken, apiURL)
 	d.printf("  health        %s/healthz  %s/readyz\n", apiURL, apiURL)
@@ -343,6 +351,34 @@ func (d *demo) run(ctx context.Context) (err error) {
 	case err := <-errc:
 		return err
 	}
+}
+
+// portalLink asks the relay for a customer portal link for the demo
+// tenant, as an application's backend does (POST /v1/portal/sessions).
+func (d *demo) portalLink(ctx context.Context, relayProc *sidecar.Sidecar, apiURL, token string, errc <-chan error) (string, error) {
+	select {
+	case <-relayProc.Started(): // the full handler serves by now
+	case err := <-errc:
+		return "", err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	req, err := http.NewRequestWithContext(ctx, "POST", apiURL+"/v1/portal/sessions",
+		strings.NewReader(`{"tenant": "`+demoTenant+`", "expires_in": "`+portal.MaxSessionTTL.String()+`"}`))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("portal link: %w", err)
+	}
+	defer resp.Body.Close()
+	var link portal.SessionLink
+	if err := json.NewDecoder(resp.Body).Decode(&link); err != nil || resp.StatusCode != http.StatusCreated {
+		return "", fmt.Errorf("portal link: HTTP %d", resp.StatusCode)
+	}
+	return link.URL, nil
 }
 
 // waitVerified waits until n distinct events were verified by the receiver.

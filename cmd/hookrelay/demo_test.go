@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -197,6 +200,40 @@ func TestDemo(t *testing.T) {
 			assertCleanedUp(t, dir)
 		})
 	}
+
+	// The banner's portal link signs in as the demo tenant, once.
+	t.Run("portal link", func(t *testing.T) {
+		p := startDemo(t, bin)
+		line := p.waitLine(t, "portal        http", demoLineDeadline)
+		link := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "portal"))
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar, Timeout: 10 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := c.Get(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("GET %s: %d, want 303 into the portal", link, resp.StatusCode)
+		}
+		u, _ := url.Parse(link)
+		resp, err = c.Get(u.Scheme + "://" + u.Host + resp.Header.Get("Location"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "hookrelay demo receiver") {
+			t.Fatalf("the portal's endpoints page: %d\n%s", resp.StatusCode, body)
+		}
+		if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		if code := p.wait(t, demoExitDeadline); code != 0 {
+			t.Fatalf("exit code %d:\n%s", code, p.output())
+		}
+	})
 
 	// hookrelay demo | head: once nobody reads its output, the next write
 	// fails (EPIPE rather than a fatal SIGPIPE) and the demo cleans up.
