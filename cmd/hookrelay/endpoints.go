@@ -34,7 +34,10 @@ Commands:
   rotate-secret ID
                   Give an endpoint a new signing secret; the old one keeps
                   signing during a grace period.
-  test ID         Send a sample event to an endpoint now and show the outcome.
+  test ID         Send a test event to an endpoint now and show the outcome
+                  (recorded in its delivery log, marked test).
+  backfill ID --since T
+                  Send the tenant's past events to the endpoint, once.
 
 Run 'hookrelay endpoints <command> --help' for a command's flags.
 `
@@ -83,7 +86,14 @@ func runEndpoints(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		act = (*endpointsCmd).rotate
 	case "test":
 		c = newCommand("endpoints test", testUsage, stdout, stderr)
+		c.fs.StringVar(&e.eventType, "event-type", "", "send the catalog example of this event `type` (default: the first of the endpoint's types with one)")
 		act = (*endpointsCmd).test
+	case "backfill":
+		c = newCommand("endpoints backfill", backfillUsage, stdout, stderr)
+		c.fs.StringVar(&e.since, "since", "", "send events created at or after this `time` (RFC 3339, or a duration back from now: 72h); required")
+		c.fs.StringVar(&e.until, "until", "", "and before this `time` (default: now)")
+		c.fs.StringVar(&e.eventTypes, "event-types", "", "comma-separated event `types` to send (default: all the endpoint receives)")
+		act = (*endpointsCmd).backfill
 	default:
 		fmt.Fprintf(stderr, "hookrelay: unknown endpoints command %q\n\n", sub)
 		fmt.Fprint(stderr, strings.TrimLeft(endpointsUsage, "\n"))
@@ -123,7 +133,7 @@ func runEndpoints(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	defer store.Pool().Close()
 	e.store = store
 	switch sub {
-	case "create", "update", "delete", "rm", "rotate-secret", "test":
+	case "create", "update", "delete", "rm", "rotate-secret", "test", "backfill":
 		sender, err := sidecar.NewSender(cfg)
 		if err != nil {
 			return err
@@ -157,6 +167,7 @@ type endpointsCmd struct {
 	limit                                        int
 	cursor                                       string
 	grace                                        string
+	eventType, since, until                      string
 }
 
 const createUsage = `
@@ -409,18 +420,64 @@ func (e *endpointsCmd) rotate(ctx context.Context, pos []string) error {
 const testUsage = `
 Usage: hookrelay endpoints test ID [flags]
 
-Sends a sample event (type hookrelay.test) to the endpoint now, signed with
-its current secrets, outside the queue, and prints the outcome. Exits 0 when
-the endpoint answered 2xx, 1 otherwise. Destinations are checked as the relay
-checks them (HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS and friends).
+Sends a test event to the endpoint now, signed with its current secrets,
+outside the queue, and prints the outcome: the event-type catalog's example
+of --event-type, or of the first of the endpoint's types that has one, or a
+hookrelay.test sample. The test is recorded in the endpoint's delivery log,
+marked test (tried once, never retried). Exits 0 when the endpoint answered
+2xx, 1 otherwise. Destinations are checked as the relay checks them
+(HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS and friends).
 `
+
+const backfillUsage = `
+Usage: hookrelay endpoints backfill ID --since TIME [flags]
+
+Sends the past events of the endpoint's tenant created in [--since, --until)
+that the endpoint would have received (its event types, not targeted at
+another endpoint) and does not have yet. Running it again sends nothing new.
+`
+
+func (e *endpointsCmd) backfill(ctx context.Context, pos []string) error {
+	id, err := oneID("backfill", pos)
+	if err != nil {
+		return err
+	}
+	if !e.given["since"] {
+		return usagef("backfill needs --since")
+	}
+	since, err := parseTime("since", e.since)
+	if err != nil {
+		return err
+	}
+	in := outbox.BackfillInput{Since: since}
+	if e.given["until"] {
+		until, err := parseTime("until", e.until)
+		if err != nil {
+			return err
+		}
+		in.Until = &until
+	}
+	if e.given["event-types"] {
+		in.EventTypes = splitList(e.eventTypes)
+	}
+	res, err := e.svc.Backfill(ctx, id, in)
+	if err != nil {
+		return endpointErr("backfill", id, err)
+	}
+	if e.output == "json" {
+		return writeJSON(e.stdout, res)
+	}
+	fmt.Fprintf(e.stdout, "%d events in range for endpoint %s: %d deliveries created, %d existed already\n",
+		res.Matched, id, res.Created, res.Matched-res.Created)
+	return nil
+}
 
 func (e *endpointsCmd) test(ctx context.Context, pos []string) error {
 	id, err := oneID("test", pos)
 	if err != nil {
 		return err
 	}
-	res, err := e.svc.Test(ctx, id)
+	res, err := e.svc.TestEvent(ctx, id, e.eventType)
 	if err != nil {
 		return endpointErr("test", id, err)
 	}
@@ -438,6 +495,8 @@ func (e *endpointsCmd) test(ctx context.Context, pos []string) error {
 		}
 		fmt.Fprintf(tw, "Latency:\t%s\n", res.Duration.Round(time.Millisecond))
 		fmt.Fprintf(tw, "Webhook ID:\t%s\n", res.WebhookID)
+		fmt.Fprintf(tw, "Event type:\t%s\n", res.EventType)
+		fmt.Fprintf(tw, "Delivery:\t%d (in the endpoint's delivery log, marked test)\n", res.DeliveryID)
 		if res.ErrorClass != "" {
 			fmt.Fprintf(tw, "Error class:\t%s\n", res.ErrorClass)
 		}

@@ -51,6 +51,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exit(stderr, runEndpoints(ctx, rest, stdout, stderr))
 	case "rotate-secret-key":
 		return exit(stderr, runRotateSecretKey(ctx, rest, stdout, stderr))
+	case "tokens", "token":
+		return exit(stderr, runTokens(ctx, rest, stdout, stderr))
+	case "event-types", "event-type":
+		return exit(stderr, runEventTypes(ctx, rest, os.Stdin, stdout, stderr))
+	case "events", "event":
+		return exit(stderr, runEvents(ctx, rest, stdout, stderr))
+	case "deliveries", "delivery":
+		return exit(stderr, runDeliveries(ctx, rest, stdout, stderr))
 	case "demo":
 		return runDemo(ctx, rest, stdout, stderr)
 	case "version":
@@ -236,7 +244,11 @@ Commands:
   run         Run the relay and its HTTP listener (the default command).
   migrate     Apply the database schema migrations and exit.
   endpoints   Manage webhook endpoints: create, list, get, update, delete,
-              rotate-secret, test.
+              rotate-secret, test, backfill.
+  tokens      Issue, list and revoke tenant API tokens.
+  event-types Apply and list the event-type catalog.
+  events      Trace an event ("where is my event?") or replay it.
+  deliveries  List, show and retry deliveries.
   rotate-secret-key
               Re-encrypt every endpoint secret with HOOKRELAY_SECRET_KEY.
   demo        Start a throwaway database, a receiver and the relay, and show
@@ -288,7 +300,8 @@ func runHelp(args []string, stdout, stderr io.Writer) error {
 	case "env", "environment", "config":
 		printEnv(stdout)
 		return nil
-	case "run", "migrate", "endpoints", "endpoint", "version", "rotate-secret-key", "demo":
+	case "run", "migrate", "endpoints", "endpoint", "version", "rotate-secret-key", "demo",
+		"tokens", "token", "event-types", "event-type", "events", "event", "deliveries", "delivery":
 		// The command prints its own usage on --help.
 		return errorOrNil(run(context.Background(), append(args[:len(args):len(args)], "--help"), stdout, stderr))
 	}
