@@ -11,7 +11,12 @@
 //	run        run the relay and its HTTP listener (the default command)
 //	migrate    apply the schema migrations and exit
 //	endpoints  manage endpoints: create, list, get, update, delete,
-//	           rotate-secret, test
+//	           rotate-secret, test, backfill
+//	tokens     issue, list and revoke tenant API tokens (hrt_...)
+//	event-types
+//	           apply (JSON or YAML, idempotent) and list the event-type catalog
+//	events     trace an event ("where is my event?") or replay it
+//	deliveries list, show and retry deliveries
 //	demo       a self-contained tour with a throwaway database and receiver
 //	version    print the version
 //	help       help for a command, or `hookrelay help env` for every
@@ -32,9 +37,11 @@
 // endpoints command prints a readable table, or JSON with --output json: one
 // endpoint object (id, tenant, url, event_types, enabled, ... and secret on
 // create and rotate-secret), or {"endpoints": [...], "next_cursor": "..."} for
-// list. endpoints test ID sends a sample hookrelay.test event now through the
-// same destination guard and proxy settings as the relay, and prints the
-// status, latency and a response excerpt. The endpoints commands work on the
+// list. endpoints test ID sends a test event now (the catalog example of the
+// endpoint's type, or a hookrelay.test sample) through the same destination
+// guard and proxy settings as the relay, records it in the endpoint's
+// delivery log (marked test), and prints the status, latency and a response
+// excerpt. The endpoints commands work on the
 // database directly; they migrate an outdated schema first when
 // HOOKRELAY_MIGRATE_ON_START is true (the default).
 //
