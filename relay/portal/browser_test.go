@@ -206,7 +206,6 @@ type browser struct {
 	ctx   context.Context
 	shots string
 	base  string
-	n     int
 }
 
 func (b *browser) do(actions ...chromedp.Action[chromedp.Void]) {
@@ -250,15 +249,14 @@ func (b *browser) eventually(what string, cond func() bool) {
 	relaytest.Eventually(b.t, 30*time.Second, what, cond)
 }
 
-// shot saves a screenshot of the whole page as NN-name.png.
+// shot saves a screenshot of the whole page as name.png.
 func (b *browser) shot(name string) {
 	b.t.Helper()
 	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		b.t.Fatalf("screenshot %s: %v", name, err)
 	}
-	b.n++
-	path := filepath.Join(b.shots, fmt.Sprintf("%02d-%s.png", b.n, name))
+	path := filepath.Join(b.shots, name+".png")
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		b.t.Fatal(err)
 	}
