@@ -56,6 +56,7 @@ var matrix = []struct {
 	{"POST", "/v1/endpoints/{ep}/test", "", [4]int{200, 200, 403, 404}},
 	{"POST", "/v1/endpoints/{ep}/recover", `{"since": "2000-01-01T00:00:00Z"}`, [4]int{200, 200, 403, 404}},
 	{"POST", "/v1/endpoints/{ep}/backfill", `{"since": "2000-01-01T00:00:00Z"}`, [4]int{200, 200, 403, 404}},
+	{"GET", "/v1/endpoints/{ep}/blocked-keys", "", [4]int{200, 200, 200, 404}},
 	{"GET", "/v1/events", "", [4]int{200, 200, 200, 200}},
 	{"POST", "/v1/events", `{"type": "signup.created", "tenant": "a", "payload": {}}`, [4]int{202, 403, 403, 403}},
 	{"GET", "/v1/events/{ev}", "", [4]int{200, 200, 200, 404}},

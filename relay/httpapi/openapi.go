@@ -368,6 +368,16 @@ func openAPIDoc() obj {
 			"post": op("Re-queue a pending or dead delivery now.", nil, nil,
 				notFound(obj{"200": answer("The delivery.", ref("Delivery")), "409": errRef("Conflict")})),
 		},
+		"/v1/endpoints/{id}/blocked-keys": obj{
+			"parameters": []any{pathIDUUID},
+			"get": op("The ordering keys a dead delivery holds on this endpoint (ordering_on_dead = block): their later events wait until the delivery is retried or cancelled.", nil, nil,
+				notFound(obj{"200": answer("The blocked keys.", obj{"type": "object", "required": []string{"blocked_keys"}, "properties": obj{
+					"blocked_keys": arrayOf(obj{"type": "object", "required": []string{"ordering_key", "delivery_id", "event_id", "dead_at"}, "properties": obj{
+						"ordering_key": str(""), "delivery_id": obj{"type": "integer", "format": "int64"},
+						"event_id": obj{"type": "integer", "format": "int64"}, "dead_at": obj{"type": "string", "format": "date-time"},
+					}}),
+				}})})),
+		},
 		"/v1/deliveries/{id}/cancel": obj{
 			"parameters": []any{pathIDInt},
 			"post": op("Cancel a pending or dead delivery: it is never attempted again, and the next delivery of its ordering key (if any) goes on. 409 for a delivery in flight, delivered or cancelled.", nil, nil,

@@ -33,6 +33,7 @@ func (s *server) routes() []route {
 		{"POST", "/v1/endpoints/{id}/test", tenantWrite, s.testEndpoint},
 		{"POST", "/v1/endpoints/{id}/recover", tenantWrite, s.recoverEndpoint},
 		{"POST", "/v1/endpoints/{id}/backfill", tenantWrite, s.backfillEndpoint},
+		{"GET", "/v1/endpoints/{id}/blocked-keys", tenantRead, s.blockedKeys},
 		{"GET", "/v1/events", tenantRead, s.listEvents},
 		{"POST", "/v1/events", adminOnly, s.publishEvent},
 		{"GET", "/v1/events/{id}", tenantRead, s.getEvent},
@@ -380,5 +381,22 @@ func (s *server) cancelDelivery(w http.ResponseWriter, r *http.Request, p *princ
 		return err
 	}
 	writeJSON(w, http.StatusOK, d)
+	return nil
+}
+
+func (s *server) blockedKeys(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id := r.PathValue("id")
+	// Another tenant's endpoint is not found, like any other route.
+	if _, err := p.store.GetEndpoint(r.Context(), id); err != nil {
+		return err
+	}
+	keys, err := p.store.BlockedKeys(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if keys == nil {
+		keys = []outbox.BlockedKey{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"blocked_keys": keys})
 	return nil
 }
