@@ -44,6 +44,7 @@ type Receiver struct {
 	Delay time.Duration
 
 	tb     testing.TB
+	start  func() // starts serving, once
 	secret signature.Secret
 	stop   chan struct{}
 	conns  atomic.Int64
@@ -72,7 +73,11 @@ func NewReceiver(tb testing.TB) *Receiver {
 		tb.Fatal(err)
 	}
 	rc.addr = ln.Addr().String()
-	rc.serve(ln)
+	// Serving starts when the address is first asked for, after the test
+	// has set Respond, Hang or Delay: that start orders those writes before
+	// every request the receiver handles (the race detector sees no order
+	// through the network).
+	rc.start = sync.OnceFunc(func() { rc.serve(ln) })
 	tb.Cleanup(func() {
 		close(rc.stop)
 		rc.Down()
@@ -81,7 +86,7 @@ func NewReceiver(tb testing.TB) *Receiver {
 }
 
 // URL is the endpoint URL of the receiver.
-func (rc *Receiver) URL() string { return "http://" + rc.addr + "/hook" }
+func (rc *Receiver) URL() string { rc.start(); return "http://" + rc.addr + "/hook" }
 
 // SetSecret makes the receiver verify with raw (whsec_...) from now on, as
 // a customer does who pastes the secret an endpoint was given (the portal
@@ -98,7 +103,7 @@ func (rc *Receiver) SetSecret(raw string) {
 }
 
 // Addr is the receiver's host:port.
-func (rc *Receiver) Addr() string { return rc.addr }
+func (rc *Receiver) Addr() string { rc.start(); return rc.addr }
 
 func (rc *Receiver) serve(ln net.Listener) {
 	srv := &http.Server{Handler: http.HandlerFunc(rc.handle), ReadHeaderTimeout: 10 * time.Second,
@@ -116,6 +121,7 @@ func (rc *Receiver) serve(ln net.Listener) {
 // Down closes the listener and every connection: new connections are
 // refused until Up.
 func (rc *Receiver) Down() {
+	rc.start() // so the listener is the server's, closed below
 	rc.mu.Lock()
 	srv := rc.srv
 	rc.srv = nil
