@@ -556,19 +556,6 @@ func demoEmail(i int) string {
 	return "user" + strconv.Itoa(i+1) + "@example.com"
 }
 
-// hostPort renders a listener address for a URL, with 127.0.0.1 in place of
-// an unspecified address.
-func hostPort(a net.Addr) string {
-	host, port, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
-}
-
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails

@@ -115,7 +115,7 @@ func (c *QueueCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *QueueCollector) Collect(ch chan<- prometheus.Metric) {
 	q, at, err := c.current()
 	if !at.IsZero() {
-		ch <- prometheus.MustNewConstMetric(c.sampleAge, prometheus.GaugeValue, time.Now().Sub(at).Seconds())
+		ch <- prometheus.MustNewConstMetric(c.sampleAge, prometheus.GaugeValue, time.Since(at).Seconds())
 	}
 	if err != nil || at.IsZero() {
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
@@ -139,7 +139,7 @@ func (c *QueueCollector) Collect(ch chan<- prometheus.Metric) {
 // scrape is running.
 func (c *QueueCollector) current() (outbox.QueueStats, time.Time, error) {
 	c.mu.Lock()
-	if c.refreshing == nil && (c.checkedAt.IsZero() || time.Now().Sub(c.checkedAt) >= c.interval) {
+	if c.refreshing == nil && (c.checkedAt.IsZero() || time.Since(c.checkedAt) >= c.interval) {
 		done := make(chan struct{})
 		c.refreshing = done
 		c.mu.Unlock()
