@@ -338,6 +338,24 @@ func (s *Store) ListAttempts(ctx context.Context, deliveryID int64) ([]Attempt, 
 // so a dead delivery gets one more attempt. A delivered, in-flight or
 // cancelled delivery is a *StateError.
 func (s *Store) RetryDelivery(ctx context.Context, id int64) (Delivery, error) {
+	return s.changeDelivery(ctx, "retry", id, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, qualify(`UPDATE {{schema}}.deliveries d
+   SET state = 'pending', finished_at = NULL, updated_at = now(),
+       next_attempt_at = CASE WHEN e.enabled THEN now() ELSE 'infinity'::timestamptz END
+  FROM {{schema}}.endpoints e
+ WHERE d.id = $1 AND e.id = d.endpoint_id`, s.schema), id)
+		if err == nil && tag.RowsAffected() == 0 {
+			return &StateError{DeliveryID: id, State: "of a deleted endpoint"}
+		}
+		return err
+	})
+}
+
+// changeDelivery runs change on a pending or dead delivery (of the store's
+// tenant) in a transaction that holds the row, and returns the delivery as
+// changed. Another state is a *StateError; action names the operation in
+// other errors.
+func (s *Store) changeDelivery(ctx context.Context, action string, id int64, change func(tx pgx.Tx) error) (Delivery, error) {
 	var d Delivery
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var state string
@@ -348,17 +366,10 @@ func (s *Store) RetryDelivery(ctx context.Context, id int64) (Delivery, error) {
 		if state != StatePending && state != StateDead {
 			return &StateError{DeliveryID: id, State: state}
 		}
-		tag, err := tx.Exec(ctx, qualify(`UPDATE {{schema}}.deliveries d
-   SET state = 'pending', finished_at = NULL, updated_at = now(),
-       next_attempt_at = CASE WHEN e.enabled THEN now() ELSE 'infinity'::timestamptz END
-  FROM {{schema}}.endpoints e
- WHERE d.id = $1 AND e.id = d.endpoint_id`, s.schema), id)
-		if err != nil {
+		if err := change(tx); err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return &StateError{DeliveryID: id, State: "of a deleted endpoint"}
-		}
+		var err error
 		d, err = scanDelivery(tx.QueryRow(ctx, qualify(`SELECT `+deliveryColumns+` FROM {{schema}}.deliveries WHERE id = $1`, s.schema), id))
 		return err
 	})
@@ -367,7 +378,7 @@ func (s *Store) RetryDelivery(ctx context.Context, id int64) (Delivery, error) {
 		if errors.As(err, &se) {
 			return Delivery{}, err
 		}
-		return Delivery{}, fmt.Errorf("retry delivery %d: %w", id, translate(err))
+		return Delivery{}, fmt.Errorf("%s delivery %d: %w", action, id, translate(err))
 	}
 	return d, nil
 }

@@ -2,7 +2,6 @@ package outbox
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -16,17 +15,8 @@ import (
 // operator lets the key go on without re-sending it. A delivery in flight,
 // delivered or already cancelled is a *StateError.
 func (s *Store) CancelDelivery(ctx context.Context, id int64) (Delivery, error) {
-	var d Delivery
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var state string
-		if err := tx.QueryRow(ctx, qualify(`SELECT state FROM {{schema}}.deliveries d
- WHERE id = $1 AND `+deliveryInTenant("d", 2)+` FOR UPDATE`, s.schema), id, s.tenantArg()).Scan(&state); err != nil {
-			return err
-		}
-		if state != StatePending && state != StateDead {
-			return &StateError{DeliveryID: id, State: state}
-		}
-		if _, err := tx.Exec(ctx, qualify(`WITH upd AS (
+	return s.changeDelivery(ctx, "cancel", id, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, qualify(`WITH upd AS (
     UPDATE {{schema}}.deliveries
        SET state = 'cancelled', finished_at = now(), updated_at = now()
      WHERE id = $1
@@ -34,21 +24,9 @@ func (s *Store) CancelDelivery(ctx context.Context, id int64) (Delivery, error) 
 ), rel AS (
     `+releaseNextSQL+`
 )
-SELECT count(*) FROM rel`, s.schema), id); err != nil {
-			return err
-		}
-		var err error
-		d, err = scanDelivery(tx.QueryRow(ctx, qualify(`SELECT `+deliveryColumns+` FROM {{schema}}.deliveries WHERE id = $1`, s.schema), id))
+SELECT count(*) FROM rel`, s.schema), id)
 		return err
 	})
-	if err != nil {
-		var se *StateError
-		if errors.As(err, &se) {
-			return Delivery{}, err
-		}
-		return Delivery{}, fmt.Errorf("cancel delivery %d: %w", id, translate(err))
-	}
-	return d, nil
 }
 
 // blockedKeysSQL lists, per (endpoint, ordering key) that a dead delivery
