@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -56,48 +57,78 @@ func (s *server) routes() []route {
 	}
 }
 
+// reply ends a handler: err for wrap to answer, or v as JSON with status.
+func reply(w http.ResponseWriter, status int, v any, err error) error {
+	if err != nil {
+		return err
+	}
+	writeJSON(w, status, v)
+	return nil
+}
+
+// onID answers a route on a bigint {id} with what op returns for it.
+func onID[T any](w http.ResponseWriter, r *http.Request, op func(context.Context, int64) (T, error)) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	v, err := op(r.Context(), id)
+	return reply(w, http.StatusOK, v, err)
+}
+
+// listPage answers a filtered list route: the query's first error, or one
+// page of list(f) as {key: [...], "next_cursor": ...}, the items an empty
+// array rather than null and next_cursor left out on the last page.
+func listPage[F, T any](w http.ResponseWriter, r *http.Request, q *query, key string, f F,
+	list func(context.Context, F) ([]T, string, error)) error {
+	if q.err != nil {
+		return q.err
+	}
+	items, next, err := list(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	if items == nil {
+		items = []T{}
+	}
+	body := map[string]any{key: items} // every key sorts before next_cursor, as the fields did
+	if next != "" {
+		body["next_cursor"] = next
+	}
+	writeJSON(w, http.StatusOK, body)
+	return nil
+}
+
+// bodyTime parses a required RFC 3339 time from the body field named field.
+func bodyTime(field string, s *string) (time.Time, error) {
+	if s == nil {
+		return time.Time{}, badField(field, "is required (an RFC 3339 time)")
+	}
+	t, err := time.Parse(time.RFC3339Nano, *s)
+	if err != nil {
+		return time.Time{}, badField(field, "must be an RFC 3339 time like 2024-05-01T12:00:00Z")
+	}
+	return t, nil
+}
+
 func (s *server) createEndpoint(w http.ResponseWriter, r *http.Request, p *principal) error {
 	var in endpoint.Input
 	if err := decodeBody(w, r, maxBody, false, &in); err != nil {
 		return err
 	}
 	res, err := p.endpoints.Create(r.Context(), in)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, res)
-	return nil
-}
-
-type endpointList struct {
-	Endpoints  []outbox.Endpoint `json:"endpoints"`
-	NextCursor string            `json:"next_cursor,omitempty"`
+	return reply(w, http.StatusCreated, res, err)
 }
 
 func (s *server) listEndpoints(w http.ResponseWriter, r *http.Request, p *principal) error {
 	q := newQuery(r)
 	f := outbox.EndpointFilter{Tenant: q.str("tenant"), Enabled: q.boolean("enabled"), Limit: q.limit(), After: q.cursor()}
-	if q.err != nil {
-		return q.err
-	}
-	eps, next, err := p.store.ListEndpoints(r.Context(), f)
-	if err != nil {
-		return err
-	}
-	if eps == nil {
-		eps = []outbox.Endpoint{}
-	}
-	writeJSON(w, http.StatusOK, endpointList{Endpoints: eps, NextCursor: next})
-	return nil
+	return listPage(w, r, q, "endpoints", f, p.store.ListEndpoints)
 }
 
 func (s *server) getEndpoint(w http.ResponseWriter, r *http.Request, p *principal) error {
 	d, err := p.endpoints.Get(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, d)
-	return nil
+	return reply(w, http.StatusOK, d, err)
 }
 
 func (s *server) updateEndpoint(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -106,11 +137,7 @@ func (s *server) updateEndpoint(w http.ResponseWriter, r *http.Request, p *princ
 		return err
 	}
 	res, err := p.endpoints.Update(r.Context(), r.PathValue("id"), patch)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, res)
-	return nil
+	return reply(w, http.StatusOK, res, err)
 }
 
 func (s *server) deleteEndpoint(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -141,11 +168,7 @@ func (s *server) rotateSecret(w http.ResponseWriter, r *http.Request, p *princip
 		rot.Grace = &d
 	}
 	e, err := p.endpoints.RotateSecret(r.Context(), r.PathValue("id"), rot)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, e)
-	return nil
+	return reply(w, http.StatusOK, e, err)
 }
 
 // testBody is the optional body of POST /v1/endpoints/{id}/test.
@@ -159,16 +182,23 @@ func (s *server) testEndpoint(w http.ResponseWriter, r *http.Request, p *princip
 		return err
 	}
 	res, err := p.endpoints.TestEvent(r.Context(), r.PathValue("id"), b.EventType)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, res)
-	return nil
+	return reply(w, http.StatusOK, res, err)
 }
 
-type recoverBody struct {
+// timeRange is the body of POST /v1/endpoints/{id}/recover and the
+// window of a backfill: since is required, until optional.
+type timeRange struct {
 	Since *string `json:"since"`
 	Until *string `json:"until"`
+}
+
+// parse reads the range; until is nil when the body leaves it out.
+func (t timeRange) parse() (since time.Time, until *time.Time, err error) {
+	if since, err = bodyTime("since", t.Since); err != nil || t.Until == nil {
+		return since, nil, err
+	}
+	u, err := bodyTime("until", t.Until)
+	return since, &u, err
 }
 
 func (s *server) recoverEndpoint(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -176,55 +206,30 @@ func (s *server) recoverEndpoint(w http.ResponseWriter, r *http.Request, p *prin
 	if !outbox.ValidID(id) {
 		return outbox.ErrNotFound
 	}
-	var b recoverBody
+	var b timeRange
 	if err := decodeBody(w, r, maxBody, false, &b); err != nil {
 		return err
 	}
-	if b.Since == nil {
-		return badField("since", "is required (an RFC 3339 time)")
-	}
-	since, err := time.Parse(time.RFC3339Nano, *b.Since)
+	since, u, err := b.parse()
 	if err != nil {
-		return badField("since", "must be an RFC 3339 time like 2024-05-01T12:00:00Z")
+		return err
 	}
 	until := time.Now()
-	if b.Until != nil {
-		if until, err = time.Parse(time.RFC3339Nano, *b.Until); err != nil {
-			return badField("until", "must be an RFC 3339 time like 2024-05-01T12:00:00Z")
-		}
+	if u != nil {
+		until = *u
 	}
 	if !until.After(since) {
 		return badField("until", "must be after since")
 	}
 	n, err := p.store.RecoverEndpoint(r.Context(), id, since, until)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string]int{"requeued": n})
-	return nil
-}
-
-type eventList struct {
-	Events     []outbox.StoredEvent `json:"events"`
-	NextCursor string               `json:"next_cursor,omitempty"`
+	return reply(w, http.StatusOK, map[string]int{"requeued": n}, err)
 }
 
 func (s *server) listEvents(w http.ResponseWriter, r *http.Request, p *principal) error {
 	q := newQuery(r)
 	f := outbox.EventFilter{Tenant: q.str("tenant"), Type: q.str("type"), Since: q.time("since"), Until: q.time("until"),
 		Limit: q.limit(), After: q.cursor()}
-	if q.err != nil {
-		return q.err
-	}
-	evs, next, err := p.store.ListEvents(r.Context(), f)
-	if err != nil {
-		return err
-	}
-	if evs == nil {
-		evs = []outbox.StoredEvent{}
-	}
-	writeJSON(w, http.StatusOK, eventList{Events: evs, NextCursor: next})
-	return nil
+	return listPage(w, r, q, "events", f, p.store.ListEvents)
 }
 
 type eventWithDeliveries struct {
@@ -308,41 +313,16 @@ func (s *server) publishEvent(w http.ResponseWriter, r *http.Request, p *princip
 	return nil
 }
 
-type deliveryList struct {
-	Deliveries []outbox.Delivery `json:"deliveries"`
-	NextCursor string            `json:"next_cursor,omitempty"`
-}
-
 func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request, p *principal) error {
 	q := newQuery(r)
 	f := outbox.DeliveryFilter{State: q.str("state"), EndpointID: q.str("endpoint_id"), EventID: q.id("event_id"),
 		Tenant: q.str("tenant"), EventType: q.str("event_type"), Since: q.time("since"), Until: q.time("until"),
 		Limit: q.limit(), After: q.cursor()}
-	if q.err != nil {
-		return q.err
-	}
-	ds, next, err := p.store.ListDeliveries(r.Context(), f)
-	if err != nil {
-		return err
-	}
-	if ds == nil {
-		ds = []outbox.Delivery{}
-	}
-	writeJSON(w, http.StatusOK, deliveryList{Deliveries: ds, NextCursor: next})
-	return nil
+	return listPage(w, r, q, "deliveries", f, p.store.ListDeliveries)
 }
 
 func (s *server) getDelivery(w http.ResponseWriter, r *http.Request, p *principal) error {
-	id, err := pathID(r)
-	if err != nil {
-		return err
-	}
-	d, err := p.store.GetDelivery(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, d)
-	return nil
+	return onID(w, r, p.store.GetDelivery)
 }
 
 func (s *server) listAttempts(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -351,37 +331,15 @@ func (s *server) listAttempts(w http.ResponseWriter, r *http.Request, p *princip
 		return err
 	}
 	as, err := p.store.ListAttempts(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string][]outbox.Attempt{"attempts": as})
-	return nil
+	return reply(w, http.StatusOK, map[string][]outbox.Attempt{"attempts": as}, err)
 }
 
 func (s *server) retryDelivery(w http.ResponseWriter, r *http.Request, p *principal) error {
-	id, err := pathID(r)
-	if err != nil {
-		return err
-	}
-	d, err := p.store.RetryDelivery(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, d)
-	return nil
+	return onID(w, r, p.store.RetryDelivery)
 }
 
 func (s *server) cancelDelivery(w http.ResponseWriter, r *http.Request, p *principal) error {
-	id, err := pathID(r)
-	if err != nil {
-		return err
-	}
-	d, err := p.store.CancelDelivery(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, d)
-	return nil
+	return onID(w, r, p.store.CancelDelivery)
 }
 
 func (s *server) blockedKeys(w http.ResponseWriter, r *http.Request, p *principal) error {

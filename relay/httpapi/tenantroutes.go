@@ -36,11 +36,7 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request, p *principa
 		in.ExpiresIn = d
 	}
 	t, err := p.store.CreateToken(r.Context(), in)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, t)
-	return nil
+	return reply(w, http.StatusCreated, t, err)
 }
 
 func (s *server) listTokens(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -50,38 +46,22 @@ func (s *server) listTokens(w http.ResponseWriter, r *http.Request, p *principal
 		return q.err
 	}
 	ts, err := p.store.ListTokens(r.Context(), tenant)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string][]outbox.Token{"tokens": ts})
-	return nil
+	return reply(w, http.StatusOK, map[string][]outbox.Token{"tokens": ts}, err)
 }
 
 func (s *server) revokeToken(w http.ResponseWriter, r *http.Request, p *principal) error {
 	t, err := p.store.RevokeToken(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, t)
-	return nil
+	return reply(w, http.StatusOK, t, err)
 }
 
 func (s *server) listEventTypes(w http.ResponseWriter, r *http.Request, p *principal) error {
 	ets, err := p.store.ListEventTypes(r.Context())
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string][]outbox.EventType{"event_types": ets})
-	return nil
+	return reply(w, http.StatusOK, map[string][]outbox.EventType{"event_types": ets}, err)
 }
 
 func (s *server) getEventType(w http.ResponseWriter, r *http.Request, p *principal) error {
 	et, err := p.store.GetEventType(r.Context(), r.PathValue("name"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, et)
-	return nil
+	return reply(w, http.StatusOK, et, err)
 }
 
 // eventTypeBody is the body of PUT /v1/event-types/{name}.
@@ -119,16 +99,7 @@ func (s *server) deleteEventType(w http.ResponseWriter, r *http.Request, p *prin
 }
 
 func (s *server) traceEvent(w http.ResponseWriter, r *http.Request, p *principal) error {
-	id, err := pathID(r)
-	if err != nil {
-		return err
-	}
-	t, err := p.store.TraceEvent(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, t)
-	return nil
+	return onID(w, r, p.store.TraceEvent)
 }
 
 // replayBody is the optional body of POST /v1/events/{id}/replay.
@@ -146,17 +117,12 @@ func (s *server) replayEvent(w http.ResponseWriter, r *http.Request, p *principa
 		return err
 	}
 	res, err := p.store.ReplayEvent(r.Context(), id, b.EndpointID)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, res)
-	return nil
+	return reply(w, http.StatusOK, res, err)
 }
 
 // backfillBody is the body of POST /v1/endpoints/{id}/backfill.
 type backfillBody struct {
-	Since      *string  `json:"since"`
-	Until      *string  `json:"until"`
+	timeRange
 	EventTypes []string `json:"event_types"`
 }
 
@@ -169,32 +135,12 @@ func (s *server) backfillEndpoint(w http.ResponseWriter, r *http.Request, p *pri
 	if err := decodeBody(w, r, maxBody, false, &b); err != nil {
 		return err
 	}
-	if b.Since == nil {
-		return badField("since", "is required (an RFC 3339 time)")
-	}
-	since, err := time.Parse(time.RFC3339Nano, *b.Since)
-	if err != nil {
-		return badField("since", "must be an RFC 3339 time like 2024-05-01T12:00:00Z")
-	}
-	in := outbox.BackfillInput{Since: since, EventTypes: b.EventTypes}
-	if b.Until != nil {
-		until, err := time.Parse(time.RFC3339Nano, *b.Until)
-		if err != nil {
-			return badField("until", "must be an RFC 3339 time like 2024-05-01T12:00:00Z")
-		}
-		in.Until = &until
-	}
-	res, err := p.endpoints.Backfill(r.Context(), id, in)
+	since, until, err := b.parse()
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, res)
-	return nil
-}
-
-type attemptList struct {
-	Attempts   []outbox.Attempt `json:"attempts"`
-	NextCursor string           `json:"next_cursor,omitempty"`
+	res, err := p.endpoints.Backfill(r.Context(), id, outbox.BackfillInput{Since: since, Until: until, EventTypes: b.EventTypes})
+	return reply(w, http.StatusOK, res, err)
 }
 
 func (s *server) listAllAttempts(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -202,13 +148,5 @@ func (s *server) listAllAttempts(w http.ResponseWriter, r *http.Request, p *prin
 	f := outbox.AttemptFilter{EndpointID: q.str("endpoint_id"), DeliveryID: q.id("delivery_id"), Tenant: q.str("tenant"),
 		EventType: q.str("event_type"), Outcome: q.str("outcome"), Since: q.time("since"), Until: q.time("until"),
 		Limit: q.limit(), After: q.cursor()}
-	if q.err != nil {
-		return q.err
-	}
-	as, next, err := p.store.ListAttemptsFiltered(r.Context(), f)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, attemptList{Attempts: as, NextCursor: next})
-	return nil
+	return listPage(w, r, q, "attempts", f, p.store.ListAttemptsFiltered)
 }
