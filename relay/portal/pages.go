@@ -33,14 +33,14 @@ func (p *Portal) routes() {
 	post("/logout", p.logout)
 
 	get("/endpoints", p.listEndpoints)
-	get("/endpoints/new", p.newEndpoint)
+	get("/endpoints/new", p.writable(p.newEndpoint))
 	post("/endpoints", p.createEndpoint)
 	get("/endpoints/{id}", p.showEndpoint)
-	get("/endpoints/{id}/edit", p.editEndpoint)
+	get("/endpoints/{id}/edit", p.writable(p.editEndpoint))
 	post("/endpoints/{id}", p.updateEndpoint)
 	post("/endpoints/{id}/enable", p.setEnabled(true))
 	post("/endpoints/{id}/disable", p.setEnabled(false))
-	get("/endpoints/{id}/delete", p.confirmDelete)
+	get("/endpoints/{id}/delete", p.writable(p.confirmDelete))
 	post("/endpoints/{id}/delete", p.deleteEndpoint)
 	post("/endpoints/{id}/secret", p.revealSecret)
 	post("/endpoints/{id}/rotate", p.rotateSecret)
@@ -52,6 +52,18 @@ func (p *Portal) routes() {
 	get("/event-types", p.eventTypes)
 	get("/verify", p.verifyHelp)
 	p.mux = m
+}
+
+// writable wraps a page that only leads to a change (a form): a read-only
+// session is refused it, the way authed refuses it every POST.
+func (p *Portal) writable(h func(w http.ResponseWriter, r *http.Request) error) func(w http.ResponseWriter, r *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if sessionOf(r).ReadOnly {
+			p.pages.errorPage(w, r, http.StatusForbidden, "Read-only session", "This session can look but not change anything.")
+			return nil
+		}
+		return h(w, r)
+	}
 }
 
 // redirect answers a form post with a See Other to a portal path.
@@ -138,16 +150,18 @@ func (f formData) page() (string, string) {
 }
 
 func (p *Portal) newEndpoint(w http.ResponseWriter, r *http.Request) error {
+	return p.renderForm(w, r, http.StatusOK, formData{})
+}
+
+// renderForm shows the endpoint form f with the event-type catalog.
+func (p *Portal) renderForm(w http.ResponseWriter, r *http.Request, status int, f formData) error {
 	s := sessionOf(r)
-	if s.ReadOnly {
-		p.pages.errorPage(w, r, http.StatusForbidden, "Read-only session", "This session can look but not change anything.")
-		return nil
-	}
 	catalog, err := s.store.ListEventTypes(r.Context())
 	if err != nil {
 		return err
 	}
-	p.pages.render(w, r, http.StatusOK, "form", s, formData{Catalog: catalog})
+	f.Catalog = catalog
+	p.pages.render(w, r, status, "form", s, f)
 	return nil
 }
 
@@ -186,14 +200,7 @@ func (p *Portal) formError(w http.ResponseWriter, r *http.Request, f formData, e
 	default:
 		return err
 	}
-	s := sessionOf(r)
-	catalog, cerr := s.store.ListEventTypes(r.Context())
-	if cerr != nil {
-		return cerr
-	}
-	f.Catalog = catalog
-	p.pages.render(w, r, http.StatusBadRequest, "form", s, f)
-	return nil
+	return p.renderForm(w, r, http.StatusBadRequest, f)
 }
 
 func (p *Portal) createEndpoint(w http.ResponseWriter, r *http.Request) error {
@@ -211,25 +218,15 @@ func (p *Portal) createEndpoint(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (p *Portal) editEndpoint(w http.ResponseWriter, r *http.Request) error {
-	s := sessionOf(r)
-	if s.ReadOnly {
-		p.pages.errorPage(w, r, http.StatusForbidden, "Read-only session", "This session can look but not change anything.")
-		return nil
-	}
-	e, err := s.store.GetEndpoint(r.Context(), r.PathValue("id"))
+	e, err := sessionOf(r).store.GetEndpoint(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	catalog, err := s.store.ListEventTypes(r.Context())
-	if err != nil {
-		return err
-	}
-	f := formData{Edit: true, ID: e.ID, URL: e.URL, Desc: e.Description, Types: e.EventTypes, Catalog: catalog}
+	f := formData{Edit: true, ID: e.ID, URL: e.URL, Desc: e.Description, Types: e.EventTypes}
 	if e.RateLimit > 0 {
 		f.RateLimit = strconv.Itoa(e.RateLimit)
 	}
-	p.pages.render(w, r, http.StatusOK, "form", s, f)
-	return nil
+	return p.renderForm(w, r, http.StatusOK, f)
 }
 
 func (p *Portal) updateEndpoint(w http.ResponseWriter, r *http.Request) error {
@@ -274,10 +271,6 @@ func (deleteData) page() (string, string) { return "Delete endpoint", "endpoints
 
 func (p *Portal) confirmDelete(w http.ResponseWriter, r *http.Request) error {
 	s := sessionOf(r)
-	if s.ReadOnly {
-		p.pages.errorPage(w, r, http.StatusForbidden, "Read-only session", "This session can look but not change anything.")
-		return nil
-	}
 	e, err := s.store.GetEndpoint(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
@@ -359,49 +352,42 @@ func (p *Portal) loadEndpoint(r *http.Request, id string) (endpointData, error) 
 	return d, nil
 }
 
-func (p *Portal) showEndpoint(w http.ResponseWriter, r *http.Request) error {
-	d, err := p.loadEndpoint(r, r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	p.pages.render(w, r, http.StatusOK, "endpoint", nil, d)
-	return nil
-}
-
-func (p *Portal) revealSecret(w http.ResponseWriter, r *http.Request) error {
-	s := sessionOf(r)
-	id := r.PathValue("id")
-	secrets, err := s.store.EndpointSecrets(r.Context(), id)
-	if err != nil {
-		return err
-	}
+// renderEndpoint shows endpoint id's page, after set has filled in what
+// the action that led there has to say.
+func (p *Portal) renderEndpoint(w http.ResponseWriter, r *http.Request, id string, set func(d *endpointData)) error {
 	d, err := p.loadEndpoint(r, id)
 	if err != nil {
 		return err
 	}
-	d.Secret = secrets[0]
-	p.pages.render(w, r, http.StatusOK, "endpoint", s, d)
+	set(&d)
+	p.pages.render(w, r, http.StatusOK, "endpoint", nil, d)
 	return nil
 }
 
+func (p *Portal) showEndpoint(w http.ResponseWriter, r *http.Request) error {
+	return p.renderEndpoint(w, r, r.PathValue("id"), func(*endpointData) {})
+}
+
+func (p *Portal) revealSecret(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	secrets, err := sessionOf(r).store.EndpointSecrets(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	return p.renderEndpoint(w, r, id, func(d *endpointData) { d.Secret = secrets[0] })
+}
+
 func (p *Portal) rotateSecret(w http.ResponseWriter, r *http.Request) error {
-	s := sessionOf(r)
 	id := r.PathValue("id")
 	grace, err := endpoint.ParseGrace(r.PostFormValue("grace"))
 	if err != nil {
 		return err
 	}
-	e, err := s.endpoints.RotateSecret(r.Context(), id, endpoint.Rotation{Grace: &grace})
+	e, err := sessionOf(r).endpoints.RotateSecret(r.Context(), id, endpoint.Rotation{Grace: &grace})
 	if err != nil {
 		return err
 	}
-	d, err := p.loadEndpoint(r, id)
-	if err != nil {
-		return err
-	}
-	d.Secret, d.Rotated = e.Secret, true
-	p.pages.render(w, r, http.StatusOK, "endpoint", s, d)
-	return nil
+	return p.renderEndpoint(w, r, id, func(d *endpointData) { d.Secret, d.Rotated = e.Secret, true })
 }
 
 func (p *Portal) testEndpoint(w http.ResponseWriter, r *http.Request) error {
