@@ -223,40 +223,24 @@ func (e *SchemaError) Error() string {
 func payloadSchemas(ctx context.Context, db any, schema string, types []string) (map[string][]byte, error) {
 	query := qualify(`SELECT name, convert_to(schema::text, 'UTF8') FROM {{schema}}.event_types
  WHERE name = ANY ($1::text[]) AND schema IS NOT NULL`, schema)
-	out := map[string][]byte{}
-	switch db := db.(type) {
-	case pgxDB:
-		rows, err := db.Query(ctx, query, types)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var name string
-			var sch []byte
-			if err := rows.Scan(&name, &sch); err != nil {
-				return nil, err
-			}
-			out[name] = sch
-		}
-		return out, rows.Err()
-	case sqlDB:
-		rows, err := db.QueryContext(ctx, query, types)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var name string
-			var sch []byte
-			if err := rows.Scan(&name, &sch); err != nil {
-				return nil, err
-			}
-			out[name] = sch
-		}
-		return out, rows.Err()
+	rows, done, err := queryRows(ctx, db, query, types)
+	if errors.Is(err, ErrUnsupportedConnection) {
+		return nil, nil // EnqueueBatch reports the unsupported handle
 	}
-	return nil, nil // EnqueueBatch reports the unsupported handle
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var name string
+		var sch []byte
+		if err := rows.Scan(&name, &sch); err != nil {
+			return nil, err
+		}
+		out[name] = sch
+	}
+	return out, rows.Err()
 }
 
 // checkSchemas validates each event's payload against its type's schema

@@ -155,6 +155,35 @@ type sqlDB interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
+// rowSet is what pgx.Rows and database/sql's *sql.Rows both offer.
+type rowSet interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// queryRows runs query on db, a pgxDB or an sqlDB (database/sql with pgx's
+// stdlib driver, which hands the arguments to pgx as they are); the caller
+// calls done when it has read the rows. Any other db is
+// ErrUnsupportedConnection.
+func queryRows(ctx context.Context, db any, query string, args ...any) (rows rowSet, done func(), err error) {
+	switch db := db.(type) {
+	case pgxDB:
+		r, err := db.Query(ctx, query, args...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return r, r.Close, nil
+	case sqlDB:
+		r, err := db.QueryContext(ctx, query, args...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return r, func() { _ = r.Close() }, nil
+	}
+	return nil, nil, fmt.Errorf("%w: %T (use pgx.Tx, *pgx.Conn, *pgxpool.Pool or database/sql's *sql.Tx)", ErrUnsupportedConnection, db)
+}
+
 const enqueueSQL = `WITH ins AS (
     INSERT INTO {{schema}}.outbox (event_type, tenant, payload, endpoint_id, idempotency_key, ordering_key)
     SELECT t, tn, p::jsonb, nullif(e, '')::uuid, nullif(k, ''), nullif(o, '')
@@ -233,45 +262,25 @@ func EnqueueBatch(ctx context.Context, db any, events []Event, opts ...Options) 
 		duplicate bool
 	}
 	var rows []row
-	switch db := db.(type) {
-	case pgxDB:
-		r, err := db.Query(ctx, query, args...)
-		if err != nil {
-			return nil, enqueueError(err)
+	r, done, err := queryRows(ctx, db, query, args...)
+	if errors.Is(err, ErrUnsupportedConnection) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, enqueueError(err)
+	}
+	defer done()
+	for r.Next() {
+		var x row
+		var uid pgtype.UUID // database/sql cannot scan a uuid into [16]byte
+		if err := r.Scan(&x.id, &uid, &x.tenant, &x.key, &x.duplicate); err != nil {
+			return nil, fmt.Errorf("enqueue: %w", err)
 		}
-		defer r.Close()
-		for r.Next() {
-			var x row
-			if err := r.Scan(&x.id, &x.uid, &x.tenant, &x.key, &x.duplicate); err != nil {
-				return nil, fmt.Errorf("enqueue: %w", err)
-			}
-			rows = append(rows, x)
-		}
-		if err := r.Err(); err != nil {
-			return nil, enqueueError(err)
-		}
-	case sqlDB:
-		// database/sql with pgx's stdlib driver, which hands the arguments
-		// to pgx as they are.
-		r, err := db.QueryContext(ctx, query, args...)
-		if err != nil {
-			return nil, enqueueError(err)
-		}
-		defer r.Close()
-		for r.Next() {
-			var x row
-			var uid pgtype.UUID
-			if err := r.Scan(&x.id, &uid, &x.tenant, &x.key, &x.duplicate); err != nil {
-				return nil, fmt.Errorf("enqueue: %w", err)
-			}
-			x.uid = uid.Bytes
-			rows = append(rows, x)
-		}
-		if err := r.Err(); err != nil {
-			return nil, enqueueError(err)
-		}
-	default:
-		return nil, fmt.Errorf("%w: %T (use pgx.Tx, *pgx.Conn, *pgxpool.Pool or database/sql's *sql.Tx)", ErrUnsupportedConnection, db)
+		x.uid = uid.Bytes
+		rows = append(rows, x)
+	}
+	if err := r.Err(); err != nil {
+		return nil, enqueueError(err)
 	}
 
 	// Match rows back to events: keyed events by (tenant, key), the others

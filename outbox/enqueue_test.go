@@ -63,61 +63,62 @@ func notifications(t *testing.T, conn *pgx.Conn, quiet time.Duration) int {
 	}
 }
 
-func TestEnqueueRolledBackLeavesNothing(t *testing.T) {
-	ctx := context.Background()
-	st := outboxtest.Store(t)
-	l := listen(t, st)
-	tx, err := st.Pool().Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
+// TestEnqueueInTransaction: what an application enqueues in its
+// transaction (one at a time and in batches) exists, and wakes an idle
+// relay once, only if the transaction commits.
+func TestEnqueueInTransaction(t *testing.T) {
+	cases := []struct {
+		name        string
+		end         func(pgx.Tx, context.Context) error
+		rows, notes int
+	}{
+		{"rolled back leaves nothing", pgx.Tx.Rollback, 0, 0},
+		{"committed notifies once", pgx.Tx.Commit, 1000, 1},
 	}
-	defer tx.Rollback(ctx)
-	for i := 0; i < 10; i++ {
-		if _, err := outbox.Enqueue(ctx, tx, outbox.Event{Type: "signup.created", Payload: json.RawMessage(`{"n":1}`)}, outbox.Options{Schema: st.Schema()}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if n := countRows(t, st, "outbox"); n != 0 {
-		t.Fatalf("rows after rollback = %d", n)
-	}
-	if n := notifications(t, l, 300*time.Millisecond); n != 0 {
-		t.Fatalf("notifications after rollback = %d", n)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			st := outboxtest.Store(t)
+			l := listen(t, st)
+			tx, err := st.Pool().Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(ctx)
+			// 1,000 rows in one transaction, through several statements.
+			for i := 0; i < 10; i++ {
+				if _, err := outbox.Enqueue(ctx, tx, outbox.Event{Type: "signup.created", Payload: json.RawMessage(`{"n":1}`)}, outbox.Options{Schema: st.Schema()}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			events := make([]outbox.Event, 495)
+			for i := range events {
+				events[i] = outbox.Event{Type: "signup.created", Tenant: "acme", Payload: json.RawMessage(`{"i":1}`)}
+			}
+			for i := 0; i < 2; i++ {
+				if _, err := outbox.EnqueueBatch(ctx, tx, events, outbox.Options{Schema: st.Schema()}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := c.end(tx, ctx); err != nil {
+				t.Fatal(err)
+			}
+			if n := countRows(t, st, "outbox"); n != c.rows {
+				t.Fatalf("rows = %d, want %d", n, c.rows)
+			}
+			if n := notifications(t, l, 500*time.Millisecond); n != c.notes {
+				t.Fatalf("notifications = %d, want exactly %d", n, c.notes)
+			}
+		})
 	}
 }
 
-func TestEnqueueCommittedNotifiesOncePerTransaction(t *testing.T) {
-	ctx := context.Background()
+// TestPlainSQLInsertNotifies: an insert in plain SQL, as an app in any
+// language would write it, wakes an idle relay too.
+func TestPlainSQLInsertNotifies(t *testing.T) {
 	st := outboxtest.Store(t)
 	l := listen(t, st)
-	// 1,000 rows in one transaction, through several statements.
-	tx, err := st.Pool().Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	events := make([]outbox.Event, 500)
-	for i := range events {
-		events[i] = outbox.Event{Type: "signup.created", Tenant: "acme", Payload: json.RawMessage(`{"i":1}`)}
-	}
-	for i := 0; i < 2; i++ {
-		if _, err := outbox.EnqueueBatch(ctx, tx, events, outbox.Options{Schema: st.Schema()}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if n := countRows(t, st, "outbox"); n != 1000 {
-		t.Fatalf("rows = %d, want 1000", n)
-	}
-	if n := notifications(t, l, 500*time.Millisecond); n != 1 {
-		t.Fatalf("notifications = %d, want exactly 1", n)
-	}
-	// Plain SQL, as an app in any language would: one more notification.
-	if _, err := st.Pool().Exec(ctx, `INSERT INTO `+pgx.Identifier{st.Schema()}.Sanitize()+`.outbox (event_type, tenant, payload) VALUES ($1, $2, $3)`,
+	if _, err := st.Pool().Exec(context.Background(), `INSERT INTO `+pgx.Identifier{st.Schema()}.Sanitize()+`.outbox (event_type, tenant, payload) VALUES ($1, $2, $3)`,
 		"signup.created", "acme", `{"plain":true}`); err != nil {
 		t.Fatal(err)
 	}
