@@ -14,8 +14,6 @@ import (
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
-	"github.com/hookrelay/hookrelay/relay"
-	"github.com/hookrelay/hookrelay/relay/destguard"
 	"github.com/hookrelay/hookrelay/relay/endpoint"
 	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
@@ -24,18 +22,7 @@ func TestMain(m *testing.M) { os.Exit(outboxtest.Main(m)) }
 
 func newService(t *testing.T, mod func(*endpoint.Config)) *endpoint.Service {
 	t.Helper()
-	c := endpoint.Config{
-		Store:  outboxtest.Store(t),
-		Sender: relay.NewSender(relay.SenderConfig{Timeout: 5 * time.Second, Guard: destguard.New(true, nil)}),
-	}
-	if mod != nil {
-		mod(&c)
-	}
-	svc, err := endpoint.New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc
+	return relaytest.Endpoints(t, outboxtest.Store(t), mod)
 }
 
 func fieldErr(t *testing.T, err error, field, contains string) {

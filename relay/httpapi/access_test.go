@@ -17,8 +17,6 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/hookrelay/hookrelay/outbox"
-	"github.com/hookrelay/hookrelay/relay"
-	"github.com/hookrelay/hookrelay/relay/endpoint"
 	"github.com/hookrelay/hookrelay/relay/httpapi"
 	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
@@ -253,12 +251,7 @@ func TestRevokedTokenRefusedOnEveryReplica(t *testing.T) {
 // newEnvOn is a second API (another replica) on the store of an env.
 func newEnvOn(t *testing.T, store *outbox.Store) *env {
 	t.Helper()
-	sender := relay.NewSender(relay.SenderConfig{Timeout: 5 * time.Second})
-	t.Cleanup(sender.Close)
-	svc, err := endpoint.New(endpoint.Config{Store: store, Sender: sender})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := relaytest.Endpoints(t, store, nil)
 	reg := prometheus.NewRegistry()
 	h, err := httpapi.New(httpapi.Options{Store: store, Endpoints: svc, AdminToken: token, Gatherer: reg, Registerer: reg, Log: zap.NewNop()})
 	if err != nil {

@@ -12,20 +12,14 @@ import (
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
-	"github.com/hookrelay/hookrelay/relay"
-	"github.com/hookrelay/hookrelay/relay/endpoint"
 	"github.com/hookrelay/hookrelay/relay/httpapi"
+	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
 
 // fuzzHandler is an API on a real store, called in-process.
 func fuzzHandler(f *testing.F) (http.Handler, *outbox.Store) {
 	store := outboxtest.Store(f)
-	sender := relay.NewSender(relay.SenderConfig{})
-	f.Cleanup(sender.Close)
-	svc, err := endpoint.New(endpoint.Config{Store: store, Sender: sender})
-	if err != nil {
-		f.Fatal(err)
-	}
+	svc := relaytest.Endpoints(f, store, nil)
 	h, err := httpapi.New(httpapi.Options{Store: store, Endpoints: svc, AdminToken: token, Registerer: prometheus.NewRegistry(), Log: zap.NewNop()})
 	if err != nil {
 		f.Fatal(err)

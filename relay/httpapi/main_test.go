@@ -21,6 +21,7 @@ import (
 	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/relay/endpoint"
 	"github.com/hookrelay/hookrelay/relay/httpapi"
+	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
 
 func TestMain(m *testing.M) { os.Exit(outboxtest.Main(m)) }
@@ -47,16 +48,7 @@ func newEnvWith(t *testing.T, mod func(*httpapi.Options), emod func(*endpoint.Co
 	t.Helper()
 	store := outboxtest.Store(t)
 	reg := prometheus.NewRegistry()
-	sender := relay.NewSender(relay.SenderConfig{Timeout: 5 * time.Second})
-	t.Cleanup(sender.Close)
-	ec := endpoint.Config{Store: store, Sender: sender}
-	if emod != nil {
-		emod(&ec)
-	}
-	svc, err := endpoint.New(ec)
-	if err != nil {
-		t.Fatalf("endpoint.New: %v", err)
-	}
+	svc := relaytest.Endpoints(t, store, emod)
 	o := httpapi.Options{
 		Store: store, Endpoints: svc, AdminToken: token, Gatherer: reg, Registerer: reg,
 		Log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),

@@ -18,10 +18,9 @@ import (
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
-	"github.com/hookrelay/hookrelay/relay"
-	"github.com/hookrelay/hookrelay/relay/destguard"
 	"github.com/hookrelay/hookrelay/relay/endpoint"
 	"github.com/hookrelay/hookrelay/relay/portal"
+	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
 
 // queryCounter counts the statements a pool runs.
@@ -64,11 +63,7 @@ func BenchmarkPortalPages1M(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	svc, err := endpoint.New(endpoint.Config{Store: st,
-		Sender: relay.NewSender(relay.SenderConfig{Timeout: 5 * time.Second, Guard: destguard.New(true, nil)})})
-	if err != nil {
-		b.Fatal(err)
-	}
+	svc := relaytest.Endpoints(b, st, nil)
 	const (
 		rows      = 1_000_000
 		tenants   = 100

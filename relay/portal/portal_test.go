@@ -21,8 +21,6 @@ import (
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
-	"github.com/hookrelay/hookrelay/relay"
-	"github.com/hookrelay/hookrelay/relay/destguard"
 	"github.com/hookrelay/hookrelay/relay/endpoint"
 	"github.com/hookrelay/hookrelay/relay/portal"
 	"github.com/hookrelay/hookrelay/relay/relaytest"
@@ -44,11 +42,7 @@ type env struct {
 func newEnv(t *testing.T, mod func(*portal.Config)) *env {
 	t.Helper()
 	st := outboxtest.Store(t)
-	svc, err := endpoint.New(endpoint.Config{Store: st,
-		Sender: relay.NewSender(relay.SenderConfig{Timeout: 5 * time.Second, Guard: destguard.New(true, nil)})})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := relaytest.Endpoints(t, st, nil)
 	c := portal.Config{Store: st, Endpoints: svc, Prefix: prefix, Title: "Acme webhooks"}
 	if mod != nil {
 		mod(&c)

@@ -1,6 +1,6 @@
 // Package relaytest is the test kit the packages' tests share: a webhook
-// receiver that verifies every signature the way a customer would, a
-// wait-until with a deadline, a thread-safe buffer for a process's output,
+// receiver that verifies every signature the way a customer would, an
+// endpoint service on a test store, a wait-until with a deadline, a thread-safe buffer for a process's output,
 // and a runner for the hookrelay binary. It is for tests only (it imports
 // testing); River's riversharedtest is the model.
 package relaytest
