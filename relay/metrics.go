@@ -2,6 +2,7 @@ package relay
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
 // Metrics are the engine's Prometheus instruments. Labels are bounded: the
@@ -48,70 +49,38 @@ type Metrics struct {
 // NewMetrics creates the instruments and registers them with reg (nil: not
 // registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
-		Attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hookrelay_attempts_total",
-			Help: "HTTP delivery attempts by endpoint id and result (delivered, retry, dead).",
-		}, []string{"endpoint_id", "outcome"}),
-		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hookrelay_deliveries_total",
-			Help: "Deliveries that reached a final state, by endpoint id and outcome (delivered, dead).",
-		}, []string{"endpoint_id", "outcome"}),
-		AttemptDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	f := promauto.With(reg) // nil: not registered
+	counter := func(name, help string) prometheus.Counter {
+		return f.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	}
+	counterVec := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return f.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+	}
+	gauge := func(name, help string) prometheus.Gauge {
+		return f.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+	}
+	return &Metrics{
+		Attempts:   counterVec("hookrelay_attempts_total", "HTTP delivery attempts by endpoint id and result (delivered, retry, dead).", "endpoint_id", "outcome"),
+		Deliveries: counterVec("hookrelay_deliveries_total", "Deliveries that reached a final state, by endpoint id and outcome (delivered, dead).", "endpoint_id", "outcome"),
+		AttemptDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "hookrelay_attempt_duration_seconds",
 			Help:    "Duration of delivery attempts by result.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"outcome"}),
-		Notifications: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "hookrelay_notifications_total",
-			Help: "Outbox notifications received on the LISTEN connection.",
-		}),
-		Polls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hookrelay_polls_total",
-			Help: "Fan-out rounds by trigger (timer, notify, idle, backlog).",
-		}, []string{"trigger"}),
-		ClaimBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Notifications: counter("hookrelay_notifications_total", "Outbox notifications received on the LISTEN connection."),
+		Polls:         counterVec("hookrelay_polls_total", "Fan-out rounds by trigger (timer, notify, idle, backlog).", "trigger"),
+		ClaimBatch: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "hookrelay_claim_batch_size",
 			Help:    "Deliveries leased per non-empty claim.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
 		}),
-		Dispatched: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "hookrelay_events_dispatched_total",
-			Help: "Outbox events fanned out to their endpoints.",
-		}),
-		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "hookrelay_in_flight",
-			Help: "Delivery requests being sent by this process now.",
-		}),
-		Queued: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "hookrelay_queued",
-			Help: "Deliveries claimed by this process and waiting for a request slot of their endpoint.",
-		}),
-		LeasesLost: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "hookrelay_leases_lost_total",
-			Help: "Attempt outcomes not applied because the delivery's lease had passed to another relay.",
-		}),
-		Deferred: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "hookrelay_deliveries_deferred_total",
-			Help: "Deliveries put back unsent because the endpoint's signing secret could not be opened.",
-		}),
-		Unrouted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "hookrelay_events_unrouted_total",
-			Help: "Events fanned out to no endpoint because their endpoint_id names none of the tenant's endpoints subscribed to the type.",
-		}),
-		SetAside: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "hookrelay_events_set_aside_total",
-			Help: "Times an outbox row failed the fan-out and was set aside (with dispatch_error) so the rest could go on.",
-		}),
-		Isolated: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hookrelay_outcomes_isolated_total",
-			Help: "Attempt outcomes that failed a batched write, by how they were then recorded (alone, stripped, dropped).",
-		}, []string{"how"}),
+		Dispatched: counter("hookrelay_events_dispatched_total", "Outbox events fanned out to their endpoints."),
+		InFlight:   gauge("hookrelay_in_flight", "Delivery requests being sent by this process now."),
+		Queued:     gauge("hookrelay_queued", "Deliveries claimed by this process and waiting for a request slot of their endpoint."),
+		LeasesLost: counter("hookrelay_leases_lost_total", "Attempt outcomes not applied because the delivery's lease had passed to another relay."),
+		Deferred:   counter("hookrelay_deliveries_deferred_total", "Deliveries put back unsent because the endpoint's signing secret could not be opened."),
+		Unrouted:   counter("hookrelay_events_unrouted_total", "Events fanned out to no endpoint because their endpoint_id names none of the tenant's endpoints subscribed to the type."),
+		SetAside:   counter("hookrelay_events_set_aside_total", "Times an outbox row failed the fan-out and was set aside (with dispatch_error) so the rest could go on."),
+		Isolated:   counterVec("hookrelay_outcomes_isolated_total", "Attempt outcomes that failed a batched write, by how they were then recorded (alone, stripped, dropped).", "how"),
 	}
-	if reg != nil {
-		reg.MustRegister(m.Attempts, m.Deliveries, m.AttemptDuration, m.Notifications, m.Polls,
-			m.ClaimBatch, m.Dispatched, m.InFlight, m.Queued, m.LeasesLost, m.Deferred, m.Unrouted,
-			m.SetAside, m.Isolated)
-	}
-	return m
 }
