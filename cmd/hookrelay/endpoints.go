@@ -259,25 +259,32 @@ func (e *endpointsCmd) list(ctx context.Context, pos []string) error {
 	if err != nil {
 		return fmt.Errorf("list endpoints: %w", err)
 	}
-	if eps == nil {
-		eps = []outbox.Endpoint{}
+	return printPage(e.stdout, e.output == "json", "endpoints", eps, next, "ID\tTENANT\tURL\tEVENT TYPES\tENABLED",
+		func(ep outbox.Endpoint) string {
+			return fmt.Sprintf("%s\t%s\t%s\t%s\t%t", ep.ID, orDash(ep.Tenant), ep.URL, eventTypesText(ep.EventTypes), ep.Enabled)
+		})
+}
+
+// printPage prints one page of a list: {key: items, "next_cursor": next}
+// with --output json, else a table (header, then row(item) for each item)
+// and the flag that shows the next page.
+func printPage[T any](w io.Writer, asJSON bool, key string, items []T, next, header string, row func(T) string) error {
+	if items == nil {
+		items = []T{}
 	}
-	if e.output == "json" {
-		return writeJSON(e.stdout, struct {
-			Endpoints  []outbox.Endpoint `json:"endpoints"`
-			NextCursor string            `json:"next_cursor"`
-		}{eps, next})
+	if asJSON {
+		return writeJSON(w, map[string]any{key: items, "next_cursor": next}) // key sorts first, as the fields did
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTENANT\tURL\tEVENT TYPES\tENABLED")
-	for _, ep := range eps {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\n", ep.ID, orDash(ep.Tenant), ep.URL, eventTypesText(ep.EventTypes), ep.Enabled)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, it := range items {
+		fmt.Fprintln(tw, row(it))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
 	if next != "" {
-		fmt.Fprintf(e.stdout, "\nMore endpoints: --cursor %s\n", next)
+		fmt.Fprintf(w, "\nMore %s: --cursor %s\n", key, next)
 	}
 	return nil
 }

@@ -195,32 +195,18 @@ Lists deliveries, newest first, one page at a time.
 				if err != nil {
 					return err
 				}
-				if g.json() {
-					return writeJSON(g.stdout, struct {
-						Deliveries []outbox.Delivery `json:"deliveries"`
-						NextCursor string            `json:"next_cursor"`
-					}{ds, next})
-				}
-				tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tEVENT\tTYPE\tENDPOINT\tSTATE\tATTEMPTS\tLAST STATUS\tCREATED")
-				for _, d := range ds {
-					status := "-"
-					if d.LastStatus != nil {
-						status = fmt.Sprint(*d.LastStatus)
-					}
-					typ := d.EventType
-					if d.Test {
-						typ += " (test)"
-					}
-					fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.EventID, typ, d.EndpointID, d.State, d.Attempts, status, timeText(&d.CreatedAt))
-				}
-				if err := tw.Flush(); err != nil {
-					return fmt.Errorf("write output: %w", err)
-				}
-				if next != "" {
-					fmt.Fprintf(g.stdout, "\nMore deliveries: --cursor %s\n", next)
-				}
-				return nil
+				return printPage(g.stdout, g.json(), "deliveries", ds, next, "ID\tEVENT\tTYPE\tENDPOINT\tSTATE\tATTEMPTS\tLAST STATUS\tCREATED",
+					func(d outbox.Delivery) string {
+						status := "-"
+						if d.LastStatus != nil {
+							status = fmt.Sprint(*d.LastStatus)
+						}
+						typ := d.EventType
+						if d.Test {
+							typ += " (test)"
+						}
+						return fmt.Sprintf("%d\t%d\t%s\t%s\t%s\t%d\t%s\t%s", d.ID, d.EventID, typ, d.EndpointID, d.State, d.Attempts, status, timeText(&d.CreatedAt))
+					})
 			},
 		},
 		"get": {
