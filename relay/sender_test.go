@@ -20,20 +20,14 @@ import (
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/relay/destguard"
+	"github.com/hookrelay/hookrelay/relay/relaytest"
 	"github.com/hookrelay/hookrelay/relay/signature"
 )
 
 // testMessage is a signed message to u.
 func testMessage(t *testing.T, u string) relay.Message {
 	t.Helper()
-	raw, err := signature.GenerateSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sec, err := signature.ParseSecret(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, sec := relaytest.NewSecret(t)
 	return relay.Message{URL: u, WebhookID: "msg_sendertest", EventType: "signup.created",
 		Payload: []byte(`{"n":1}`), Timestamp: time.Now(), Secrets: []signature.Secret{sec}}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/relay"
+	"github.com/hookrelay/hookrelay/relay/relaytest"
 	"github.com/hookrelay/hookrelay/relay/signature"
 )
 
@@ -66,14 +67,7 @@ func TestReadmeDeliveryHeaders(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer srv.Close()
-	secret, err := signature.GenerateSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := signature.ParseSecret(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, key := relaytest.NewSecret(t)
 	sender := relay.NewSender(relay.SenderConfig{Timeout: 5 * time.Second})
 	defer sender.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

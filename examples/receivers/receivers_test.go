@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/relay"
+	"github.com/hookrelay/hookrelay/relay/relaytest"
 	"github.com/hookrelay/hookrelay/relay/signature"
 )
 
@@ -83,22 +84,8 @@ func testReceiver(t *testing.T, rc receiver) {
 	if rc.prepare != nil {
 		rc.prepare(t)
 	}
-	secretText, err := signature.GenerateSecret()
-	if err != nil {
-		t.Fatalf("generate secret: %v", err)
-	}
-	secret, err := signature.ParseSecret(secretText)
-	if err != nil {
-		t.Fatalf("parse secret: %v", err)
-	}
-	wrongText, err := signature.GenerateSecret()
-	if err != nil {
-		t.Fatalf("generate secret: %v", err)
-	}
-	wrong, err := signature.ParseSecret(wrongText)
-	if err != nil {
-		t.Fatalf("parse secret: %v", err)
-	}
+	secretText, secret := relaytest.NewSecret(t)
+	_, wrong := relaytest.NewSecret(t)
 
 	p := startReceiver(t, bin, rc, secretText)
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/relay"
+	"github.com/hookrelay/hookrelay/relay/relaytest"
 	"github.com/hookrelay/hookrelay/relay/signature"
 )
 
@@ -31,25 +32,12 @@ func (r *recorder) calls(id string) []string {
 	return r.events[id]
 }
 
-func mustSecret(t *testing.T) (string, signature.Secret) {
-	t.Helper()
-	s, err := signature.GenerateSecret()
-	if err != nil {
-		t.Fatalf("generate secret: %v", err)
-	}
-	sec, err := signature.ParseSecret(s)
-	if err != nil {
-		t.Fatalf("parse secret: %v", err)
-	}
-	return s, sec
-}
-
 // TestReceiverVerifiesHookrelaySender sends real deliveries with hookrelay's
 // sender to the handler and checks the status and how often each event was
 // processed.
 func TestReceiverVerifiesHookrelaySender(t *testing.T) {
-	secretText, secret := mustSecret(t)
-	_, otherSecret := mustSecret(t)
+	secretText, secret := relaytest.NewSecret(t)
+	_, otherSecret := relaytest.NewSecret(t)
 
 	tests := []struct {
 		name      string
@@ -106,7 +94,7 @@ func TestReceiverVerifiesHookrelaySender(t *testing.T) {
 // TestReceiverRejects covers requests the handler must refuse without
 // processing them.
 func TestReceiverRejects(t *testing.T) {
-	secretText, secret := mustSecret(t)
+	secretText, secret := relaytest.NewSecret(t)
 	now := time.Now()
 	body := signature.Body("user.signed_up", now, []byte(`{"user_id":1}`))
 
