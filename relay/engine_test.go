@@ -117,14 +117,10 @@ func TestFiltersAndTargeting(t *testing.T) {
 
 func TestDisabledEndpointHoldsUntilEnabled(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	st := outboxtest.Store(t)
 	rc := newReceiver(t, nil)
 	ep := createEndpoint(t, st, rc, "")
-	off := false
-	if _, err := st.UpdateEndpoint(ctx, ep.ID, outbox.EndpointPatch{Enabled: &off}); err != nil {
-		t.Fatal(err)
-	}
+	updateEndpoint(t, st, ep.ID, outbox.EndpointPatch{Enabled: ptr(false)})
 	startEngine(t, st, engineOpts{})
 	insertSQL(t, st, "", "signup.created", 20, 5)
 	eventually(t, 10*time.Second, "events dispatched and held", func() bool { return states(t, st)[outbox.StatePending] == 20 })
@@ -136,10 +132,7 @@ func TestDisabledEndpointHoldsUntilEnabled(t *testing.T) {
 	if n := len(rc.Accepted()); n != 0 {
 		t.Fatalf("disabled endpoint received %d", n)
 	}
-	on := true
-	if _, err := st.UpdateEndpoint(ctx, ep.ID, outbox.EndpointPatch{Enabled: &on}); err != nil {
-		t.Fatal(err)
-	}
+	updateEndpoint(t, st, ep.ID, outbox.EndpointPatch{Enabled: ptr(true)})
 	rc.WaitAccepted(21, 10*time.Second) // the 20 held and the probe
 }
 
@@ -497,14 +490,10 @@ func TestGracefulShutdownReleasesLeases(t *testing.T) {
 
 func TestEndpointRateLimit(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	st := outboxtest.Store(t)
 	rc := newReceiver(t, nil)
 	ep := createEndpoint(t, st, rc, "")
-	five := 5
-	if _, err := st.UpdateEndpoint(ctx, ep.ID, outbox.EndpointPatch{RateLimit: &five}); err != nil {
-		t.Fatal(err)
-	}
+	updateEndpoint(t, st, ep.ID, outbox.EndpointPatch{RateLimit: ptr(5)})
 	startEngine(t, st, engineOpts{})
 	insertSQL(t, st, "", "signup.created", 15, 15)
 	got := rc.WaitAccepted(15, 20*time.Second)
@@ -517,7 +506,6 @@ func TestEndpointRateLimit(t *testing.T) {
 
 func TestPrefetchKeepsTheEndpointCap(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	st := outboxtest.Store(t)
 	var cur, peak atomic.Int64
 	rc := newReceiver(t, func(w http.ResponseWriter, n int, r receipt) int {
@@ -529,10 +517,7 @@ func TestPrefetchKeepsTheEndpointCap(t *testing.T) {
 		return http.StatusNoContent
 	})
 	ep := createEndpoint(t, st, rc, "")
-	three := 3
-	if _, err := st.UpdateEndpoint(ctx, ep.ID, outbox.EndpointPatch{MaxInFlight: &three}); err != nil {
-		t.Fatal(err)
-	}
+	updateEndpoint(t, st, ep.ID, outbox.EndpointPatch{MaxInFlight: ptr(3)})
 	m := relay.NewMetrics(nil)
 	startEngine(t, st, engineOpts{metrics: m})
 	const n = 600

@@ -115,6 +115,17 @@ func createEndpoint(t testing.TB, st *outbox.Store, rc *relaytest.Receiver, tena
 	return ep
 }
 
+// updateEndpoint applies patch to endpoint id.
+func updateEndpoint(t testing.TB, st *outbox.Store, id string, patch outbox.EndpointPatch) {
+	t.Helper()
+	if _, err := st.UpdateEndpoint(context.Background(), id, patch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ptr returns a pointer to v, for patches.
+func ptr[T any](v T) *T { return &v }
+
 // insertSQL inserts events with plain SQL, n per transaction.
 func insertSQL(t testing.TB, st *outbox.Store, tenant, typ string, count, perTx int) {
 	t.Helper()

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
@@ -19,6 +20,20 @@ const drainEvents = 10_000
 // completer had not written yet, which the engine's slots no longer count
 // (observed: about 80 per SIGKILL with MAX_IN_FLIGHT 64).
 const crashDuplicates = 2 * maxInFlight
+
+// checkFigures verifies what rc received of the drain that began at start
+// and reports its figures; more than maxDups duplicates after the fault
+// (what) fail the test. Outcomes a relay could not record (it crashed, or
+// the database was away) are sent again when their leases expire: at most
+// one crash's worth each time.
+func checkFigures(t *testing.T, st *outbox.Store, ep string, rc *relaytest.Receiver, start time.Time, maxDups int, what string) {
+	t.Helper()
+	f := verify(t, st, ep, rc)
+	report(t, f, time.Since(start))
+	if f.duplicates > maxDups {
+		t.Errorf("%d duplicates after %s, want at most %d", f.duplicates, what, maxDups)
+	}
+}
 
 // TestFaultKill9ThreeTimes kills the relay with SIGKILL three times during
 // a drain and restarts it each time.
@@ -38,11 +53,7 @@ func TestFaultKill9ThreeTimes(t *testing.T) {
 		p = startRelay(t, env)
 	}
 	waitDelivered(t, st, drainEvents, 1, 90*time.Second)
-	f := verify(t, st, ep, rc)
-	report(t, f, time.Since(start))
-	if f.duplicates > 3*crashDuplicates {
-		t.Errorf("%d duplicates after 3 crashes, want at most 3×%d", f.duplicates, crashDuplicates)
-	}
+	checkFigures(t, st, ep, rc, start, 3*crashDuplicates, "3 crashes")
 }
 
 // TestFaultPostgresRestart restarts PostgreSQL (fast shutdown) mid-drain.
@@ -67,13 +78,7 @@ func TestFaultPostgresRestart(t *testing.T) {
 	if p.exited() {
 		t.Fatalf("relay exited (%d) instead of recovering", p.code)
 	}
-	f := verify(t, st, ep, rc)
-	report(t, f, time.Since(start))
-	// Outcomes the relay could not record while the database was away are
-	// sent again when their leases expire: at most one crash's worth.
-	if f.duplicates > crashDuplicates {
-		t.Errorf("%d duplicates after a database restart, want at most %d", f.duplicates, crashDuplicates)
-	}
+	checkFigures(t, st, ep, rc, start, crashDuplicates, "a database restart")
 }
 
 // TestFaultDatabaseConnectionsCut cuts the relay's database connections
@@ -114,13 +119,7 @@ func TestFaultDatabaseConnectionsCut(t *testing.T) {
 	if p.exited() {
 		t.Fatalf("relay exited (%d) instead of recovering", p.code)
 	}
-	f := verify(t, st, ep, rc)
-	report(t, f, time.Since(start))
-	// Outcomes the relay could not record while the database was away are
-	// sent again when their leases expire: at most one crash's worth.
-	if f.duplicates > crashDuplicates {
-		t.Errorf("%d duplicates after losing the database, want at most %d", f.duplicates, crashDuplicates)
-	}
+	checkFigures(t, st, ep, rc, start, crashDuplicates, "losing the database")
 }
 
 // TestFaultReceiverDown takes the receiver down (connection refused) for
@@ -285,11 +284,7 @@ func TestFaultReplicaKilled(t *testing.T) {
 			t.Errorf("replica %d exited (%d)", i+1, p.code)
 		}
 	}
-	f := verify(t, st, ep, rc)
-	report(t, f, time.Since(start))
-	if f.duplicates > crashDuplicates {
-		t.Errorf("%d duplicates after one replica crashed, want at most %d", f.duplicates, crashDuplicates)
-	}
+	checkFigures(t, st, ep, rc, start, crashDuplicates, "one replica crashed")
 }
 
 // TestFaultSigtermDuringDrain stops the relay with SIGTERM mid-drain: it
@@ -325,9 +320,5 @@ func TestFaultSigtermDuringDrain(t *testing.T) {
 	}
 	startRelay(t, env)
 	waitDelivered(t, st, drainEvents, 1, 90*time.Second)
-	f := verify(t, st, ep, rc)
-	report(t, f, time.Since(start))
-	if f.duplicates != 0 {
-		t.Errorf("%d duplicates after a graceful shutdown, want 0", f.duplicates)
-	}
+	checkFigures(t, st, ep, rc, start, 0, "a graceful shutdown")
 }
