@@ -215,6 +215,7 @@ func TestFaultReceiverDown(t *testing.T) {
 // parallel: it measures.
 func TestFaultSlowEndpointIsolation(t *testing.T) {
 	const events = 2000
+	const slowTimeout = 10 * time.Second
 	run := func(t *testing.T, withSlow bool) time.Duration {
 		st := outboxtest.Store(t)
 		fast := relaytest.NewReceiver(t)
@@ -229,7 +230,10 @@ func TestFaultSlowEndpointIsolation(t *testing.T) {
 		// them all. The short poll interval keeps the run short: while a
 		// claim comes back short because of the per-endpoint cap, the
 		// engine waits for the next poll rather than a freed slot.
+		// A's requests time out only after slowTimeout, far above B's
+		// drain even on a loaded machine: B must finish before any of them.
 		startRelay(t, relayEnv(outboxtest.Shared().URL(), st.Schema(),
+			"HOOKRELAY_REQUEST_TIMEOUT="+slowTimeout.String(), "HOOKRELAY_LEASE_DURATION="+(3*slowTimeout).String(),
 			fmt.Sprintf("HOOKRELAY_ENDPOINT_MAX_IN_FLIGHT=%d", maxInFlight/2), "HOOKRELAY_POLL_INTERVAL=50ms"))
 		start := time.Now()
 		insertEvents(t, st, events)
@@ -237,7 +241,7 @@ func TestFaultSlowEndpointIsolation(t *testing.T) {
 		if withSlow {
 			attemptsA := `SELECT count(*) FROM ` + qualified(st, "attempts") + ` WHERE endpoint_id = $1`
 			if n := count(st, attemptsA, epA); n != 0 {
-				t.Errorf("B finished only after %d of A's requests had timed out (%s each): B waited for A", n, requestTimeout)
+				t.Errorf("B finished only after %d of A's requests had timed out (%s each): B waited for A", n, slowTimeout)
 			}
 		}
 		_, _, _, last := fast.Stats()
