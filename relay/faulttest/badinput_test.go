@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
@@ -179,7 +181,13 @@ func TestFaultBadInput(t *testing.T) {
 				}
 			})
 		}
-		p.kill()
+		// A graceful stop: a killed relay's last statement may still
+		// commit on the server after the process is gone, which would
+		// change the database under the next case's checksum.
+		p.signal(syscall.SIGTERM)
+		if _, ok := p.wait(30 * time.Second); !ok {
+			t.Fatal("hookrelay did not stop within 30s of SIGTERM")
+		}
 		before = checksum(t, st)
 	})
 
