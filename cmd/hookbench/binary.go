@@ -392,3 +392,37 @@ func procTimes(pid int) (procTimesOf, bool) {
 	t.self, t.children = (v[0]+v[1])/clkTck, (v[2]+v[3])/clkTck
 	return t, true
 }
+
+// counters sums the replicas' Prometheus counters of interest (fan-out
+// rounds by trigger, notifications) from /metrics.
+func (br *binaryRelay) counters(ctx context.Context) (map[string]float64, error) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	m := map[string]float64{}
+	for _, p := range br.procs {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.addr+"/metrics", nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("scrape %s/metrics: %w", p.addr, err)
+		}
+		data, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("scrape %s/metrics: %w", p.addr, err)
+		}
+		for _, l := range strings.Split(string(data), "\n") {
+			name, v, ok := strings.Cut(l, " ")
+			if !ok || !(strings.HasPrefix(name, "hookrelay_polls_total{") || name == "hookrelay_notifications_total") {
+				continue
+			}
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				m[name] += f
+			}
+		}
+	}
+	return m, nil
+}

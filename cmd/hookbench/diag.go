@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -36,7 +37,19 @@ type diagnostics struct {
 	// Statements are the top statements by execution time
 	// (pg_stat_statements, reset at the COMMIT).
 	Statements []statementCost `json:"statements,omitempty"`
-	Notes      []string        `json:"notes,omitempty"`
+	// Waits are what the active client backends were doing, sampled from
+	// pg_stat_activity every waitSampleEvery: the statement and its wait
+	// event ("CPU" when none), as a share of the samples.
+	Waits []waitShare `json:"waits,omitempty"`
+	// ActiveBackends is the mean number of active client backends.
+	ActiveBackends float64  `json:"active_backends"`
+	Notes          []string `json:"notes,omitempty"`
+}
+
+// waitShare is one (statement, wait event) pair's share of the samples.
+type waitShare struct {
+	What  string  `json:"what"`
+	Share float64 `json:"share_pct"`
 }
 
 // tableVersions are one table's row versions per delivery.
@@ -79,6 +92,54 @@ type diagWindow struct {
 	cpu0   pgProcCPU
 	t0     time.Time
 	failed []string
+
+	stopWaits chan struct{}
+	stopOnce  sync.Once
+	waitsDone chan struct{}
+	waits     map[string]int
+	ticks     int
+}
+
+// waitSampleEvery is how often the wait sampler reads pg_stat_activity.
+const waitSampleEvery = 25 * time.Millisecond
+
+// stopSampling stops the wait sampler (if started) and waits for it.
+func (w *diagWindow) stopSampling() {
+	if w.stopWaits == nil {
+		return
+	}
+	w.stopOnce.Do(func() { close(w.stopWaits) })
+	<-w.waitsDone
+}
+
+// sampleWaits samples the active client backends until stopWaits closes.
+func (w *diagWindow) sampleWaits(ctx context.Context) {
+	defer close(w.waitsDone)
+	t := time.NewTicker(waitSampleEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stopWaits:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rows, err := w.b.admin.Query(ctx, `SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU'), query
+			  FROM pg_stat_activity
+			 WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_backend_pid()`)
+		if err != nil {
+			continue
+		}
+		w.ticks++
+		for rows.Next() {
+			var wait, q string
+			if rows.Scan(&wait, &q) == nil {
+				w.waits[statementName(normalizeQuery(q))+" — "+wait]++
+			}
+		}
+		rows.Close()
+	}
 }
 
 // tableStat is a pg_stat_user_tables row.
@@ -110,12 +171,39 @@ func (w *diagWindow) committed(ctx context.Context) {
 			w.fail("pg_stat_statements_reset: %v", err)
 		}
 	}
+	w.stopWaits, w.waitsDone, w.waits = make(chan struct{}), make(chan struct{}), map[string]int{}
+	go w.sampleWaits(ctx)
 }
 
 // drained takes what must be read while the relay still runs.
 func (w *diagWindow) drained(ctx context.Context, r drainResult) {
 	d := w.d
 	d.Events, d.Deliveries, d.Seconds = r.events, r.deliveries, r.elapsed.Seconds()
+	if w.stopWaits != nil {
+		w.stopSampling()
+		total := 0
+		for _, n := range w.waits {
+			total += n
+		}
+		for what, n := range w.waits {
+			d.Waits = append(d.Waits, waitShare{What: what, Share: 100 * float64(n) / float64(total)})
+		}
+		slices.SortFunc(d.Waits, func(a, b waitShare) int {
+			if a.Share != b.Share {
+				if a.Share > b.Share {
+					return -1
+				}
+				return 1
+			}
+			return strings.Compare(a.What, b.What)
+		})
+		if len(d.Waits) > 8 {
+			d.Waits = d.Waits[:8]
+		}
+		if w.ticks > 0 {
+			d.ActiveBackends = float64(total) / float64(w.ticks)
+		}
+	}
 	per10k := 10000 / float64(r.deliveries)
 	cpu1 := pgCPUByKind(w.b.srv.PID())
 	for _, k := range cpu1.kinds(w.cpu0) {
@@ -209,7 +297,7 @@ func topStatements(ctx context.Context, pool *pgxpool.Pool, deliveries int) ([]s
 	rows, err := pool.Query(ctx, `SELECT query, calls, total_exec_time, rows, shared_blks_hit, wal_bytes::float8, wal_fpi,
 		sum(total_exec_time) OVER ()
 		  FROM pg_stat_statements
-		 WHERE query NOT ILIKE '%pg_stat_statements%'
+		 WHERE query NOT ILIKE '%pg_stat_statements%' AND query NOT ILIKE '%pg_stat_activity%'
 		 ORDER BY total_exec_time DESC LIMIT 10`)
 	if err != nil {
 		return nil, err
@@ -385,6 +473,12 @@ func printDiagnostics(out io.Writer, ds []*diagnostics) {
 			}
 			_ = tw.Flush()
 		}
+		if len(d.Waits) > 0 {
+			fmt.Fprintf(out, "  active client backends (pg_stat_activity every %s): %.2f on average; statement — wait event, share of samples:\n", waitSampleEvery, d.ActiveBackends)
+			for _, ws := range d.Waits {
+				fmt.Fprintf(out, "    %5.1f %%  %s\n", ws.Share, ws.What)
+			}
+		}
 		for _, n := range d.Notes {
 			fmt.Fprintf(out, "  note: %s\n", n)
 		}
@@ -448,5 +542,72 @@ func (b *bench) latencyPhases(ctx context.Context, e *env, name string, committe
 		}
 	}
 	b.note("latency: commit_to_fanout runs from the application's commit to the start of the fan-out transaction that created the delivery (deliveries.created_at), fanout_to_send from there to the request's start (attempts.started_at), send_to_receipt from there to the receiver's verified receipt; each is its own percentile, so they do not add up")
+	return nil
+}
+
+// latencyProbe takes a latency run's diagnostics when the relay is the
+// binary: the drain diagnostics over the whole run and the fan-out rounds
+// by trigger from its /metrics.
+type latencyProbe struct {
+	b    *bench
+	name string
+	br   *binaryRelay
+	dw   *diagWindow
+	c0   map[string]float64
+	t0   time.Time
+}
+
+// startLatencyProbe starts the probe before the first insert; it returns
+// nil for an in-process relay. The diagnostics are taken on the first run
+// only (the wait sampler costs a little CPU), the counters on every run.
+func (b *bench) startLatencyProbe(ctx context.Context, e *env, name string, rel runningRelay) (*latencyProbe, error) {
+	br, ok := rel.(*binaryRelay)
+	if !ok {
+		return nil, nil
+	}
+	p := &latencyProbe{b: b, name: name, br: br}
+	var err error
+	if p.c0, err = br.counters(ctx); err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(b.diags, func(d *diagnostics) bool { return d.Label == name }) {
+		if p.dw, err = b.beginDiag(ctx, e, name); err != nil {
+			return nil, err
+		}
+		p.dw.committed(ctx)
+	}
+	p.t0 = time.Now()
+	return p, nil
+}
+
+// finish records the probe's figures once every event has arrived; it
+// stops the relay (stop runs once) to read the row versions.
+func (p *latencyProbe) finish(ctx context.Context, events int, stop func() error) error {
+	if p == nil {
+		return nil
+	}
+	if p.dw != nil {
+		defer p.dw.stopSampling()
+	}
+	c1, err := p.br.counters(ctx)
+	if err != nil {
+		return err
+	}
+	for k, v := range c1 {
+		metric := "notifications_per_event"
+		if t, ok := strings.CutPrefix(k, `hookrelay_polls_total{trigger="`); ok {
+			metric = "fanout_rounds_per_event_" + strings.TrimSuffix(t, `"}`)
+		}
+		p.b.record(p.name, metric, "/event", (v-p.c0[k])/float64(events))
+	}
+	if p.dw == nil {
+		return nil
+	}
+	p.dw.drained(ctx, drainResult{events: events, deliveries: events, elapsed: time.Since(p.t0)})
+	if err := stop(); err != nil {
+		return err
+	}
+	p.dw.finish(ctx)
+	p.b.note("latency_binary: fanout_rounds_per_event_* are the binary's fan-out rounds (hookrelay_polls_total) by trigger per event, from its /metrics; its diagnostics cover the whole run")
 	return nil
 }

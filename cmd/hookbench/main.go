@@ -163,7 +163,9 @@ type report struct {
 	Diagnostics []*diagnostics `json:"diagnostics"`
 	// Profiles summarise the perf reports (--perf).
 	Profiles []profile `json:"profiles,omitempty"`
-	Notes    []string  `json:"notes"`
+	// Failed lists the scenario groups that failed; the others ran.
+	Failed []string `json:"failed,omitempty"`
+	Notes  []string `json:"notes"`
 }
 
 func main() {
@@ -237,7 +239,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		progress = stderr
 	}
 	rep, err := benchmark(ctx, o, args, progress)
-	if err == nil && o.readme {
+	if o.readme && len(rep.Results) > 0 {
 		printReadme(stdout, rep)
 	}
 	if err != nil {
@@ -319,7 +321,14 @@ func benchmark(ctx context.Context, o options, args []string, out io.Writer) (re
 		start := time.Now()
 		fmt.Fprintf(out, "hookbench: %s (%d run(s))\n", strings.Join(names, ", "), o.runs)
 		if err := b.runGroup(ctx, names); err != nil {
-			return rep, err
+			if ctx.Err() != nil {
+				return rep, err
+			}
+			// The other scenarios still run: one that breaks is a finding,
+			// reported with the figures.
+			rep.Failed = append(rep.Failed, err.Error())
+			fmt.Fprintf(out, "hookbench: FAILED: %v\n", err)
+			continue
 		}
 		fmt.Fprintf(out, "hookbench: %s done in %s\n", strings.Join(names, ", "), time.Since(start).Round(100*time.Millisecond))
 		if o.perfDir != "" && slices.Contains(names, "drain_binary") {
@@ -343,6 +352,9 @@ func benchmark(ctx context.Context, o options, args []string, out io.Writer) (re
 		return rep, fmt.Errorf("write results: %w", err)
 	}
 	fmt.Fprintf(out, "hookbench: results written to %s\n", o.jsonPath)
+	if len(rep.Failed) > 0 {
+		return rep, fmt.Errorf("%d scenario group(s) failed (see the results)", len(rep.Failed))
+	}
 	return rep, nil
 }
 

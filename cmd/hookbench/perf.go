@@ -81,14 +81,15 @@ func (b *bench) perfDrain(ctx context.Context) error {
 	}
 	b.note(fmt.Sprintf("perf: one extra drain_binary of %d events at %s events/s (not in the figures) under `perf record -F 499 -g -a`; reports in %s", b.sz.Drain, thousands(r.rate()), dir))
 	slices.Sort(pgPIDs)
+	relay, pg := joinPIDs(relayPIDs), joinPIDs(pgPIDs)
 	reports := []struct {
 		name, file string
 		args       []string
 	}{
 		{"processes (share of all samples)", "by-process.txt", []string{"--sort", "comm"}},
-		{"hookrelay run, self time by function", "hookrelay-self.txt", []string{"--no-children", "--sort", "sym", "--pid", joinPIDs(relayPIDs)}},
-		{"hookrelay run, time including callees", "hookrelay-children.txt", []string{"--children", "--sort", "sym", "--pid", joinPIDs(relayPIDs)}},
-		{"PostgreSQL, self time by function", "postgres-self.txt", []string{"--no-children", "--sort", "dso,sym", "--pid", joinPIDs(pgPIDs)}},
+		{"hookrelay run, self time by function (share of its samples)", "hookrelay-self.txt", []string{"--no-children", "--sort", "sym", "--pid", relay, "--percentage", "relative"}},
+		{"hookrelay run, time including callees (share of its samples)", "hookrelay-children.txt", []string{"--children", "--sort", "sym", "--pid", relay, "--percentage", "relative"}},
+		{"PostgreSQL, self time by function (share of its samples)", "postgres-self.txt", []string{"--no-children", "--sort", "dso,sym", "--pid", pg, "--percentage", "relative"}},
 	}
 	for _, rp := range reports {
 		args := append([]string{"report", "-i", data, "--stdio", "-g", "none", "--percent-limit", "0.5"}, rp.args...)
@@ -103,7 +104,7 @@ func (b *bench) perfDrain(ctx context.Context) error {
 		if err := os.WriteFile(path, stdout.Bytes(), 0o644); err != nil {
 			return fmt.Errorf("write %s: %w", path, err)
 		}
-		b.profiles = append(b.profiles, profile{Name: rp.name, File: path, Top: topLines(stdout.String(), 20)})
+		b.profiles = append(b.profiles, profile{Name: rp.name, File: path, Top: topLines(stdout.String(), 25)})
 	}
 	return nil
 }
@@ -122,7 +123,7 @@ func topLines(report string, n int) []string {
 	var out []string
 	for _, l := range strings.Split(report, "\n") {
 		t := strings.TrimSpace(l)
-		if t == "" || strings.HasPrefix(t, "#") {
+		if t == "" || strings.HasPrefix(t, "#") || frameOnly(t) {
 			continue
 		}
 		out = append(out, strings.Join(strings.Fields(t), " "))
@@ -131,4 +132,15 @@ func topLines(report string, n int) []string {
 		}
 	}
 	return out
+}
+
+// frameOnly says whether a report line is a frame every goroutine or
+// thread passes through, which says nothing about where time goes.
+func frameOnly(line string) bool {
+	for _, f := range []string{"runtime.goexit", "runtime.systemstack", "runtime.mcall", "runtime.main", ".gowrap", "runtime.mstart"} {
+		if strings.Contains(line, f) {
+			return true
+		}
+	}
+	return false
 }

@@ -110,6 +110,9 @@ func printReadme(out io.Writer, rep report) {
 		}
 		fmt.Fprintf(out, "| %s | %s | %s |\n", r[0], r[1], r[2])
 	}
+	for _, f := range rep.Failed {
+		fmt.Fprintf(out, "\nFailed in this run: %s\n", strings.ReplaceAll(firstLine(f), "|", "\\|"))
+	}
 	if len(rep.Targets) > 0 {
 		fmt.Fprintln(out)
 		fmt.Fprintln(out, "| target (issue 18) | this run | |")

@@ -157,6 +157,9 @@ func printTable(out io.Writer, rep report) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s–%s\t%s\t%s %s\t\n", f.Scenario, f.Metric, num(f.Median), num(f.Min), num(f.Max), f.Unit, f.Target, f.Status)
 	}
 	_ = tw.Flush()
+	for _, f := range rep.Failed {
+		fmt.Fprintln(out, "\nFAILED:", f)
+	}
 	if len(rep.Notes) > 0 {
 		fmt.Fprintln(out, "\nnotes:")
 		for _, n := range rep.Notes {
