@@ -509,3 +509,47 @@ func TestFaultProxyKeepsTheGuard(t *testing.T) {
 		t.Errorf("the receiver got %d deliveries", n)
 	}
 }
+
+// TestFaultHungEndpointOnASharedHost puts a hung endpoint and a healthy
+// one on the same host and port (two paths of one server), as tenants'
+// endpoints on one webhook provider are: the healthy endpoint drains
+// before the first hung request could time out.
+func TestFaultHungEndpointOnASharedHost(t *testing.T) {
+	t.Parallel()
+	const events, hungTimeout = 500, 10 * time.Second
+	ctx := context.Background()
+	st := outboxtest.Store(t)
+	rc := relaytest.NewReceiver(t)
+	rc.Respond = func(w http.ResponseWriter, r *http.Request, got relaytest.Receipt) int {
+		if r.URL.Path == "/hang" {
+			<-r.Context().Done()
+			return http.StatusGatewayTimeout
+		}
+		return http.StatusNoContent
+	}
+	if _, err := st.CreateEndpoint(ctx, outbox.EndpointInput{Tenant: "hung", URL: "http://" + rc.Addr() + "/hang", Secret: rc.Secret}, 0); err != nil {
+		t.Fatal(err)
+	}
+	healthy, err := st.CreateEndpoint(ctx, outbox.EndpointInput{Tenant: "healthy", URL: rc.URL(), Secret: rc.Secret}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startRelay(t, relayEnv(outboxtest.Shared().URL(), st.Schema(), "HOOKRELAY_RETRY_SCHEDULE=1h",
+		"HOOKRELAY_REQUEST_TIMEOUT="+hungTimeout.String(), "HOOKRELAY_LEASE_DURATION="+(3*hungTimeout).String(),
+		// Each endpoint may use half the process's requests, as by default
+		// (16 of 256) it may use a sixteenth.
+		fmt.Sprintf("HOOKRELAY_ENDPOINT_MAX_IN_FLIGHT=%d", maxInFlight/2)))
+	// The hung endpoint's events first, so its requests are in flight.
+	for _, tenant := range []string{"hung", "healthy"} {
+		if _, err := st.Pool().Exec(ctx, `INSERT INTO `+qualified(st, "outbox")+` (event_type, tenant, payload)
+			SELECT 't', $1, jsonb_build_object('n', g) FROM generate_series(1, $2) g`, tenant, events); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	delivered := `SELECT count(*) FROM ` + qualified(st, "deliveries") + ` WHERE endpoint_id = $1 AND state = 'delivered'`
+	eventually(t, 60*time.Second, "the healthy endpoint's deliveries", func() bool { return count(st, delivered, healthy.ID) == events })
+	if d := time.Since(start); d >= hungTimeout {
+		t.Errorf("the healthy endpoint drained in %v, after the hung requests' timeout (%v): it waited for connections the hung endpoint held", d, hungTimeout)
+	}
+}

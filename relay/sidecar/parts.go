@@ -73,10 +73,13 @@ func NewStore(pool *pgxpool.Pool, cfg config.Config) (*outbox.Store, error) {
 // NewSender builds the delivery sender of cfg, destination
 // guard and outbound proxy included.
 func NewSender(cfg config.Config) (*relay.Sender, error) {
+	// No per-host connection cap: endpoints of many tenants share a host
+	// (and, through HOOKRELAY_HTTP_PROXY, every request goes to one), so a
+	// per-host cap would let one hung endpoint take the connections its
+	// neighbours need. The scheduler caps requests per endpoint instead.
 	sc := relay.SenderConfig{
-		Timeout:         cfg.RequestTimeout,
-		MaxConnsPerHost: cfg.EndpointMaxInFlight,
-		Guard:           destguard.New(cfg.AllowPrivateDestinations, cfg.AllowedDestinationCIDRs),
+		Timeout: cfg.RequestTimeout,
+		Guard:   destguard.New(cfg.AllowPrivateDestinations, cfg.AllowedDestinationCIDRs),
 	}
 	if cfg.HTTPProxy != "" {
 		u, err := url.Parse(cfg.HTTPProxy)
