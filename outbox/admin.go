@@ -457,7 +457,7 @@ const FinishedExactLimit = 1000
 // endpoints table). Of the finished rows, the newest FinishedExactLimit+1
 // ($1) at most are read, through the finished-rows index: when there are
 // no more, the per-state counts are exact.
-const queueStatsSQL = `SELECT
+var queueStatsSQL = `SELECT
     (SELECT count(*) FROM {{schema}}.deliveries WHERE state = 'pending' AND attempts = 0),
     (SELECT count(*) FROM {{schema}}.deliveries WHERE state = 'pending' AND attempts > 0),
     (SELECT count(*) FROM {{schema}}.deliveries WHERE state = 'in_flight'),
@@ -472,7 +472,7 @@ const queueStatsSQL = `SELECT
           WHERE state = 'pending' AND attempts > 0 AND next_attempt_at <= now()))
     )::float8,
     (SELECT count(*) FROM {{schema}}.endpoints WHERE NOT enabled),
-    (SELECT count(*) FROM (` + blockedKeysSQL + `) b)
+    (SELECT count(*) FROM (` + blockedKeysAll + `) b)
   FROM (SELECT count(*) FILTER (WHERE state = 'dead') AS dead,
                count(*) FILTER (WHERE state = 'delivered') AS delivered,
                count(*) AS n

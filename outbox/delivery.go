@@ -311,13 +311,27 @@ func scanClaimed(rows pgx.Rows, token int64, counts func(c Claimed, x *dispatchC
 	return out, nil
 }
 
-// openClaimed decrypts the secrets of claimed deliveries. A delivery whose
-// secrets do not open gets SecretErr; the others are not affected.
+// openClaimed decrypts the secrets of claimed deliveries, once per
+// distinct set of stored secrets in the batch (a batch usually holds many
+// deliveries of few endpoints). A delivery whose secrets do not open gets
+// SecretErr; the others are not affected.
 func (s *Store) openClaimed(out []Claimed) {
+	type opened struct {
+		secrets []string
+		err     error
+	}
+	seen := map[string]opened{}
 	for i := range out {
-		if err := s.openSecrets(out[i].Secrets); err != nil {
-			out[i].Secrets, out[i].SecretErr = nil, err
+		key := strings.Join(out[i].Secrets, "\x00")
+		o, ok := seen[key]
+		if !ok {
+			o.secrets = out[i].Secrets
+			if o.err = s.openSecrets(o.secrets); o.err != nil {
+				o.secrets = nil
+			}
+			seen[key] = o
 		}
+		out[i].Secrets, out[i].SecretErr = o.secrets, o.err
 	}
 }
 

@@ -32,13 +32,17 @@ SELECT count(*) FROM rel`, s.schema), id)
 // blockedKeysSQL lists, per (endpoint, ordering key) that a dead delivery
 // blocks (the endpoint's ordering_on_dead is block), the oldest dead
 // delivery, its event and when it died. It reads the dead rows of the
-// ordering index only.
+// ordering index only; %s narrows them (e.g. to one endpoint) before the
+// DISTINCT, or is "true".
 const blockedKeysSQL = `SELECT DISTINCT ON (d.endpoint_id, d.ordering_key)
        d.endpoint_id, d.ordering_key, d.id, d.event_id, d.finished_at
   FROM {{schema}}.deliveries d
   JOIN {{schema}}.endpoints e ON e.id = d.endpoint_id AND e.ordering_on_dead = 'block'
- WHERE d.state = 'dead' AND d.ordering_key IS NOT NULL
+ WHERE d.state = 'dead' AND d.ordering_key IS NOT NULL AND %s
  ORDER BY d.endpoint_id, d.ordering_key, d.id`
+
+// blockedKeysAll is blockedKeysSQL over every endpoint (the metrics).
+var blockedKeysAll = fmt.Sprintf(blockedKeysSQL, "true")
 
 // BlockedKey is an ordering key a dead delivery holds: its later events
 // wait until the delivery is retried or cancelled.
@@ -57,8 +61,7 @@ func (s *Store) BlockedKeys(ctx context.Context, endpointID string) ([]BlockedKe
 		return nil, ErrNotFound
 	}
 	rows, err := s.pool.Query(ctx, qualify(`SELECT ordering_key, id, event_id, coalesce(finished_at, now())
-  FROM (`+blockedKeysSQL+`) b
- WHERE endpoint_id = $1 AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM {{schema}}.endpoints t WHERE t.id = $1 AND t.tenant = $2))
+  FROM (`+fmt.Sprintf(blockedKeysSQL, `d.endpoint_id = $1 AND ($2::text IS NULL OR e.tenant = $2)`)+`) b
  ORDER BY ordering_key`, s.schema), endpointID, s.tenantArg())
 	if err != nil {
 		return nil, fmt.Errorf("blocked keys of endpoint %s: %w", endpointID, translate(err))
