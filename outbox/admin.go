@@ -147,16 +147,6 @@ func beforeID(after string) (*int64, error) {
 	return &id, nil
 }
 
-// idPage trims rows fetched with LIMIT limit+1 to a page and returns the
-// cursor of the next one ("" when this is the last).
-func idPage[T any](rows []T, limit int, id func(T) int64) ([]T, string) {
-	if len(rows) <= limit {
-		return rows, ""
-	}
-	rows = rows[:limit]
-	return rows, EncodeIDCursor(id(rows[limit-1]))
-}
-
 // EncodeIDCursor returns the opaque cursor for a page that ends at id.
 func EncodeIDCursor(id int64) string {
 	return base64.RawURLEncoding.EncodeToString([]byte("i" + strconv.FormatInt(id, 10)))
@@ -209,20 +199,17 @@ func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]StoredEvent, s
 	if err != nil {
 		return nil, "", err
 	}
-	rows, err := s.pool.Query(ctx, qualify(`SELECT `+eventColumns+` FROM {{schema}}.outbox
+	out, err := queryList(ctx, s, "list events", `SELECT `+eventColumns+` FROM {{schema}}.outbox
  WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR event_type = $2)
    AND ($3::timestamptz IS NULL OR created_at >= $3) AND ($4::timestamptz IS NULL OR created_at < $4)
    AND ($5::bigint IS NULL OR id < $5) AND ($7::text IS NULL OR tenant = $7)
  ORDER BY id DESC
- LIMIT $6`, s.schema), f.Tenant, f.Type, f.Since, f.Until, before, limit+1, s.tenantArg())
+ LIMIT $6`, func(r pgx.CollectableRow) (StoredEvent, error) { return scanEvent(r) },
+		f.Tenant, f.Type, f.Since, f.Until, before, limit+1, s.tenantArg())
 	if err != nil {
-		return nil, "", fmt.Errorf("list events: %w", translate(err))
+		return nil, "", err
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (StoredEvent, error) { return scanEvent(r) })
-	if err != nil {
-		return nil, "", fmt.Errorf("list events: %w", translate(err))
-	}
-	out, next := idPage(out, limit, func(e StoredEvent) int64 { return e.ID })
+	out, next := cutPage(out, limit, func(e StoredEvent) string { return EncodeIDCursor(e.ID) })
 	return out, next, nil
 }
 

@@ -151,18 +151,8 @@ func (s *Store) GetEventType(ctx context.Context, name string) (EventType, error
 
 // ListEventTypes returns the catalog by name.
 func (s *Store) ListEventTypes(ctx context.Context) ([]EventType, error) {
-	rows, err := s.pool.Query(ctx, qualify(`SELECT `+eventTypeColumns+` FROM {{schema}}.event_types ORDER BY name`, s.schema))
-	if err != nil {
-		return nil, fmt.Errorf("list event types: %w", translate(err))
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (EventType, error) { return scanEventType(r) })
-	if err != nil {
-		return nil, fmt.Errorf("list event types: %w", translate(err))
-	}
-	if out == nil {
-		out = []EventType{}
-	}
-	return out, nil
+	return queryList(ctx, s, "list event types", `SELECT `+eventTypeColumns+` FROM {{schema}}.event_types ORDER BY name`,
+		func(r pgx.CollectableRow) (EventType, error) { return scanEventType(r) })
 }
 
 // DeleteEventType removes a catalog entry, or returns ErrNotFound.

@@ -415,25 +415,17 @@ func (s *Store) ListEndpoints(ctx context.Context, f EndpointFilter) ([]Endpoint
 		}
 		afterT, afterID = &t, id
 	}
-	rows, err := s.pool.Query(ctx, qualify(`SELECT `+endpointColumns+` FROM {{schema}}.endpoints
+	out, err := queryList(ctx, s, "list endpoints", `SELECT `+endpointColumns+` FROM {{schema}}.endpoints
  WHERE ($1::text IS NULL OR tenant = $1) AND ($2::boolean IS NULL OR enabled = $2)
    AND ($3::timestamptz IS NULL OR (date_trunc('microseconds', created_at), id) > ($3, $4::uuid))
    AND ($6::text IS NULL OR tenant = $6)
  ORDER BY created_at, id
- LIMIT $5`, s.schema), f.Tenant, f.Enabled, afterT, afterID, limit+1, s.tenantArg())
+ LIMIT $5`, func(r pgx.CollectableRow) (Endpoint, error) { return scanEndpoint(r) },
+		f.Tenant, f.Enabled, afterT, afterID, limit+1, s.tenantArg())
 	if err != nil {
-		return nil, "", fmt.Errorf("list endpoints: %w", translate(err))
+		return nil, "", err
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Endpoint, error) { return scanEndpoint(r) })
-	if err != nil {
-		return nil, "", fmt.Errorf("list endpoints: %w", translate(err))
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[limit-1]
-		next = encodeCursor(last.CreatedAt, last.ID)
-	}
+	out, next := cutPage(out, limit, func(e Endpoint) string { return encodeCursor(e.CreatedAt, e.ID) })
 	return out, next, nil
 }
 

@@ -50,72 +50,26 @@ func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Deliver
 	if f.EventID != nil {
 		q.cond("d.event_id = " + q.arg(*f.EventID))
 	}
-	var ocond []string // conditions on the delivery's event
-	if f.EventType != nil {
-		ocond = append(ocond, "o.event_type = "+q.arg(*f.EventType))
+	tenants, err := q.history("d", "created_at", f.EventType, f.Since, f.Until, f.After, s.tenant, f.Tenant)
+	if err != nil {
+		return nil, "", err
 	}
-	if f.Since != nil {
-		q.cond("d.created_at >= " + q.arg(*f.Since))
-	}
-	if f.Until != nil {
-		q.cond("d.created_at < " + q.arg(*f.Until))
-	}
-	if f.After != "" {
-		t, id, err := decodeTimeIDCursor(f.After)
-		if err != nil {
-			return nil, "", err
-		}
-		q.cond("(d.created_at, d.id) < (" + q.arg(t) + "::timestamptz, " + q.arg(id) + "::bigint)")
-	}
-	tenants := q.tenants(s.tenant, f.Tenant)
-	for _, n := range tenants {
-		ocond = append(ocond, "o.tenant = "+n)
-	}
-	q.eventCond("d", ocond)
 	lim := q.arg(limit + 1)
-	from := `{{schema}}.deliveries d`
-	var page string
+	var econds []string
 	if len(tenants) > 0 {
-		// Merge the tenant's endpoints' lists.
-		var econds []string
-		for _, n := range tenants {
-			econds = append(econds, "e.tenant = "+n)
-		}
-		if f.EndpointID != nil {
-			econds = append(econds, "e.id = "+q.arg(*f.EndpointID)+"::uuid")
-		}
-		page = `SELECT x.id, x.created_at FROM {{schema}}.endpoints e CROSS JOIN LATERAL (
-    SELECT d.id, d.created_at FROM ` + from + `
-     WHERE d.endpoint_id = e.id AND ` + q.where() + `
-     ORDER BY d.created_at DESC, d.id DESC LIMIT ` + lim + `) x
- WHERE ` + strings.Join(econds, " AND ") + `
- ORDER BY x.created_at DESC, x.id DESC LIMIT ` + lim
-	} else {
-		if f.EndpointID != nil {
-			q.cond("d.endpoint_id = " + q.arg(*f.EndpointID) + "::uuid")
-		}
-		page = `SELECT d.id, d.created_at FROM ` + from + `
- WHERE ` + q.where() + `
- ORDER BY d.created_at DESC, d.id DESC LIMIT ` + lim
+		econds = q.endpoints(tenants, f.EndpointID) // merge the tenant's endpoints' lists
+	} else if f.EndpointID != nil {
+		q.cond("d.endpoint_id = " + q.arg(*f.EndpointID) + "::uuid")
 	}
-	sql := `WITH page AS (` + page + `)
+	sql := `WITH page AS (` + q.newestFirst("d.id, d.created_at", "deliveries d", "created_at", econds, lim) + `)
 SELECT ` + deliveryColumns + ` FROM {{schema}}.deliveries
  WHERE id IN (SELECT id FROM page)
  ORDER BY created_at DESC, id DESC`
-	rows, err := s.pool.Query(ctx, qualify(sql, s.schema), q.args...)
+	out, err := queryList(ctx, s, "list deliveries", sql, func(r pgx.CollectableRow) (Delivery, error) { return scanDelivery(r) }, q.args...)
 	if err != nil {
-		return nil, "", fmt.Errorf("list deliveries: %w", translate(err))
+		return nil, "", err
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) { return scanDelivery(r) })
-	if err != nil {
-		return nil, "", fmt.Errorf("list deliveries: %w", translate(err))
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[limit-1]
-		next = encodeTimeIDCursor(last.CreatedAt, last.ID)
-	}
+	out, next := cutPage(out, limit, func(d Delivery) string { return encodeTimeIDCursor(d.CreatedAt, d.ID) })
 	return out, next, nil
 }
 
@@ -166,83 +120,38 @@ func (s *Store) ListAttemptsFiltered(ctx context.Context, f AttemptFilter) ([]At
 	if f.DeliveryID != nil {
 		q.cond("a.delivery_id = " + q.arg(*f.DeliveryID))
 	}
-	var ocond []string // conditions on the attempt's event
-	if f.EventType != nil {
-		ocond = append(ocond, "o.event_type = "+q.arg(*f.EventType))
+	tenants, err := q.history("a", "started_at", f.EventType, f.Since, f.Until, f.After, s.tenant, f.Tenant)
+	if err != nil {
+		return nil, "", err
 	}
-	if f.Since != nil {
-		q.cond("a.started_at >= " + q.arg(*f.Since))
-	}
-	if f.Until != nil {
-		q.cond("a.started_at < " + q.arg(*f.Until))
-	}
-	if f.After != "" {
-		t, id, err := decodeTimeIDCursor(f.After)
-		if err != nil {
-			return nil, "", err
-		}
-		q.cond("(a.started_at, a.id) < (" + q.arg(t) + "::timestamptz, " + q.arg(id) + "::bigint)")
-	}
-	tenants := q.tenants(s.tenant, f.Tenant)
-	for _, n := range tenants {
-		ocond = append(ocond, "o.tenant = "+n)
-	}
-	q.eventCond("a", ocond)
 	lim := q.arg(limit + 1)
-	from := `{{schema}}.attempts a`
 	const cols = `a.id, a.delivery_id, a.event_id, a.endpoint_id::text,
        coalesce((SELECT o.event_type FROM {{schema}}.outbox o WHERE o.id = a.event_id), '') AS event_type,
        coalesce((SELECT o.test FROM {{schema}}.outbox o WHERE o.id = a.event_id), false) AS test,
        a.attempt, a.started_at, a.duration_ms, a.status_code, a.outcome, a.error_class, a.error, a.response_excerpt`
-	var sql string
+	var econds []string
 	switch {
 	case f.DeliveryID == nil && (len(tenants) > 0 || f.EndpointID != nil):
 		// Merge the endpoints' lists (one endpoint, or the tenant's).
-		var econds []string
-		for _, n := range tenants {
-			econds = append(econds, "e.tenant = "+n)
-		}
-		if f.EndpointID != nil {
-			econds = append(econds, "e.id = "+q.arg(*f.EndpointID)+"::uuid")
-		}
-		sql = `SELECT x.* FROM {{schema}}.endpoints e CROSS JOIN LATERAL (
-    SELECT ` + cols + ` FROM ` + from + `
-     WHERE a.endpoint_id = e.id AND ` + q.where() + `
-     ORDER BY a.started_at DESC, a.id DESC LIMIT ` + lim + `) x
- WHERE ` + strings.Join(econds, " AND ") + `
- ORDER BY x.started_at DESC, x.id DESC LIMIT ` + lim
+		econds = q.endpoints(tenants, f.EndpointID)
 	case f.DeliveryID != nil:
 		if f.EndpointID != nil {
 			q.cond("a.endpoint_id = " + q.arg(*f.EndpointID) + "::uuid")
 		}
-		sql = `SELECT ` + cols + ` FROM ` + from + `
- WHERE ` + q.where() + `
- ORDER BY a.started_at DESC, a.id DESC LIMIT ` + lim
 	default:
 		return nil, "", &FieldError{Field: "endpoint_id", Reason: "an attempt list needs endpoint_id, delivery_id or tenant"}
 	}
-	rows, err := s.pool.Query(ctx, qualify(sql, s.schema), q.args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list attempts: %w", translate(err))
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Attempt, error) {
+	sql := q.newestFirst(cols, "attempts a", "started_at", econds, lim)
+	out, err := queryList(ctx, s, "list attempts", sql, func(r pgx.CollectableRow) (Attempt, error) {
 		var a Attempt
 		err := r.Scan(&a.ID, &a.DeliveryID, &a.EventID, &a.EndpointID, &a.EventType, &a.Test, &a.Attempt, &a.StartedAt,
 			&a.DurationMS, &a.StatusCode, &a.Outcome, &a.ErrorClass, &a.Error, &a.Response)
 		return a, err
-	})
+	}, q.args...)
 	if err != nil {
-		return nil, "", fmt.Errorf("list attempts: %w", translate(err))
+		return nil, "", err
 	}
-	if out == nil {
-		out = []Attempt{}
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[limit-1]
-		next = encodeTimeIDCursor(last.StartedAt, last.ID)
-	}
+	out, next := cutPage(out, limit, func(a Attempt) string { return encodeTimeIDCursor(a.StartedAt, a.ID) })
 	return out, next, nil
 }
 
@@ -275,6 +184,98 @@ func (q *listQuery) where() string {
 		return "true"
 	}
 	return strings.Join(q.conds, " AND ")
+}
+
+// history adds the filters the history lists share, on the rows of alias
+// x ordered newest first by (x.at, x.id): the event's type, the range
+// [since, until) of x.at, the rows after the cursor, and the tenants (the
+// store's scope and the filter's), whose predicates' parameters it returns
+// for the merge of their endpoints' lists.
+func (q *listQuery) history(x, at string, eventType *string, since, until *time.Time, after string, scope, tenant *string) ([]string, error) {
+	var ocond []string // conditions on the row's event
+	if eventType != nil {
+		ocond = append(ocond, "o.event_type = "+q.arg(*eventType))
+	}
+	col := x + "." + at
+	if since != nil {
+		q.cond(col + " >= " + q.arg(*since))
+	}
+	if until != nil {
+		q.cond(col + " < " + q.arg(*until))
+	}
+	if after != "" {
+		t, id, err := decodeTimeIDCursor(after)
+		if err != nil {
+			return nil, err
+		}
+		q.cond("(" + col + ", " + x + ".id) < (" + q.arg(t) + "::timestamptz, " + q.arg(id) + "::bigint)")
+	}
+	tenants := q.tenants(scope, tenant)
+	for _, n := range tenants {
+		ocond = append(ocond, "o.tenant = "+n)
+	}
+	q.eventCond(x, ocond)
+	return tenants, nil
+}
+
+// endpoints returns the conditions (alias e) on the endpoints whose lists
+// a list merges: the tenants' (parameters from tenants) and the one named.
+func (q *listQuery) endpoints(tenants []string, endpointID *string) []string {
+	var econds []string
+	for _, n := range tenants {
+		econds = append(econds, "e.tenant = "+n)
+	}
+	if endpointID != nil {
+		econds = append(econds, "e.id = "+q.arg(*endpointID)+"::uuid")
+	}
+	return econds
+}
+
+// newestFirst is the statement of a page (lim rows) of cols from table
+// (with its alias, such as "attempts a"), newest first by (at, id): merged
+// from the lists of the endpoints matching econds, each read down its
+// endpoint's index for at most a page, or, without econds, read directly.
+func (q *listQuery) newestFirst(cols, table, at string, econds []string, lim string) string {
+	x := table[strings.LastIndexByte(table, ' ')+1:]
+	if len(econds) == 0 {
+		return `SELECT ` + cols + ` FROM {{schema}}.` + table + `
+ WHERE ` + q.where() + `
+ ORDER BY ` + x + `.` + at + ` DESC, ` + x + `.id DESC LIMIT ` + lim
+	}
+	return `SELECT x.* FROM {{schema}}.endpoints e CROSS JOIN LATERAL (
+    SELECT ` + cols + ` FROM {{schema}}.` + table + `
+     WHERE ` + x + `.endpoint_id = e.id AND ` + q.where() + `
+     ORDER BY ` + x + `.` + at + ` DESC, ` + x + `.id DESC LIMIT ` + lim + `) x
+ WHERE ` + strings.Join(econds, " AND ") + `
+ ORDER BY x.` + at + ` DESC, x.id DESC LIMIT ` + lim
+}
+
+// queryList runs the list statement sql (its {{schema}} qualified) and
+// scans its rows; what names the list in errors. The list is empty, not
+// nil, when no row matches.
+func queryList[T any](ctx context.Context, s *Store, what, sql string, scan pgx.RowToFunc[T], args ...any) ([]T, error) {
+	rows, err := s.pool.Query(ctx, qualify(sql, s.schema), args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, translate(err))
+	}
+	out, err := pgx.CollectRows(rows, scan)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, translate(err))
+	}
+	if out == nil {
+		out = []T{}
+	}
+	return out, nil
+}
+
+// cutPage cuts rows, read with one more than limit, to a page and returns
+// the cursor of the next page (from the page's last row), "" at the end.
+func cutPage[T any](rows []T, limit int, cursor func(T) string) ([]T, string) {
+	if len(rows) <= limit {
+		return rows, ""
+	}
+	rows = rows[:limit]
+	return rows, cursor(rows[limit-1])
 }
 
 // tenants returns the parameters of the tenant predicates: the store's

@@ -179,21 +179,10 @@ RETURNING `+tokenColumns, s.schema), in.Tenant, HashToken(value), in.ReadOnly, i
 // ListTokens lists tokens (revoked and expired ones too), oldest first,
 // of one tenant when tenant is not nil. At most 1000 are returned.
 func (s *Store) ListTokens(ctx context.Context, tenant *string) ([]Token, error) {
-	rows, err := s.pool.Query(ctx, qualify(`SELECT `+tokenColumns+` FROM {{schema}}.tokens
+	return queryList(ctx, s, "list tokens", `SELECT `+tokenColumns+` FROM {{schema}}.tokens
  WHERE ($1::text IS NULL OR tenant = $1)
  ORDER BY tenant, created_at, id
- LIMIT 1000`, s.schema), tenant)
-	if err != nil {
-		return nil, fmt.Errorf("list tokens: %w", translate(err))
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Token, error) { return scanToken(r) })
-	if err != nil {
-		return nil, fmt.Errorf("list tokens: %w", translate(err))
-	}
-	if out == nil {
-		out = []Token{}
-	}
-	return out, nil
+ LIMIT 1000`, func(r pgx.CollectableRow) (Token, error) { return scanToken(r) }, tenant)
 }
 
 // RevokeToken revokes a token at once: its next request, on any replica,
