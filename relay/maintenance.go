@@ -212,31 +212,35 @@ func (m *Maintenance) purge(ctx context.Context) (outbox.Purged, error) {
 	}
 	cutoff := time.Now().Add(-m.Retention)
 	var total outbox.Purged
-	for {
-		if err := ctx.Err(); err != nil {
-			return total, fmt.Errorf("retention: %w", err)
-		}
+	err := inBatches(ctx, batch, func() (int, error) {
 		p, err := m.Store.PurgeDeliveries(ctx, cutoff, batch)
-		if err != nil {
-			return total, fmt.Errorf("retention: %w", err)
-		}
 		total.Attempts += p.Attempts
 		total.Deliveries += p.Deliveries
-		if p.Deliveries < batch {
-			break
-		}
+		return p.Deliveries, err
+	})
+	if err == nil {
+		err = inBatches(ctx, batch, func() (int, error) {
+			n, err := m.Store.PurgeEvents(ctx, cutoff, batch)
+			total.Events += n
+			return n, err
+		})
 	}
+	if err != nil {
+		return total, fmt.Errorf("retention: %w", err)
+	}
+	return total, nil
+}
+
+// inBatches calls purge, which deletes up to batch rows and says how many
+// it deleted, until a batch comes back short, purge fails or ctx ends.
+func inBatches(ctx context.Context, batch int, purge func() (int, error)) error {
 	for {
 		if err := ctx.Err(); err != nil {
-			return total, fmt.Errorf("retention: %w", err)
+			return err
 		}
-		n, err := m.Store.PurgeEvents(ctx, cutoff, batch)
-		if err != nil {
-			return total, fmt.Errorf("retention: %w", err)
-		}
-		total.Events += n
-		if n < batch {
-			return total, nil
+		n, err := purge()
+		if err != nil || n < batch {
+			return err
 		}
 	}
 }
