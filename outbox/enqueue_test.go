@@ -16,13 +16,23 @@ import (
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 )
 
-func countRows(t *testing.T, st *outbox.Store, table string) int {
+// wantRows fails t unless table of st holds want rows.
+func wantRows(t *testing.T, st *outbox.Store, table string, want int) {
 	t.Helper()
 	var n int
-	if err := st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM `+pgx.Identifier{st.Schema(), table}.Sanitize()).Scan(&n); err != nil {
+	if err := st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM `+outboxTable(st, table)).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	return n
+	if n != want {
+		t.Errorf("%s rows = %d, want %d", table, n, want)
+	}
+}
+
+// enqueueStore is a store on a fresh schema and the Options that enqueue
+// into it.
+func enqueueStore(t *testing.T) (*outbox.Store, outbox.Options) {
+	st := outboxtest.Store(t)
+	return st, outbox.Options{Schema: st.Schema()}
 }
 
 // listen opens a second connection listening on the store's channel, as an
@@ -103,9 +113,7 @@ func TestEnqueueInTransaction(t *testing.T) {
 			if err := c.end(tx, ctx); err != nil {
 				t.Fatal(err)
 			}
-			if n := countRows(t, st, "outbox"); n != c.rows {
-				t.Fatalf("rows = %d, want %d", n, c.rows)
-			}
+			wantRows(t, st, "outbox", c.rows)
 			if n := notifications(t, l, 500*time.Millisecond); n != c.notes {
 				t.Fatalf("notifications = %d, want exactly %d", n, c.notes)
 			}
@@ -163,9 +171,7 @@ func TestEnqueueValidation(t *testing.T) {
 	if !errors.As(err, &ve) || ve.Index != 1 {
 		t.Fatalf("batch error = %v, want index 1", err)
 	}
-	if n := countRows(t, st, "outbox"); n != 0 {
-		t.Fatalf("rows after invalid input = %d", n)
-	}
+	wantRows(t, st, "outbox", 0)
 }
 
 func TestPlainSQLConstraints(t *testing.T) {
@@ -185,15 +191,12 @@ func TestPlainSQLConstraints(t *testing.T) {
 	if !errors.Is(err, outbox.ErrPayloadTooLarge) {
 		t.Errorf("Enqueue of an oversized payload = %v", err)
 	}
-	if n := countRows(t, st, "outbox"); n != 0 {
-		t.Fatalf("rows = %d", n)
-	}
+	wantRows(t, st, "outbox", 0)
 }
 
 func TestEnqueueIdempotencyKey(t *testing.T) {
 	ctx := context.Background()
-	st := outboxtest.Store(t)
-	opts := outbox.Options{Schema: st.Schema()}
+	st, opts := enqueueStore(t)
 	ev := outbox.Event{Type: "signup.created", Tenant: "acme", Payload: json.RawMessage(`{"a":1}`), IdempotencyKey: "signup-42"}
 	first, err := outbox.Enqueue(ctx, st.Pool(), ev, opts)
 	if err != nil || first.Duplicate || first.ID == 0 || !strings.HasPrefix(first.WebhookID, "msg_") || strings.Contains(first.WebhookID, ".") {
@@ -223,15 +226,12 @@ func TestEnqueueIdempotencyKey(t *testing.T) {
 	if res[0].Duplicate || !res[2].Duplicate || res[1].Duplicate || !res[3].Duplicate || res[3].ID != first.ID || res[2].ID != res[0].ID {
 		t.Fatalf("batch results = %+v", res)
 	}
-	if n := countRows(t, st, "outbox"); n != 4 {
-		t.Fatalf("rows = %d, want 4", n)
-	}
+	wantRows(t, st, "outbox", 4)
 }
 
 func TestEnqueueThroughPgxTxAndSQLTx(t *testing.T) {
 	ctx := context.Background()
-	st := outboxtest.Store(t)
-	opts := outbox.Options{Schema: st.Schema()}
+	st, opts := enqueueStore(t)
 	// pgx.Tx next to a business write.
 	tx, err := st.Pool().Begin(ctx)
 	if err != nil {

@@ -63,70 +63,74 @@ func traceOf(t *testing.T, st *outbox.Store, eventID int64, endpointID string) o
 func TestTraceExplainsWhyNot(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	t.Run("event type not subscribed", func(t *testing.T) {
-		t.Parallel()
-		st := outboxtest.Store(t)
-		e := createEndpoint(t, st, outbox.EndpointInput{Tenant: "acme", EventTypes: []string{"campaign.ended"}})
-		id := enqueueOne(t, st, outbox.Event{Type: "signup.created", Tenant: "acme"})
-		dispatchAll(t, st)
-		te := traceOf(t, st, id, e.ID)
-		if te.Matched || te.Reason != outbox.TraceTypeNotSubscribed || !strings.Contains(te.Detail, "campaign.ended") {
-			t.Errorf("trace = %+v", te)
-		}
-	})
-	t.Run("endpoint disabled since", func(t *testing.T) {
-		t.Parallel()
-		st := outboxtest.Store(t)
-		e := createEndpoint(t, st, outbox.EndpointInput{Tenant: "acme"})
-		if _, err := st.DisableEndpoint(ctx, e.ID, "failing for 5 days"); err != nil {
-			t.Fatal(err)
-		}
-		id := enqueueOne(t, st, outbox.Event{Type: "signup.created", Tenant: "acme"})
-		dispatchAll(t, st)
-		te := traceOf(t, st, id, e.ID)
-		if !te.Matched || te.Reason != outbox.TraceDisabled || !strings.Contains(te.Detail, "disabled since") ||
-			!strings.Contains(te.Detail, "failing for 5 days") || te.Delivery == nil || !te.Delivery.Held {
-			t.Errorf("trace = %+v", te)
-		}
-	})
-	t.Run("endpoint created after the event", func(t *testing.T) {
-		t.Parallel()
-		st := outboxtest.Store(t)
-		id := enqueueOne(t, st, outbox.Event{Type: "signup.created", Tenant: "acme"})
-		dispatchAll(t, st)
-		e := createEndpoint(t, st, outbox.EndpointInput{Tenant: "acme"})
-		te := traceOf(t, st, id, e.ID)
-		if te.Matched || te.Reason != outbox.TraceCreatedAfter || !strings.Contains(te.Detail, "backfill") {
-			t.Errorf("trace = %+v", te)
-		}
-	})
-	t.Run("targeted at another endpoint", func(t *testing.T) {
-		t.Parallel()
-		st := outboxtest.Store(t)
-		target := createEndpoint(t, st, outbox.EndpointInput{Tenant: "acme"})
-		other := createEndpoint(t, st, outbox.EndpointInput{Tenant: "acme"})
-		id := enqueueOne(t, st, outbox.Event{Type: "signup.created", Tenant: "acme", EndpointID: target.ID})
-		dispatchAll(t, st)
-		te := traceOf(t, st, id, other.ID)
-		if te.Matched || te.Reason != outbox.TraceTargetedElsewhere || !strings.Contains(te.Detail, target.ID) {
-			t.Errorf("trace = %+v", te)
-		}
-		if te := traceOf(t, st, id, target.ID); !te.Matched || te.Reason != "" {
-			t.Errorf("the target's trace = %+v", te)
-		}
-	})
-	t.Run("not fanned out yet", func(t *testing.T) {
-		t.Parallel()
-		st := outboxtest.Store(t)
-		e := createEndpoint(t, st, outbox.EndpointInput{Tenant: "acme"})
-		id := enqueueOne(t, st, outbox.Event{Type: "signup.created", Tenant: "acme"})
-		if te := traceOf(t, st, id, e.ID); te.Matched || te.Reason != outbox.TraceNotDispatched {
-			t.Errorf("trace = %+v", te)
-		}
-		if _, err := st.ReplayEvent(ctx, id, ""); !errors.Is(err, outbox.ErrNotDispatched) {
-			t.Errorf("ReplayEvent before the fan-out = %v, want ErrNotDispatched", err)
-		}
-	})
+	signup := outbox.Event{Type: "signup.created", Tenant: "acme"}
+	cases := []struct {
+		name string
+		// setUp makes the case and returns the event, the endpoint whose
+		// trace is checked, and what the trace's detail must say.
+		setUp   func(t *testing.T, st *outbox.Store) (id int64, endpointID string, detail []string)
+		matched bool
+		reason  string
+		held    bool
+	}{
+		{"event type not subscribed", func(t *testing.T, st *outbox.Store) (int64, string, []string) {
+			e := createEndpoint(t, st, outbox.EndpointInput{Tenant: "acme", EventTypes: []string{"campaign.ended"}})
+			id := enqueueOne(t, st, signup)
+			dispatchAll(t, st)
+			return id, e.ID, []string{"campaign.ended"}
+		}, false, outbox.TraceTypeNotSubscribed, false},
+		{"endpoint disabled since", func(t *testing.T, st *outbox.Store) (int64, string, []string) {
+			e := createEndpoint(t, st, outbox.EndpointInput{Tenant: "acme"})
+			if _, err := st.DisableEndpoint(ctx, e.ID, "failing for 5 days"); err != nil {
+				t.Fatal(err)
+			}
+			id := enqueueOne(t, st, signup)
+			dispatchAll(t, st)
+			return id, e.ID, []string{"disabled since", "failing for 5 days"}
+		}, true, outbox.TraceDisabled, true},
+		{"endpoint created after the event", func(t *testing.T, st *outbox.Store) (int64, string, []string) {
+			id := enqueueOne(t, st, signup)
+			dispatchAll(t, st)
+			return id, createEndpoint(t, st, outbox.EndpointInput{Tenant: "acme"}).ID, []string{"backfill"}
+		}, false, outbox.TraceCreatedAfter, false},
+		{"targeted at another endpoint", func(t *testing.T, st *outbox.Store) (int64, string, []string) {
+			target := createEndpoint(t, st, outbox.EndpointInput{Tenant: "acme"})
+			other := createEndpoint(t, st, outbox.EndpointInput{Tenant: "acme"})
+			targeted := signup
+			targeted.EndpointID = target.ID
+			id := enqueueOne(t, st, targeted)
+			dispatchAll(t, st)
+			if te := traceOf(t, st, id, target.ID); !te.Matched || te.Reason != "" {
+				t.Errorf("the target's trace = %+v", te)
+			}
+			return id, other.ID, []string{target.ID}
+		}, false, outbox.TraceTargetedElsewhere, false},
+		{"not fanned out yet", func(t *testing.T, st *outbox.Store) (int64, string, []string) {
+			e := createEndpoint(t, st, outbox.EndpointInput{Tenant: "acme"})
+			id := enqueueOne(t, st, signup)
+			if _, err := st.ReplayEvent(ctx, id, ""); !errors.Is(err, outbox.ErrNotDispatched) {
+				t.Errorf("ReplayEvent before the fan-out = %v, want ErrNotDispatched", err)
+			}
+			return id, e.ID, nil
+		}, false, outbox.TraceNotDispatched, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			st := outboxtest.Store(t)
+			id, endpointID, detail := c.setUp(t, st)
+			te := traceOf(t, st, id, endpointID)
+			held := te.Delivery != nil && te.Delivery.Held
+			if te.Matched != c.matched || te.Reason != c.reason || held != c.held {
+				t.Errorf("trace = %+v, want matched %v, reason %q, held %v", te, c.matched, c.reason, c.held)
+			}
+			for _, d := range detail {
+				if !strings.Contains(te.Detail, d) {
+					t.Errorf("trace detail %q lacks %q", te.Detail, d)
+				}
+			}
+		})
+	}
 }
 
 // TestReplayKeepsKeyOrder: a replayed event of an ordering key goes out
