@@ -43,6 +43,13 @@ var dispatchSQL = `WITH ev AS (
      ORDER BY id
      LIMIT $1
        FOR UPDATE SKIP LOCKED
+), eps AS MATERIALIZED (
+    -- The endpoints of the batch's tenants, read through the tenant index:
+    -- joined to ev directly, the planner hashes a scan of every endpoint,
+    -- whose cost grows with all tenants' endpoints instead of the batch's.
+    SELECT e.id, e.tenant, e.event_types, e.enabled, e.max_in_flight, e.ordering_on_dead
+      FROM {{schema}}.endpoints e
+     WHERE e.tenant = ANY ((SELECT array_agg(DISTINCT tenant) FROM ev)::text[])
 ), matched AS (
     SELECT ev.id AS event_id, e.id AS endpoint_id, e.enabled, ev.ordering_key,
            ev.ordering_key IS NULL OR (
@@ -52,7 +59,7 @@ var dispatchSQL = `WITH ev AS (
                                   AND ` + unfinishedSQL("p", "e") + `)) AS head,
            coalesce(b.room, least(coalesce(e.max_in_flight, $3), $3)) AS room
       FROM ev
-      JOIN {{schema}}.endpoints e ON ` + matchSQL("ev") + `
+      JOIN eps e ON ` + matchSQL("ev") + `
       LEFT JOIN unnest($4::text[]::uuid[], $5::int[]) AS b(endpoint_id, room) ON b.endpoint_id = e.id
 ), pairs AS (
     SELECT event_id, endpoint_id, enabled, ordering_key, head,
@@ -78,12 +85,14 @@ var dispatchSQL = `WITH ev AS (
 ), upd AS (
     -- The count is computed per row (an index lookup) rather than by
     -- joining the inserted rows back, which the planner would do with a
-    -- nested loop over both CTEs: quadratic in the batch size.
+    -- nested loop over both CTEs: quadratic in the batch size. id = ANY
+    -- keeps the outbox on its primary key: joined to ev alone, it may be
+    -- hashed from a scan of the whole backlog, once per batch.
     UPDATE {{schema}}.outbox o
        SET dispatched_at = now(), delivery_count = m.n, dispatch_retry_at = NULL,
            dispatch_error = CASE WHEN m.n = 0 AND o.endpoint_id IS NOT NULL THEN ` + unroutedSQL + ` END
       FROM ev, LATERAL (SELECT count(*)::int AS n FROM {{schema}}.endpoints e WHERE ` + matchSQL("ev") + `) m
-     WHERE o.id = ev.id
+     WHERE o.id = ANY ((SELECT array_agg(id) FROM ev)::bigint[]) AND o.id = ev.id
     RETURNING o.id, o.dispatch_error
 )
 SELECT i.id, i.event_id, i.endpoint_id::text, i.attempts, o.uid, o.event_type, o.tenant,
@@ -157,19 +166,19 @@ RETURNING coalesce(b.before, '')`
 const secretsSQL = `ARRAY[e.secret] || ARRAY(SELECT x->>'secret' FROM jsonb_array_elements(e.old_secrets) x
                                     WHERE (x->>'expires_at')::timestamptz > now())`
 
-var claimSQL = `WITH room AS (
-    -- What this relay will take per enabled endpoint: the room it asked for,
-    -- or the in-flight cap for an endpoint it has not asked about.
-    SELECT e.id, coalesce(b.room, least(coalesce(e.max_in_flight, $4), $4)) AS room
-      FROM {{schema}}.endpoints e
-      LEFT JOIN unnest($5::text[]::uuid[], $6::int[]) AS b(endpoint_id, room) ON b.endpoint_id = e.id
-     WHERE e.enabled
-), lim AS (
+var claimSQL = `WITH lim AS (
     -- No more candidates than the endpoints could take: with few endpoints
-    -- and a per-endpoint cap, ranking a full batch would be waste.
-    SELECT least($1::int, coalesce(sum(room), 0))::int AS first,
-           least($3::int, coalesce(sum(room), 0))::int AS retry
-      FROM room
+    -- and a per-endpoint cap, ranking a full batch would be waste. The
+    -- endpoints this relay asked about count for the room it asked; any
+    -- other enabled endpoint for the cap $4, and no more of them are read
+    -- than it takes to fill the limit, so the cost does not grow with the
+    -- number of endpoints.
+    SELECT least($1::int, k.room)::int AS first, least($3::int, k.room)::int AS retry
+      FROM (SELECT (SELECT coalesce(sum(greatest(r, 0)), 0) FROM unnest($6::int[]) r)
+                   + $4::int * (SELECT count(*) FROM (SELECT 1 FROM {{schema}}.endpoints e
+                                                       WHERE e.enabled AND e.id <> ALL ($5::text[]::uuid[])
+                                                       LIMIT $1) o) AS room
+             OFFSET 0) k
 ), cand AS (
     (SELECT d.id, d.endpoint_id, d.next_attempt_at AS due, 0 AS kind
        FROM {{schema}}.deliveries d
@@ -191,6 +200,14 @@ var claimSQL = `WITH room AS (
         AND d.endpoint_id <> ALL ($2::text[]::uuid[]) AND NOT (` + waitsSQL + `)
       ORDER BY d.lease_expires_at
       LIMIT $3)
+), room AS (
+    -- What this relay will take per candidate's endpoint: the room it asked
+    -- for, or the in-flight cap for an endpoint it has not asked about.
+    -- id = ANY reads just those endpoints, by primary key.
+    SELECT e.id, coalesce(b.room, least(coalesce(e.max_in_flight, $4), $4)) AS room
+      FROM {{schema}}.endpoints e
+      LEFT JOIN unnest($5::text[]::uuid[], $6::int[]) AS b(endpoint_id, room) ON b.endpoint_id = e.id
+     WHERE e.id = ANY ((SELECT array_agg(DISTINCT endpoint_id) FROM cand)::uuid[]) AND e.enabled
 ), ranked AS (
     SELECT c.id,
            row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.due, c.id) AS rn,
@@ -265,7 +282,12 @@ const completeSQL = `WITH r AS (
               FROM unnest($8::text[]::uuid[], $3::text[], $15::bool[]) AS x(endpoint_id, state, deferred)
              WHERE NOT x.deferred
              GROUP BY endpoint_id) s
+     -- A success changes the row only when it ends a failure streak or the
+     -- last one recorded is a second old: relays completing batches for
+     -- one endpoint would otherwise all queue on its row lock.
      WHERE e.id = s.endpoint_id
+       AND (s.failed > 0 OR e.consecutive_failures > 0 OR e.last_success_at IS NULL
+            OR e.last_success_at < now() - interval '1 second')
 )
 SELECT id, (SELECT count(*) FROM rel)::int FROM upd`
 

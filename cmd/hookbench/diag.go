@@ -351,7 +351,7 @@ func statementName(q string) string {
 	switch {
 	case strings.HasPrefix(q, "WITH ev AS"):
 		return "fan-out + lease (outbox dispatchSQL)"
-	case strings.HasPrefix(q, "WITH room AS"):
+	case strings.HasPrefix(q, "WITH lim AS"):
 		return "claim (outbox claimSQL)"
 	case strings.HasPrefix(q, "WITH r AS") && strings.Contains(q, ".attempts"):
 		return "record outcomes (outbox completeSQL)"
