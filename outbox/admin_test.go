@@ -1,21 +1,15 @@
 package outbox_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/hookrelay/hookrelay/outbox"
-	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 )
 
 func TestQueueStats(t *testing.T) {
-	st := outboxtest.Store(t)
-	ctx := context.Background()
-	ep, err := st.CreateEndpoint(ctx, outbox.EndpointInput{URL: "https://a.test", Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, st := parallelStore(t)
+	ep := createEndpoint(t, st, outbox.EndpointInput{URL: "https://a.test"})
 	exec := func(sql string, args ...any) {
 		t.Helper()
 		if _, err := st.Pool().Exec(ctx, sql, args...); err != nil {

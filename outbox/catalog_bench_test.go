@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/hookrelay/hookrelay/outbox"
-	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 )
 
 // BenchmarkEnqueueSchemaCheck measures what the event-type catalog adds to
@@ -18,8 +17,7 @@ import (
 //	go test -run '^$' -bench EnqueueSchemaCheck -benchtime 3s ./outbox
 func BenchmarkEnqueueSchemaCheck(b *testing.B) {
 	ctx := context.Background()
-	st := outboxtest.Store(b)
-	opts := outbox.Options{Schema: st.Schema()}
+	st, opts := enqueueStore(b)
 	payload := []byte(`{"email": "ada@example.com", "referrer": {"position": 42}}`)
 	b.Run("plain-sql-insert", func(b *testing.B) {
 		q := `INSERT INTO ` + outboxTable(st, "outbox") + ` (event_type, tenant, payload) VALUES ($1, $2, $3)`

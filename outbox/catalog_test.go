@@ -1,7 +1,6 @@
 package outbox_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -11,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hookrelay/hookrelay/outbox"
-	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 )
 
 const signupSchema = `{"type": "object", "required": ["email"],
@@ -19,9 +17,7 @@ const signupSchema = `{"type": "object", "required": ["email"],
                  "referrer": {"type": "object", "properties": {"position": {"type": "integer"}}}}}`
 
 func TestEventTypeCatalog(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	st := outboxtest.Store(t)
+	ctx, st := parallelStore(t)
 
 	// Empty catalog: every type is allowed.
 	if unknown, err := st.UnknownEventTypes(ctx, []string{"anything"}); err != nil || len(unknown) != 0 {
@@ -83,9 +79,7 @@ func TestEventTypeCatalog(t *testing.T) {
 // match its type's schema is refused before anything is written, and the
 // rolled-back transaction leaves neither row.
 func TestEnqueueRefusesPayloadAgainstSchema(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	st := outboxtest.Store(t)
+	ctx, st := parallelStore(t)
 	if _, _, err := st.PutEventType(ctx, outbox.EventType{Name: "signup.created", Schema: json.RawMessage(signupSchema)}); err != nil {
 		t.Fatal(err)
 	}

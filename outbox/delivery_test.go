@@ -1,28 +1,17 @@
 package outbox_test
 
 import (
-	"context"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/hookrelay/hookrelay/outbox"
-	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 )
 
 func TestDispatchClaimLeasesWithinRoom(t *testing.T) {
-	st := outboxtest.Store(t)
-	ctx := context.Background()
-	secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-	newEndpoint := func() outbox.Endpoint {
-		t.Helper()
-		ep, err := st.CreateEndpoint(ctx, outbox.EndpointInput{URL: "https://a.test", Secret: secret}, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ep
-	}
-	known, unknown, off := newEndpoint(), newEndpoint(), newEndpoint()
+	ctx, st := parallelStore(t)
+	in := outbox.EndpointInput{URL: "https://a.test"}
+	known, unknown, off := createEndpoint(t, st, in), createEndpoint(t, st, in), createEndpoint(t, st, in)
 	if _, err := st.DisableEndpoint(ctx, off.ID, "test"); err != nil {
 		t.Fatal(err)
 	}

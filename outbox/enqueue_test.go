@@ -30,8 +30,8 @@ func wantRows(t *testing.T, st *outbox.Store, table string, want int) {
 
 // enqueueStore is a store on a fresh schema and the Options that enqueue
 // into it.
-func enqueueStore(t *testing.T) (*outbox.Store, outbox.Options) {
-	st := outboxtest.Store(t)
+func enqueueStore(tb testing.TB) (*outbox.Store, outbox.Options) {
+	st := outboxtest.Store(tb)
 	return st, outbox.Options{Schema: st.Schema()}
 }
 

@@ -37,10 +37,7 @@ func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Deliver
 	if f.State != nil && !ValidDeliveryState(*f.State) {
 		return nil, "", &FieldError{Field: "state", Reason: "must be one of pending, in_flight, delivered, dead, cancelled"}
 	}
-	if f.EndpointID != nil && !ValidID(*f.EndpointID) {
-		return nil, "", &FieldError{Field: "endpoint_id", Reason: "is not an endpoint id (a UUID)"}
-	}
-	if err := checkRange(f.Since, f.Until); err != nil {
+	if err := checkFilter(f.EndpointID, f.Since, f.Until); err != nil {
 		return nil, "", err
 	}
 	q := &listQuery{}
@@ -100,10 +97,7 @@ type AttemptFilter struct {
 // tenant-scoped store lists only its tenant's attempts.
 func (s *Store) ListAttemptsFiltered(ctx context.Context, f AttemptFilter) ([]Attempt, string, error) {
 	limit := pageLimit(f.Limit)
-	if f.EndpointID != nil && !ValidID(*f.EndpointID) {
-		return nil, "", &FieldError{Field: "endpoint_id", Reason: "is not an endpoint id (a UUID)"}
-	}
-	if err := checkRange(f.Since, f.Until); err != nil {
+	if err := checkFilter(f.EndpointID, f.Since, f.Until); err != nil {
 		return nil, "", err
 	}
 	q := &listQuery{}
@@ -292,7 +286,12 @@ func (q *listQuery) tenants(scope, filter *string) []string {
 	return out
 }
 
-func checkRange(since, until *time.Time) error {
+// checkFilter refuses what the history lists' filters share: an endpoint
+// id that is not a UUID, and a range whose until is not after its since.
+func checkFilter(endpointID *string, since, until *time.Time) error {
+	if endpointID != nil && !ValidID(*endpointID) {
+		return &FieldError{Field: "endpoint_id", Reason: "is not an endpoint id (a UUID)"}
+	}
 	if since != nil && until != nil && !until.After(*since) {
 		return &FieldError{Field: "until", Reason: "must be after since"}
 	}

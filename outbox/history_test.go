@@ -1,23 +1,19 @@
 package outbox_test
 
 import (
-	"context"
 	"errors"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/hookrelay/hookrelay/outbox"
-	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 )
 
 // TestListDeliveriesFilters checks each filter and that paging a tenant's
 // list (merged from its endpoints) visits every delivery once, newest
 // first.
 func TestListDeliveriesFilters(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	st := outboxtest.Store(t)
+	ctx, st := parallelStore(t)
 	a1 := createEndpoint(t, st, outbox.EndpointInput{Tenant: "a"})
 	a2 := createEndpoint(t, st, outbox.EndpointInput{Tenant: "a"})
 	createEndpoint(t, st, outbox.EndpointInput{Tenant: "b"})

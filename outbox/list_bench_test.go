@@ -1,7 +1,6 @@
 package outbox_test
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -9,7 +8,6 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/outbox"
-	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 )
 
 // BenchmarkListDeliveries1M measures a page (50) of the filtered delivery
@@ -21,8 +19,7 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkListDeliveries1M -benchtime 200x ./outbox
 func BenchmarkListDeliveries1M(b *testing.B) {
-	ctx := context.Background()
-	st := outboxtest.Store(b)
+	ctx, st := newStore(b)
 	const (
 		rows      = 1_000_000
 		tenants   = 100

@@ -1,7 +1,6 @@
 package outbox_test
 
 import (
-	"context"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,11 +22,8 @@ func outboxTable(st *outbox.Store, table string) string {
 // the payload byte for byte as PostgreSQL stores it, for payloads with JSON
 // escapes that a text-to-bytea cast would misread.
 func TestDispatchPayloadIsTheStoredJSON(t *testing.T) {
-	st := outboxtest.Store(t)
-	ctx := context.Background()
-	if _, err := st.CreateEndpoint(ctx, outbox.EndpointInput{URL: "https://a.test", Secret: plainSecret}, 0); err != nil {
-		t.Fatal(err)
-	}
+	ctx, st := parallelStore(t)
+	createEndpoint(t, st, outbox.EndpointInput{URL: "https://a.test"})
 	want := map[int64]string{}
 	for _, p := range outboxtest.RealWorldPayloads {
 		var id int64
@@ -69,15 +65,9 @@ func TestDispatchPayloadIsTheStoredJSON(t *testing.T) {
 // another tenant's, and that a row whose endpoint_id reaches nothing says
 // why.
 func TestDispatchEndpointIDStaysInTenant(t *testing.T) {
-	st := outboxtest.Store(t)
-	ctx := context.Background()
+	ctx, st := parallelStore(t)
 	create := func(tenant string, types ...string) outbox.Endpoint {
-		t.Helper()
-		ep, err := st.CreateEndpoint(ctx, outbox.EndpointInput{Tenant: tenant, URL: "https://a.test", EventTypes: types, Secret: plainSecret}, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ep
+		return createEndpoint(t, st, outbox.EndpointInput{Tenant: tenant, URL: "https://a.test", EventTypes: types})
 	}
 	acme, acmeOther, globex := create("acme", "signup.created"), create("acme", "campaign.ended"), create("globex")
 	insert := func(tenant, typ, endpointID string) int64 {
@@ -137,11 +127,8 @@ func TestDispatchEndpointIDStaysInTenant(t *testing.T) {
 // database refuses is set aside with the error while the rest of its
 // batch is fanned out, and is tried again once the cause is gone.
 func TestDispatchSetsAsideAFailingRow(t *testing.T) {
-	st := outboxtest.Store(t)
-	ctx := context.Background()
-	if _, err := st.CreateEndpoint(ctx, outbox.EndpointInput{URL: "https://a.test", Secret: plainSecret}, 0); err != nil {
-		t.Fatal(err)
-	}
+	ctx, st := parallelStore(t)
+	createEndpoint(t, st, outbox.EndpointInput{URL: "https://a.test"})
 	if _, err := st.Pool().Exec(ctx, `INSERT INTO `+outboxTable(st, "outbox")+` (event_type, payload)
 		SELECT 't', jsonb_build_object('n', g) FROM generate_series(1, 20) g`); err != nil {
 		t.Fatal(err)

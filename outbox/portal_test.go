@@ -1,23 +1,19 @@
 package outbox_test
 
 import (
-	"context"
 	"errors"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hookrelay/hookrelay/outbox"
-	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 )
 
 // TestPortalCodeRedeemsOnce races replicas on one login link: exactly one
 // gets a session, and the token finds it; the others are told the link
 // was used (or, racing, that it no longer opens).
 func TestPortalCodeRedeemsOnce(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	st := outboxtest.Store(t)
+	ctx, st := parallelStore(t)
 	s, err := st.CreatePortalSession(ctx, outbox.PortalSessionInput{Tenant: "acme", ReadOnly: true, TTL: time.Hour, CodeTTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)

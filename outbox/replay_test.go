@@ -166,9 +166,7 @@ func TestReplayKeepsKeyOrder(t *testing.T) {
 // TestReplayToNamedEndpoint creates the delivery an endpoint never had,
 // and refuses an endpoint that would not receive the event.
 func TestReplayToNamedEndpoint(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	st := outboxtest.Store(t)
+	ctx, st := parallelStore(t)
 	id := enqueueOne(t, st, outbox.Event{Type: "signup.created", Tenant: "acme"})
 	dispatchAll(t, st)
 	late := createEndpoint(t, st, outbox.EndpointInput{Tenant: "acme"})
@@ -190,9 +188,7 @@ func TestReplayToNamedEndpoint(t *testing.T) {
 // TestBackfillOnce sends a tenant's past events once, within the
 // endpoint's subscription and the range.
 func TestBackfillOnce(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	st := outboxtest.Store(t)
+	ctx, st := parallelStore(t)
 	since := time.Now().Add(-time.Minute)
 	for _, ev := range []outbox.Event{
 		{Type: "signup.created", Tenant: "acme"}, {Type: "signup.created", Tenant: "acme", OrderingKey: "k"},

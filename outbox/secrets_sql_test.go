@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/hookrelay/hookrelay/outbox/secretbox"
@@ -20,13 +18,10 @@ func testSecret(c string) string { return "whsec_" + strings.Repeat(c, 32) } // 
 // storedSecrets returns every stored secret value (current and old).
 func storedSecrets(t *testing.T, st *outbox.Store) []string {
 	t.Helper()
-	rows, err := st.Pool().Query(context.Background(), `SELECT secret FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.endpoints
- UNION ALL SELECT x->>'secret' FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.endpoints, jsonb_array_elements(old_secrets) x`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
+	var out []string
+	if err := st.Pool().QueryRow(context.Background(), `SELECT coalesce(array_agg(s), '{}') FROM (
+    SELECT secret FROM `+outboxTable(st, "endpoints")+`
+    UNION ALL SELECT x->>'secret' FROM `+outboxTable(st, "endpoints")+`, jsonb_array_elements(old_secrets) x) u(s)`).Scan(&out); err != nil {
 		t.Fatal(err)
 	}
 	return out

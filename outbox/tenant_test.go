@@ -14,9 +14,7 @@ import (
 )
 
 func TestTokensAreStoredHashed(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	st := outboxtest.Store(t)
+	ctx, st := parallelStore(t)
 	tok, err := st.CreateToken(ctx, outbox.TokenInput{Tenant: "acme", ExpiresIn: time.Hour, Description: "portal"})
 	if err != nil {
 		t.Fatal(err)
