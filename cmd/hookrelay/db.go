@@ -26,24 +26,30 @@ func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// openStore opens a small pool, makes sure the schema is current and
-// returns the store of a one-shot command; the caller closes the pool with
-// store.Pool().Close().
-func openStore(ctx context.Context, cfg config.Config) (*outbox.Store, error) {
+// withPool opens a small pool on cfg's database for a one-shot command,
+// runs fn with it and closes it.
+func withPool(ctx context.Context, cfg config.Config, fn func(*pgxpool.Pool) error) error {
 	pool, err := openPool(ctx, cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := ensureSchema(ctx, pool, cfg); err != nil {
-		pool.Close()
-		return nil, err
-	}
-	store, err := sidecar.NewStore(pool, cfg)
-	if err != nil {
-		pool.Close()
-		return nil, err
-	}
-	return store, nil
+	defer pool.Close()
+	return fn(pool)
+}
+
+// withStore opens a small pool, makes sure the schema is current and runs
+// fn with the store of a one-shot command; the pool is closed after.
+func withStore(ctx context.Context, cfg config.Config, fn func(*outbox.Store) error) error {
+	return withPool(ctx, cfg, func(pool *pgxpool.Pool) error {
+		if err := ensureSchema(ctx, pool, cfg); err != nil {
+			return err
+		}
+		store, err := sidecar.NewStore(pool, cfg)
+		if err != nil {
+			return err
+		}
+		return fn(store)
+	})
 }
 
 // ensureSchema checks that cfg.Schema is at the version this binary needs,
@@ -69,24 +75,16 @@ version this binary needs. Safe to run concurrently and repeatedly.
 
 // runMigrate runs `hookrelay migrate`.
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c := newCommand("migrate", migrateUsage, stdout, stderr)
-	pos, err := c.parse(args)
+	cfg, err := newCommand("migrate", migrateUsage, stdout, stderr).parseConfig(args)
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 {
-		return usagef("migrate takes no arguments, got %q", pos[0])
-	}
-	cfg, err := loadConfig()
-	if err != nil {
-		return err
-	}
-	pool, err := openPool(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	res, err := outbox.Migrate(ctx, pool, cfg.Schema)
+	return withPool(ctx, cfg, func(pool *pgxpool.Pool) error { return migrate(ctx, pool, cfg.Schema, stdout) })
+}
+
+// migrate brings schema up to date on pool and says what it did on stdout.
+func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, stdout io.Writer) error {
+	res, err := outbox.Migrate(ctx, pool, schema)
 	if err != nil {
 		var tooNew *outbox.SchemaTooNewError
 		if errors.As(err, &tooNew) {
@@ -95,9 +93,9 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err // it names the schema, or the database's address
 	}
 	if len(res.Applied) == 0 {
-		fmt.Fprintf(stdout, "schema %s is up to date (version %d)\n", cfg.Schema, res.To)
+		fmt.Fprintf(stdout, "schema %s is up to date (version %d)\n", schema, res.To)
 		return nil
 	}
-	fmt.Fprintf(stdout, "schema %s migrated from version %d to %d\n", cfg.Schema, res.From, res.To)
+	fmt.Fprintf(stdout, "schema %s migrated from version %d to %d\n", schema, res.From, res.To)
 	return nil
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/relay/endpoint"
 	"github.com/hookrelay/hookrelay/relay/sidecar"
@@ -44,121 +43,47 @@ Run 'hookrelay endpoints <command> --help' for a command's flags.
 
 // runEndpoints runs `hookrelay endpoints ...`.
 func runEndpoints(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, strings.TrimLeft(endpointsUsage, "\n"))
-		return usagef("endpoints needs a command")
+	e := &endpointsCmd{groupCmd: groupCmd{stdout: stdout, stderr: stderr}}
+	const id = "endpoint ID"
+	cmds := map[string]*sub{
+		"create":        {usage: createUsage, flags: e.createFlags, run: e.withService(e.create)},
+		"list":          {usage: listUsage, flags: e.listFlags, run: e.list},
+		"get":           {usage: getUsage, arg: id, run: e.get},
+		"update":        {usage: updateUsage, flags: e.updateFlags, arg: id, run: e.withService(e.update)},
+		"delete":        {usage: deleteUsage, arg: id, run: e.withService(e.delete)},
+		"rotate-secret": {usage: rotateUsage, flags: e.rotateFlags, arg: id, run: e.withService(e.rotate)},
+		"test":          {usage: testUsage, flags: e.testFlags, arg: id, run: e.withService(e.test)},
+		"backfill":      {usage: backfillUsage, flags: e.backfillFlags, arg: id, run: e.withService(e.backfill)},
 	}
-	if isHelpFlag(args[0]) {
-		if args[0] == "help" && len(args) > 1 {
-			return runEndpoints(ctx, []string{args[1], "--help"}, stdout, stderr)
-		}
-		fmt.Fprint(stdout, strings.TrimLeft(endpointsUsage, "\n"))
-		return nil
-	}
-	sub, rest := args[0], args[1:]
-	var (
-		c   *command
-		act func(e *endpointsCmd, ctx context.Context, pos []string) error
-	)
-	e := &endpointsCmd{stdout: stdout, stderr: stderr}
-	switch sub {
-	case "create":
-		c = newCommand("endpoints create", createUsage, stdout, stderr)
-		e.createFlags(c.fs)
-		act = (*endpointsCmd).create
-	case "list", "ls":
-		c = newCommand("endpoints list", listUsage, stdout, stderr)
-		e.listFlags(c.fs)
-		act = (*endpointsCmd).list
-	case "get", "show":
-		c = newCommand("endpoints get", getUsage, stdout, stderr)
-		act = (*endpointsCmd).get
-	case "update":
-		c = newCommand("endpoints update", updateUsage, stdout, stderr)
-		e.updateFlags(c.fs)
-		act = (*endpointsCmd).update
-	case "delete", "rm":
-		c = newCommand("endpoints delete", deleteUsage, stdout, stderr)
-		act = (*endpointsCmd).delete
-	case "rotate-secret":
-		c = newCommand("endpoints rotate-secret", rotateUsage, stdout, stderr)
-		e.rotateFlags(c.fs)
-		act = (*endpointsCmd).rotate
-	case "test":
-		c = newCommand("endpoints test", testUsage, stdout, stderr)
-		c.fs.StringVar(&e.eventType, "event-type", "", "send the catalog example of this event `type` (default: the first of the endpoint's types with one)")
-		act = (*endpointsCmd).test
-	case "backfill":
-		c = newCommand("endpoints backfill", backfillUsage, stdout, stderr)
-		c.fs.StringVar(&e.since, "since", "", "send events created at or after this `time` (RFC 3339, or a duration back from now: 72h); required")
-		c.fs.StringVar(&e.until, "until", "", "and before this `time` (default: now)")
-		c.fs.StringVar(&e.eventTypes, "event-types", "", "comma-separated event `types` to send (default: all the endpoint receives)")
-		act = (*endpointsCmd).backfill
-	default:
-		fmt.Fprintf(stderr, "hookrelay: unknown endpoints command %q\n\n", sub)
-		fmt.Fprint(stderr, strings.TrimLeft(endpointsUsage, "\n"))
-		return &flagError{err: fmt.Errorf("unknown endpoints command %q", sub)}
-	}
-	c.fs.StringVar(&e.output, "output", "table", "output `format`: table or json")
-	pos, err := c.parse(rest)
-	if err != nil {
-		return err
-	}
-	if e.output != "table" && e.output != "json" {
-		return usagef("invalid --output %q: use table or json", e.output)
-	}
-	e.given = map[string]bool{}
-	c.fs.Visit(func(f *flag.Flag) { e.given[f.Name] = true })
-	// Check the positional arguments before touching the database.
-	switch sub {
-	case "create", "list", "ls":
-		if len(pos) > 0 {
-			return usagef("%s takes no arguments, got %q", sub, pos[0])
-		}
-	default:
-		if _, err := oneID(sub, pos); err != nil {
-			return err
-		}
-	}
+	cmds["ls"], cmds["show"], cmds["rm"] = cmds["list"], cmds["get"], cmds["delete"]
+	return runGroup(ctx, "endpoints", endpointsUsage, &e.groupCmd, cmds, args)
+}
 
-	cfg, err := loadConfig()
-	if err != nil {
-		return err
-	}
-	e.cfg = cfg
-	store, err := openStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer store.Pool().Close()
-	e.store = store
-	switch sub {
-	case "create", "update", "delete", "rm", "rotate-secret", "test", "backfill":
-		sender, err := sidecar.NewSender(cfg)
+// withService runs act, a command that changes endpoints or sends to them,
+// with the endpoint service (its sender, and the logger of its operational
+// events, made from the configuration).
+func (e *endpointsCmd) withService(act func(ctx context.Context, svc *endpoint.Service, id string) error) func(context.Context, *outbox.Store, string) error {
+	return func(ctx context.Context, st *outbox.Store, id string) error {
+		sender, err := sidecar.NewSender(e.cfg)
 		if err != nil {
 			return err
 		}
 		defer sender.Close()
-		log, err := newLogger(cfg, stderr)
+		log, err := newLogger(e.cfg, e.stderr)
 		if err != nil {
 			return err
 		}
-		if e.svc, err = sidecar.Endpoints(cfg, store, sender, log); err != nil {
+		svc, err := sidecar.Endpoints(e.cfg, st, sender, log)
+		if err != nil {
 			return err
 		}
+		return act(ctx, svc, id)
 	}
-	return act(e, ctx, pos)
 }
 
-// endpointsCmd holds the flags and handles of one endpoints command.
+// endpointsCmd holds the flags of one endpoints command.
 type endpointsCmd struct {
-	cfg    config.Config
-	store  *outbox.Store
-	svc    *endpoint.Service // nil for list and get, which only read
-	stdout io.Writer
-	stderr io.Writer
-	output string
-	given  map[string]bool // flags set on the command line
+	groupCmd
 
 	url, tenant, description, eventTypes, secret string
 	maxInFlight, rateLimit                       int
@@ -193,17 +118,14 @@ func (e *endpointsCmd) limitFlags(fs *flag.FlagSet, zero string) {
 	fs.StringVar(&e.orderingOnDead, "ordering-on-dead", "", "what a dead event does to the later events of its ordering key: `skip` (default) or block")
 }
 
-func (e *endpointsCmd) create(ctx context.Context, pos []string) error {
-	if len(pos) > 0 {
-		return usagef("create takes no arguments, got %q (use --url)", pos[0])
-	}
+func (e *endpointsCmd) create(ctx context.Context, svc *endpoint.Service, _ string) error {
 	if !e.given["url"] {
 		return usagef("create needs --url")
 	}
 	if e.given["secret"] && e.secret == "" {
 		return usagef("--secret is empty: give a whsec_... secret, or leave the flag out to have one generated")
 	}
-	res, err := e.svc.Create(ctx, endpoint.Input{
+	res, err := svc.Create(ctx, endpoint.Input{
 		URL: e.url, Tenant: e.tenant, EventTypes: splitList(e.eventTypes), Description: e.description,
 		Secret: e.secret, MaxInFlight: e.maxInFlight, RateLimit: e.rateLimit, OrderingOnDead: e.orderingOnDead,
 	})
@@ -211,7 +133,7 @@ func (e *endpointsCmd) create(ctx context.Context, pos []string) error {
 		return endpointErr("create", "", err)
 	}
 	e.warn(res.Warnings)
-	return e.printEndpoint(res.Endpoint)
+	return e.printEndpoint(res.Endpoint, nil)
 }
 
 // warn prints the warnings of a create or update on stderr.
@@ -234,10 +156,7 @@ func (e *endpointsCmd) listFlags(fs *flag.FlagSet) {
 	fs.StringVar(&e.cursor, "cursor", "", "the `cursor` printed with the previous page")
 }
 
-func (e *endpointsCmd) list(ctx context.Context, pos []string) error {
-	if len(pos) > 0 {
-		return usagef("list takes no arguments, got %q", pos[0])
-	}
+func (e *endpointsCmd) list(ctx context.Context, st *outbox.Store, _ string) error {
 	f := outbox.EndpointFilter{After: e.cursor, Limit: e.limit}
 	if e.limit < 1 || e.limit > 500 {
 		return usagef("invalid --limit %d: use 1 to 500", e.limit)
@@ -252,14 +171,14 @@ func (e *endpointsCmd) list(ctx context.Context, pos []string) error {
 		}
 		f.Enabled = &b
 	}
-	eps, next, err := e.store.ListEndpoints(ctx, f)
+	eps, next, err := st.ListEndpoints(ctx, f)
 	if errors.Is(err, outbox.ErrBadCursor) {
 		return usagef("invalid --cursor: use the cursor printed with the previous page")
 	}
 	if err != nil {
 		return fmt.Errorf("list endpoints: %w", err)
 	}
-	return printPage(e.stdout, e.output == "json", "endpoints", eps, next, "ID\tTENANT\tURL\tEVENT TYPES\tENABLED",
+	return printPage(e.stdout, e.json(), "endpoints", eps, next, "ID\tTENANT\tURL\tEVENT TYPES\tENABLED",
 		func(ep outbox.Endpoint) string {
 			return fmt.Sprintf("%s\t%s\t%s\t%s\t%t", ep.ID, orDash(ep.Tenant), ep.URL, eventTypesText(ep.EventTypes), ep.Enabled)
 		})
@@ -295,16 +214,9 @@ Usage: hookrelay endpoints get ID [flags]
 Shows one endpoint (its secret is only shown by create and rotate-secret).
 `
 
-func (e *endpointsCmd) get(ctx context.Context, pos []string) error {
-	id, err := oneID("get", pos)
-	if err != nil {
-		return err
-	}
-	ep, err := e.store.GetEndpoint(ctx, id)
-	if err != nil {
-		return endpointErr("get", id, err)
-	}
-	return e.printEndpoint(ep)
+func (e *endpointsCmd) get(ctx context.Context, st *outbox.Store, id string) error {
+	ep, err := st.GetEndpoint(ctx, id)
+	return e.printEndpoint(ep, endpointErr("get", id, err))
 }
 
 const updateUsage = `
@@ -321,11 +233,7 @@ func (e *endpointsCmd) updateFlags(fs *flag.FlagSet) {
 	e.limitFlags(fs, "0 clears it")
 }
 
-func (e *endpointsCmd) update(ctx context.Context, pos []string) error {
-	id, err := oneID("update", pos)
-	if err != nil {
-		return err
-	}
+func (e *endpointsCmd) update(ctx context.Context, svc *endpoint.Service, id string) error {
 	var p endpoint.Patch
 	if e.given["url"] {
 		p.URL = &e.url
@@ -356,12 +264,12 @@ func (e *endpointsCmd) update(ctx context.Context, pos []string) error {
 	if p.IsEmpty() {
 		return usagef("update needs at least one of --url, --description, --event-types, --enabled, --max-in-flight, --rate-limit, --ordering-on-dead")
 	}
-	res, err := e.svc.Update(ctx, id, p)
+	res, err := svc.Update(ctx, id, p)
 	if err != nil {
 		return endpointErr("update", id, err)
 	}
 	e.warn(res.Warnings)
-	return e.printEndpoint(res.Endpoint)
+	return e.printEndpoint(res.Endpoint, nil)
 }
 
 const deleteUsage = `
@@ -370,22 +278,15 @@ Usage: hookrelay endpoints delete ID [flags]
 Deletes an endpoint and cancels its unfinished deliveries.
 `
 
-func (e *endpointsCmd) delete(ctx context.Context, pos []string) error {
-	id, err := oneID("delete", pos)
-	if err != nil {
+func (e *endpointsCmd) delete(ctx context.Context, svc *endpoint.Service, id string) error {
+	deleted := struct {
+		ID      string `json:"id"`
+		Deleted bool   `json:"deleted"`
+	}{id, true}
+	return e.show(deleted, endpointErr("delete", id, svc.Delete(ctx, id)), func() error {
+		_, err := fmt.Fprintf(e.stdout, "endpoint %s deleted\n", id)
 		return err
-	}
-	if err := e.svc.Delete(ctx, id); err != nil {
-		return endpointErr("delete", id, err)
-	}
-	if e.output == "json" {
-		return writeJSON(e.stdout, struct {
-			ID      string `json:"id"`
-			Deleted bool   `json:"deleted"`
-		}{id, true})
-	}
-	fmt.Fprintf(e.stdout, "endpoint %s deleted\n", id)
-	return nil
+	})
 }
 
 const rotateUsage = `
@@ -401,11 +302,7 @@ func (e *endpointsCmd) rotateFlags(fs *flag.FlagSet) {
 	fs.StringVar(&e.grace, "grace", "", "how long the old `duration` secret keeps signing, 0s to 2160h (default HOOKRELAY_ROTATION_GRACE, 24h)")
 }
 
-func (e *endpointsCmd) rotate(ctx context.Context, pos []string) error {
-	id, err := oneID("rotate-secret", pos)
-	if err != nil {
-		return err
-	}
+func (e *endpointsCmd) rotate(ctx context.Context, svc *endpoint.Service, id string) error {
 	var r endpoint.Rotation
 	if e.given["secret"] {
 		r.Secret = &e.secret
@@ -417,11 +314,8 @@ func (e *endpointsCmd) rotate(ctx context.Context, pos []string) error {
 		}
 		r.Grace = &d
 	}
-	ep, err := e.svc.RotateSecret(ctx, id, r)
-	if err != nil {
-		return endpointErr("rotate secret of", id, err)
-	}
-	return e.printEndpoint(ep)
+	ep, err := svc.RotateSecret(ctx, id, r)
+	return e.printEndpoint(ep, endpointErr("rotate secret of", id, err))
 }
 
 const testUsage = `
@@ -444,11 +338,13 @@ that the endpoint would have received (its event types, not targeted at
 another endpoint) and does not have yet. Running it again sends nothing new.
 `
 
-func (e *endpointsCmd) backfill(ctx context.Context, pos []string) error {
-	id, err := oneID("backfill", pos)
-	if err != nil {
-		return err
-	}
+func (e *endpointsCmd) backfillFlags(fs *flag.FlagSet) {
+	fs.StringVar(&e.since, "since", "", "send events created at or after this `time` (RFC 3339, or a duration back from now: 72h); required")
+	fs.StringVar(&e.until, "until", "", "and before this `time` (default: now)")
+	fs.StringVar(&e.eventTypes, "event-types", "", "comma-separated event `types` to send (default: all the endpoint receives)")
+}
+
+func (e *endpointsCmd) backfill(ctx context.Context, svc *endpoint.Service, id string) error {
 	if !e.given["since"] {
 		return usagef("backfill needs --since")
 	}
@@ -467,32 +363,21 @@ func (e *endpointsCmd) backfill(ctx context.Context, pos []string) error {
 	if e.given["event-types"] {
 		in.EventTypes = splitList(e.eventTypes)
 	}
-	res, err := e.svc.Backfill(ctx, id, in)
-	if err != nil {
-		return endpointErr("backfill", id, err)
-	}
-	if e.output == "json" {
-		return writeJSON(e.stdout, res)
-	}
-	fmt.Fprintf(e.stdout, "%d events in range for endpoint %s: %d deliveries created, %d existed already\n",
-		res.Matched, id, res.Created, res.Matched-res.Created)
-	return nil
+	res, err := svc.Backfill(ctx, id, in)
+	return e.show(res, endpointErr("backfill", id, err), func() error {
+		_, err := fmt.Fprintf(e.stdout, "%d events in range for endpoint %s: %d deliveries created, %d existed already\n",
+			res.Matched, id, res.Created, res.Matched-res.Created)
+		return err
+	})
 }
 
-func (e *endpointsCmd) test(ctx context.Context, pos []string) error {
-	id, err := oneID("test", pos)
-	if err != nil {
-		return err
-	}
-	res, err := e.svc.TestEvent(ctx, id, e.eventType)
-	if err != nil {
-		return endpointErr("test", id, err)
-	}
-	if e.output == "json" {
-		if err := writeJSON(e.stdout, res); err != nil {
-			return err
-		}
-	} else {
+func (e *endpointsCmd) testFlags(fs *flag.FlagSet) {
+	fs.StringVar(&e.eventType, "event-type", "", "send the catalog example of this event `type` (default: the first of the endpoint's types with one)")
+}
+
+func (e *endpointsCmd) test(ctx context.Context, svc *endpoint.Service, id string) error {
+	res, err := svc.TestEvent(ctx, id, e.eventType)
+	err = e.show(res, endpointErr("test", id, err), func() error {
 		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "Delivered:\t%s\n", yesNo(res.Delivered))
 		if res.StatusCode != 0 {
@@ -511,9 +396,10 @@ func (e *endpointsCmd) test(ctx context.Context, pos []string) error {
 			fmt.Fprintf(tw, "Error:\t%s\n", res.Error)
 		}
 		fmt.Fprintf(tw, "Response:\t%s\n", excerpt(res.Response, 300))
-		if err := tw.Flush(); err != nil {
-			return fmt.Errorf("write output: %w", err)
-		}
+		return flush(tw)
+	})
+	if err != nil {
+		return err
 	}
 	if !res.Delivered {
 		msg := res.Error
@@ -525,11 +411,14 @@ func (e *endpointsCmd) test(ctx context.Context, pos []string) error {
 	return nil
 }
 
-func (e *endpointsCmd) printEndpoint(ep outbox.Endpoint) error {
-	if e.output == "json" {
-		return writeJSON(e.stdout, ep)
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+// printEndpoint shows ep, or returns err (from getting ep) when not nil.
+func (e *endpointsCmd) printEndpoint(ep outbox.Endpoint, err error) error {
+	return e.show(ep, err, func() error { return printEndpoint(e.stdout, ep) })
+}
+
+// printEndpoint prints ep as a table.
+func printEndpoint(w io.Writer, ep outbox.Endpoint) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "ID:\t%s\n", ep.ID)
 	fmt.Fprintf(tw, "Tenant:\t%s\n", orDash(ep.Tenant))
 	fmt.Fprintf(tw, "URL:\t%s\n", ep.URL)
@@ -561,6 +450,11 @@ func (e *endpointsCmd) printEndpoint(ep outbox.Endpoint) error {
 	if ep.Secret != "" {
 		fmt.Fprintf(tw, "Secret:\t%s\n", ep.Secret)
 	}
+	return flush(tw)
+}
+
+// flush writes out a table.
+func flush(tw *tabwriter.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
@@ -576,22 +470,11 @@ func writeJSON(w io.Writer, v any) error {
 	return nil
 }
 
-// oneID returns the single positional ID argument.
-func oneID(cmd string, pos []string) (string, error) {
-	switch len(pos) {
-	case 0:
-		return "", usagef("%s needs an endpoint ID", cmd)
-	case 1:
-		return pos[0], nil
-	default:
-		return "", usagef("%s takes one endpoint ID, got %d arguments", cmd, len(pos))
-	}
-}
-
-// endpointErr turns ErrNotFound into "endpoint <id> not found" and wraps the rest.
+// endpointErr turns ErrNotFound into "endpoint <id> not found" and wraps
+// the rest (nil stays nil).
 func endpointErr(action, id string, err error) error {
-	if errors.Is(err, outbox.ErrNotFound) {
-		return fmt.Errorf("endpoint %s not found", id)
+	if err == nil || errors.Is(err, outbox.ErrNotFound) {
+		return notFound(err, "endpoint", id)
 	}
 	var fe *outbox.FieldError
 	if errors.As(err, &fe) {

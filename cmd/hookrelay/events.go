@@ -39,38 +39,14 @@ and, if not, why (event type not subscribed, targeted at another endpoint,
 endpoint created after the event, ...), with the delivery state and every
 attempt.
 `,
-			args: 1,
-			run: func(ctx context.Context, st *outbox.Store, pos []string) error {
-				id, err := parseInt64ID("event", pos[0])
+			arg: "event ID",
+			run: func(ctx context.Context, st *outbox.Store, arg string) error {
+				id, err := parseInt64ID("event", arg)
 				if err != nil {
 					return err
 				}
 				tr, err := st.TraceEvent(ctx, id)
-				if errors.Is(err, outbox.ErrNotFound) {
-					return fmt.Errorf("event %d not found", id)
-				}
-				if err != nil {
-					return err
-				}
-				if g.json() {
-					return writeJSON(g.stdout, tr)
-				}
-				ev := tr.Event
-				fmt.Fprintf(g.stdout, "Event %d (%s), type %s, tenant %s, created %s, fanned out %s\n\n",
-					ev.ID, ev.WebhookID, ev.Type, orDash(ev.Tenant), ev.CreatedAt.UTC().Format("2006-01-02T15:04:05Z"), timeText(ev.DispatchedAt))
-				tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "ENDPOINT\tMATCHED\tDELIVERY\tSTATE\tATTEMPTS\tWHY")
-				for _, te := range tr.Endpoints {
-					delivery, state, attempts := "-", "-", "-"
-					if te.Delivery != nil {
-						delivery, state, attempts = fmt.Sprint(te.Delivery.ID), te.Delivery.State, fmt.Sprint(len(te.Attempts))
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", te.EndpointID, yesNo(te.Matched), delivery, state, attempts, orDash(te.Detail))
-				}
-				if len(tr.Endpoints) == 0 {
-					fmt.Fprintln(tw, "(the tenant has no endpoints)")
-				}
-				return tw.Flush()
+				return g.show(tr, notFound(err, "event", id), func() error { return printTrace(g.stdout, tr) })
 			},
 		},
 		"replay": {
@@ -81,39 +57,55 @@ Sends the event again, with the same webhook-id, to the endpoints it was
 delivered to (whatever the outcome) or to --endpoint only. Each delivery
 starts a new attempt series and keeps its place in its ordering key.
 `,
-			args:  1,
+			arg:   "event ID",
 			flags: func(fs *flag.FlagSet) { fs.StringVar(&endpointID, "endpoint", "", "replay to this endpoint `ID` only") },
-			run: func(ctx context.Context, st *outbox.Store, pos []string) error {
-				id, err := parseInt64ID("event", pos[0])
+			run: func(ctx context.Context, st *outbox.Store, arg string) error {
+				id, err := parseInt64ID("event", arg)
 				if err != nil {
 					return err
 				}
 				res, err := st.ReplayEvent(ctx, id, endpointID)
-				if errors.Is(err, outbox.ErrNotFound) {
-					return fmt.Errorf("event %d not found", id)
-				}
-				if err != nil {
-					return err
-				}
-				if g.json() {
-					return writeJSON(g.stdout, res)
-				}
-				fmt.Fprintf(g.stdout, "event %d (%s): %d deliveries sent again\n", id, res.WebhookID, len(res.Deliveries))
-				for _, d := range res.Deliveries {
-					held := ""
-					if d.Held {
-						held = " (held while the endpoint is disabled)"
-					}
-					fmt.Fprintf(g.stdout, "  delivery %d to %s: replay %d%s\n", d.ID, d.EndpointID, d.Replays, held)
-				}
-				for _, k := range res.Skipped {
-					fmt.Fprintf(g.stdout, "  delivery %d to %s skipped: %s\n", k.DeliveryID, k.EndpointID, k.Reason)
-				}
-				return nil
+				return g.show(res, notFound(err, "event", id), func() error { return printReplay(g.stdout, id, res) })
 			},
 		},
 	}
 	return runGroup(ctx, "events", eventsUsage, g, cmds, args)
+}
+
+// printTrace prints where an event went, one endpoint a row.
+func printTrace(w io.Writer, tr outbox.Trace) error {
+	ev := tr.Event
+	fmt.Fprintf(w, "Event %d (%s), type %s, tenant %s, created %s, fanned out %s\n\n",
+		ev.ID, ev.WebhookID, ev.Type, orDash(ev.Tenant), ev.CreatedAt.UTC().Format("2006-01-02T15:04:05Z"), timeText(ev.DispatchedAt))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ENDPOINT\tMATCHED\tDELIVERY\tSTATE\tATTEMPTS\tWHY")
+	for _, te := range tr.Endpoints {
+		delivery, state, attempts := "-", "-", "-"
+		if te.Delivery != nil {
+			delivery, state, attempts = fmt.Sprint(te.Delivery.ID), te.Delivery.State, fmt.Sprint(len(te.Attempts))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", te.EndpointID, yesNo(te.Matched), delivery, state, attempts, orDash(te.Detail))
+	}
+	if len(tr.Endpoints) == 0 {
+		fmt.Fprintln(tw, "(the tenant has no endpoints)")
+	}
+	return tw.Flush()
+}
+
+// printReplay prints what replaying event id did.
+func printReplay(w io.Writer, id int64, res outbox.ReplayResult) error {
+	fmt.Fprintf(w, "event %d (%s): %d deliveries sent again\n", id, res.WebhookID, len(res.Deliveries))
+	for _, d := range res.Deliveries {
+		held := ""
+		if d.Held {
+			held = " (held while the endpoint is disabled)"
+		}
+		fmt.Fprintf(w, "  delivery %d to %s: replay %d%s\n", d.ID, d.EndpointID, d.Replays, held)
+	}
+	for _, k := range res.Skipped {
+		fmt.Fprintf(w, "  delivery %d to %s skipped: %s\n", k.DeliveryID, k.EndpointID, k.Reason)
+	}
+	return nil
 }
 
 const deliveriesUsage = `
@@ -154,7 +146,7 @@ Lists deliveries, newest first, one page at a time.
 				fs.IntVar(&limit, "limit", 50, "page size, at most 500")
 				fs.StringVar(&cursor, "cursor", "", "the `cursor` printed with the previous page")
 			},
-			run: func(ctx context.Context, st *outbox.Store, _ []string) error {
+			run: func(ctx context.Context, st *outbox.Store, _ string) error {
 				if limit < 1 || limit > 500 {
 					return usagef("invalid --limit %d: use 1 to 500", limit)
 				}
@@ -215,18 +207,15 @@ Usage: hookrelay deliveries get ID [flags]
 
 Shows a delivery and every attempt (all series, oldest first).
 `,
-			args: 1,
-			run: func(ctx context.Context, st *outbox.Store, pos []string) error {
-				id, err := parseInt64ID("delivery", pos[0])
+			arg: "delivery ID",
+			run: func(ctx context.Context, st *outbox.Store, arg string) error {
+				id, err := parseInt64ID("delivery", arg)
 				if err != nil {
 					return err
 				}
 				d, err := st.GetDelivery(ctx, id)
-				if errors.Is(err, outbox.ErrNotFound) {
-					return fmt.Errorf("delivery %d not found", id)
-				}
 				if err != nil {
-					return err
+					return notFound(err, "delivery", id)
 				}
 				as, err := st.ListAttempts(ctx, id)
 				if err != nil {
@@ -238,7 +227,9 @@ Shows a delivery and every attempt (all series, oldest first).
 						AttemptList []outbox.Attempt `json:"attempt_list"`
 					}{d, as})
 				}
-				printDelivery(g.stdout, d)
+				if err := printDelivery(g.stdout, d); err != nil {
+					return err
+				}
 				tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(tw, "\nATTEMPT\tSTARTED\tDURATION\tSTATUS\tOUTCOME\tERROR")
 				for _, a := range as {
@@ -259,24 +250,14 @@ Usage: hookrelay deliveries retry ID [flags]
 Re-queues a pending or dead delivery to be attempted now (held while its
 endpoint is disabled).
 `,
-			args: 1,
-			run: func(ctx context.Context, st *outbox.Store, pos []string) error {
-				id, err := parseInt64ID("delivery", pos[0])
+			arg: "delivery ID",
+			run: func(ctx context.Context, st *outbox.Store, arg string) error {
+				id, err := parseInt64ID("delivery", arg)
 				if err != nil {
 					return err
 				}
 				d, err := st.RetryDelivery(ctx, id)
-				if errors.Is(err, outbox.ErrNotFound) {
-					return fmt.Errorf("delivery %d not found", id)
-				}
-				if err != nil {
-					return err
-				}
-				if g.json() {
-					return writeJSON(g.stdout, d)
-				}
-				printDelivery(g.stdout, d)
-				return nil
+				return g.show(d, notFound(err, "delivery", id), func() error { return printDelivery(g.stdout, d) })
 			},
 		},
 	}
@@ -284,7 +265,7 @@ endpoint is disabled).
 	return runGroup(ctx, "deliveries", deliveriesUsage, g, cmds, args)
 }
 
-func printDelivery(w io.Writer, d outbox.Delivery) {
+func printDelivery(w io.Writer, d outbox.Delivery) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "ID:\t%d\n", d.ID)
 	fmt.Fprintf(tw, "Event:\t%d (%s, %s)\n", d.EventID, d.EventType, d.WebhookID)
@@ -306,5 +287,5 @@ func printDelivery(w io.Writer, d outbox.Delivery) {
 		fmt.Fprintf(tw, "Replays:\t%d (last %s)\n", d.Replays, timeText(d.ReplayedAt))
 	}
 	fmt.Fprintf(tw, "Created:\t%s\n", timeText(&d.CreatedAt))
-	_ = tw.Flush()
+	return flush(tw)
 }

@@ -54,15 +54,15 @@ Entries are checked first (names, schemas that compile, examples that match
 their schema); nothing is written when one is wrong. Entries not in FILE
 are left alone.
 `,
-			args: 1,
-			run: func(ctx context.Context, st *outbox.Store, pos []string) error {
-				entries, err := readCatalog(pos[0], stdin)
+			arg: "FILE",
+			run: func(ctx context.Context, st *outbox.Store, file string) error {
+				entries, err := readCatalog(file, stdin)
 				if err != nil {
 					return err
 				}
 				for _, et := range entries {
 					if err := et.Validate(); err != nil {
-						return fmt.Errorf("%s: event type %q: %w", pos[0], et.Name, err)
+						return fmt.Errorf("%s: event type %q: %w", file, et.Name, err)
 					}
 				}
 				type result struct {
@@ -100,7 +100,7 @@ Usage: hookrelay event-types list [flags]
 
 Lists the event-type catalog.
 `,
-			run: func(ctx context.Context, st *outbox.Store, _ []string) error {
+			run: func(ctx context.Context, st *outbox.Store, _ string) error {
 				ets, err := st.ListEventTypes(ctx)
 				if err != nil {
 					return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -9,33 +10,60 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/outbox"
 )
 
-// sub is one command of a command group (tokens, event-types, events,
-// deliveries): its usage, flags and action on the store.
+// sub is one command of a command group (endpoints, tokens, event-types,
+// events, deliveries): its usage, flags and action on the store.
 type sub struct {
 	usage string
 	// flags declares the command's flags on fs.
 	flags func(fs *flag.FlagSet)
-	// args is the number of positional arguments (an id, a file).
-	args int
-	run  func(ctx context.Context, st *outbox.Store, pos []string) error
+	// arg names the command's one positional argument ("endpoint ID",
+	// "FILE"); empty when it takes none.
+	arg string
+	// run acts on the store; arg is the positional argument ("" if none).
+	run func(ctx context.Context, st *outbox.Store, arg string) error
 }
 
-// groupCmd is what a group's commands share: where to print and how.
+// groupCmd is what a group's commands share: where to print and how, and
+// the configuration.
 type groupCmd struct {
 	stdout, stderr io.Writer
 	output         string
-	given          map[string]bool
+	given          map[string]bool // flags set on the command line
+	cfg            config.Config   // loaded before the command runs
 }
 
 // json reports whether --output json was asked for.
 func (g *groupCmd) json() bool { return g.output == "json" }
 
+// show prints v as JSON with --output json, else with table; an err
+// (from getting v) is returned as it is.
+func (g *groupCmd) show(v any, err error, table func() error) error {
+	if err != nil {
+		return err
+	}
+	if g.json() {
+		return writeJSON(g.stdout, v)
+	}
+	return table()
+}
+
+// notFound turns outbox.ErrNotFound from looking up what (an "event") by
+// id into "<what> <id> not found"; other errors are returned as they are.
+func notFound(err error, what string, id any) error {
+	if errors.Is(err, outbox.ErrNotFound) {
+		return fmt.Errorf("%s %v not found", what, id)
+	}
+	return err
+}
+
 // runGroup runs `hookrelay <group> <command> ...`: it parses the command's
-// flags and positional arguments, then opens the store (migrating it when
-// HOOKRELAY_MIGRATE_ON_START allows) and runs the command.
+// flags and positional argument, then loads the configuration, opens the
+// store (migrating it when HOOKRELAY_MIGRATE_ON_START allows) and runs the
+// command.
 func runGroup(ctx context.Context, group, usage string, g *groupCmd, cmds map[string]*sub, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(g.stderr, strings.TrimLeft(usage, "\n"))
@@ -69,22 +97,31 @@ func runGroup(ctx context.Context, group, usage string, g *groupCmd, cmds map[st
 	}
 	g.given = map[string]bool{}
 	c.fs.Visit(func(f *flag.Flag) { g.given[f.Name] = true })
+	// Check the positional argument before touching the database.
 	switch {
-	case s.args == 0 && len(pos) > 0:
+	case s.arg == "" && len(pos) > 0:
 		return usagef("%s %s takes no arguments, got %q", group, name, pos[0])
-	case s.args > 0 && len(pos) != s.args:
-		return usagef("%s %s takes %d argument(s), got %d (see --help)", group, name, s.args, len(pos))
+	case s.arg != "" && len(pos) == 0:
+		return usagef("%s %s needs %s %s argument (see --help)", group, name, article(s.arg), s.arg)
+	case len(pos) > 1:
+		return usagef("%s %s takes one %s, got %d arguments", group, name, s.arg, len(pos))
 	}
-	cfg, err := loadConfig()
-	if err != nil {
+	arg := ""
+	if len(pos) == 1 {
+		arg = pos[0]
+	}
+	if g.cfg, err = config.Load(); err != nil {
 		return err
 	}
-	st, err := openStore(ctx, cfg)
-	if err != nil {
-		return err
+	return withStore(ctx, g.cfg, func(st *outbox.Store) error { return s.run(ctx, st, arg) })
+}
+
+// article is the indefinite article of a noun: "an" before a vowel.
+func article(noun string) string {
+	if noun != "" && strings.ContainsRune("aeiouAEIOU", rune(noun[0])) {
+		return "an"
 	}
-	defer st.Pool().Close()
-	return s.run(ctx, st, pos)
+	return "a"
 }
 
 // parseTime parses a time flag: RFC 3339, or a duration back from now

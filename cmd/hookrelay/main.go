@@ -206,13 +206,25 @@ func (c *command) parse(args []string) ([]string, error) {
 	}
 }
 
-// loadConfig reads the configuration from the environment.
-func loadConfig() (config.Config, error) {
-	cfg, err := config.Load()
+// parseFlags parses the command line of a command that takes flags only.
+func (c *command) parseFlags(args []string) error {
+	pos, err := c.parse(args)
 	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("%s takes no arguments, got %q", c.fs.Name(), pos[0])
+	}
+	return nil
+}
+
+// parseConfig is the prologue of a command that takes flags only: it
+// parses the command line, then loads the configuration.
+func (c *command) parseConfig(args []string) (config.Config, error) {
+	if err := c.parseFlags(args); err != nil {
 		return config.Config{}, err
 	}
-	return cfg, nil
+	return config.Load()
 }
 
 const versionUsage = `
@@ -222,13 +234,8 @@ Prints hookrelay's version and the Go version it was built with.
 `
 
 func runVersion(args []string, stdout, stderr io.Writer) error {
-	c := newCommand("version", versionUsage, stdout, stderr)
-	pos, err := c.parse(args)
-	if err != nil {
+	if err := newCommand("version", versionUsage, stdout, stderr).parseFlags(args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("version takes no arguments, got %q", pos[0])
 	}
 	fmt.Fprintf(stdout, "hookrelay %s (%s, %s/%s)\n", relay.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return nil

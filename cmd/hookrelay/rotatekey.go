@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/secretbox"
 )
@@ -27,17 +28,13 @@ this command, then drop the old key.
 func runRotateSecretKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := newCommand("rotate-secret-key", rotateKeyUsage, stdout, stderr)
 	batch := c.fs.Int("batch", outbox.DefaultResealBatch, "endpoints re-encrypted per transaction")
-	pos, err := c.parse(args)
-	if err != nil {
+	if err := c.parseFlags(args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("rotate-secret-key takes no arguments, got %q", pos[0])
 	}
 	if *batch <= 0 {
 		return usagef("invalid --batch %d: use a positive number", *batch)
 	}
-	cfg, err := loadConfig()
+	cfg, err := config.Load()
 	if err != nil {
 		return err
 	}
@@ -48,17 +45,14 @@ func runRotateSecretKey(ctx context.Context, args []string, stdout, stderr io.Wr
 	if err != nil {
 		return fmt.Errorf("rotate secret key: %w", err)
 	}
-	store, err := openStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer store.Pool().Close()
-	n, err := store.ResealSecrets(ctx, resealWith(box), *batch)
-	if err != nil {
-		return fmt.Errorf("rotate secret key: %w (%d endpoints were re-encrypted before the error; running the command again continues)", err, n)
-	}
-	fmt.Fprintf(stdout, "re-encrypted the secrets of %d endpoints with key %s\n", n, box.CurrentKeyID())
-	return nil
+	return withStore(ctx, cfg, func(store *outbox.Store) error {
+		n, err := store.ResealSecrets(ctx, resealWith(box), *batch)
+		if err != nil {
+			return fmt.Errorf("rotate secret key: %w (%d endpoints were re-encrypted before the error; running the command again continues)", err, n)
+		}
+		fmt.Fprintf(stdout, "re-encrypted the secrets of %d endpoints with key %s\n", n, box.CurrentKeyID())
+		return nil
+	})
 }
 
 // resealWith returns the reseal function for box: values already sealed

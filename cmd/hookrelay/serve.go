@@ -25,15 +25,7 @@ HOOKRELAY_SHUTDOWN_TIMEOUT) and exits 0.
 
 // runServe runs `hookrelay run`.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c := newCommand("run", runUsage, stdout, stderr)
-	pos, err := c.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return usagef("run takes no arguments, got %q", pos[0])
-	}
-	cfg, err := loadConfig()
+	cfg, err := newCommand("run", runUsage, stdout, stderr).parseConfig(args)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -48,7 +47,7 @@ Issues a tenant token and prints it. The token is shown this once.
 				fs.StringVar(&expiresIn, "expires-in", "", "the token's lifetime, like 720h (default: it does not expire)")
 				fs.StringVar(&description, "description", "", "a free-text `description`")
 			},
-			run: func(ctx context.Context, st *outbox.Store, _ []string) error {
+			run: func(ctx context.Context, st *outbox.Store, _ string) error {
 				if !g.given["tenant"] {
 					return usagef("tokens create needs --tenant")
 				}
@@ -81,7 +80,7 @@ Usage: hookrelay tokens list [flags]
 Lists tokens, revoked and expired ones too, never their values.
 `,
 			flags: func(fs *flag.FlagSet) { fs.StringVar(&tenant, "tenant", "", "only this `tenant`'s tokens") },
-			run: func(ctx context.Context, st *outbox.Store, _ []string) error {
+			run: func(ctx context.Context, st *outbox.Store, _ string) error {
 				var f *string
 				if g.given["tenant"] {
 					f = &tenant
@@ -102,20 +101,13 @@ Usage: hookrelay tokens revoke ID [flags]
 
 Revokes a token: its next request, on any replica, answers 401.
 `,
-			args: 1,
-			run: func(ctx context.Context, st *outbox.Store, pos []string) error {
-				t, err := st.RevokeToken(ctx, pos[0])
-				if errors.Is(err, outbox.ErrNotFound) {
-					return fmt.Errorf("token %s not found", pos[0])
-				}
-				if err != nil {
+			arg: "token ID",
+			run: func(ctx context.Context, st *outbox.Store, id string) error {
+				t, err := st.RevokeToken(ctx, id)
+				return g.show(t, notFound(err, "token", id), func() error {
+					_, err := fmt.Fprintf(g.stdout, "token %s (tenant %s) revoked at %s\n", t.ID, t.Tenant, timeText(t.RevokedAt))
 					return err
-				}
-				if g.json() {
-					return writeJSON(g.stdout, t)
-				}
-				fmt.Fprintf(g.stdout, "token %s (tenant %s) revoked at %s\n", t.ID, t.Tenant, timeText(t.RevokedAt))
-				return nil
+				})
 			},
 		},
 	}
