@@ -20,91 +20,82 @@ func guardedEnv(t *testing.T) *env {
 	return newEnvWith(t, nil, func(c *endpoint.Config) { c.Sender = sender })
 }
 
-func TestEndpointURLRefusedAtCreateAndUpdate(t *testing.T) {
-	e := guardedEnv(t)
-	refused := []string{
-		"http://127.0.0.1:8080/hook",
-		"http://localhost/hook",
-		"http://169.254.169.254/latest/meta-data",
-		"https://10.0.0.7/hook",
-		"http://[::1]/hook",
+// TestEndpointURLAtCreate: create refuses private destinations when the
+// sender's guard does (naming the variables that allow them), stores an
+// unresolvable host with a warning naming it, and takes private ones
+// without a warning when no guard refuses them.
+func TestEndpointURLAtCreate(t *testing.T) {
+	guarded := guardedEnv(t)
+	// newEnv's sender has no guard, like HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS=true.
+	open := newEnv(t, nil)
+	tests := []struct {
+		name    string
+		e       *env
+		url     string
+		refused bool
+		warning string // the one warning names this; "": no warning
+	}{
+		{"loopback", guarded, "http://127.0.0.1:8080/hook", true, ""},
+		{"localhost", guarded, "http://localhost/hook", true, ""},
+		{"link-local metadata", guarded, "http://169.254.169.254/latest/meta-data", true, ""},
+		{"private", guarded, "https://10.0.0.7/hook", true, ""},
+		{"loopback v6", guarded, "http://[::1]/hook", true, ""},
+		{"public literal", guarded, "https://93.184.215.14/hook", false, ""},
+		{"unresolvable", guarded, "https://not-yet.invalid/hook", false, "not-yet.invalid"},
+		{"private allowed by config", open, "http://127.0.0.1:8080/hook", false, ""},
 	}
-	for _, u := range refused {
-		r := e.do(http.MethodPost, "/v1/endpoints", map[string]any{"url": u})
-		if r.status != http.StatusBadRequest {
-			t.Fatalf("create %s: status %d, want 400: %s", u, r.status, r.body)
-		}
-		if code, field := r.err(t); code != "invalid_field" || field != "url" {
-			t.Fatalf("create %s: code %q field %q, want invalid_field url", u, code, field)
-		}
-		for _, want := range []string{"refused", "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS", "HOOKRELAY_ALLOWED_DESTINATION_CIDRS"} {
-			if !strings.Contains(string(r.body), want) {
-				t.Fatalf("create %s: message lacks %q: %s", u, want, r.body)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tt.e.do(http.MethodPost, "/v1/endpoints", map[string]any{"url": tt.url})
+			if tt.refused {
+				refusedURL(t, r)
+				return
 			}
-		}
+			var ep struct {
+				ID, Secret string
+				Warnings   []string
+			}
+			r.must(t, http.StatusCreated).json(t, &ep)
+			if ep.ID == "" || ep.Secret == "" {
+				t.Fatalf("not the endpoint: %s", r.body)
+			}
+			switch {
+			case tt.warning == "" && strings.Contains(string(r.body), "warnings"):
+				t.Fatalf("unexpected warnings: %s", r.body)
+			case tt.warning != "" && (len(ep.Warnings) != 1 || !strings.Contains(ep.Warnings[0], tt.warning)):
+				t.Fatalf("warnings %q, want one naming %q", ep.Warnings, tt.warning)
+			}
+		})
 	}
+}
 
-	// A public address is stored; changing it to a private one is refused
-	// and leaves it as it was.
-	r := e.do(http.MethodPost, "/v1/endpoints", map[string]any{"url": "https://93.184.215.14/hook"})
-	if r.status != http.StatusCreated {
-		t.Fatalf("create public: status %d: %s", r.status, r.body)
-	}
-	var ep struct {
-		ID       string   `json:"id"`
-		URL      string   `json:"url"`
-		Warnings []string `json:"warnings"`
-	}
-	r.json(t, &ep)
-	if len(ep.Warnings) != 0 {
-		t.Fatalf("warnings for an IP literal: %q", ep.Warnings)
-	}
-	r = e.do(http.MethodPatch, "/v1/endpoints/"+ep.ID, map[string]any{"url": "http://127.0.0.1:9/x"})
+// refusedURL checks r is the refusal of a private destination.
+func refusedURL(t *testing.T, r resp) {
+	t.Helper()
 	if r.status != http.StatusBadRequest {
-		t.Fatalf("update to loopback: status %d, want 400: %s", r.status, r.body)
+		t.Fatalf("status %d, want 400: %s", r.status, r.body)
 	}
 	if code, field := r.err(t); code != "invalid_field" || field != "url" {
-		t.Fatalf("update: code %q field %q, want invalid_field url", code, field)
+		t.Fatalf("code %q field %q, want invalid_field url", code, field)
 	}
-	r = e.do(http.MethodGet, "/v1/endpoints/"+ep.ID, nil)
-	r.json(t, &ep)
-	if ep.URL != "https://93.184.215.14/hook" {
+	for _, want := range []string{"refused", "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS", "HOOKRELAY_ALLOWED_DESTINATION_CIDRS"} {
+		if !strings.Contains(string(r.body), want) {
+			t.Fatalf("message lacks %q: %s", want, r.body)
+		}
+	}
+}
+
+// TestEndpointURLRefusedAtUpdate: changing a stored URL to a private one is
+// refused and leaves it as it was; an update that does not touch the URL
+// is not checked again.
+func TestEndpointURLRefusedAtUpdate(t *testing.T) {
+	e := guardedEnv(t)
+	const public = "https://93.184.215.14/hook"
+	ep := e.createEndpoint(map[string]any{"url": public})
+	refusedURL(t, e.do(http.MethodPatch, "/v1/endpoints/"+ep.ID, map[string]any{"url": "http://127.0.0.1:9/x"}))
+	e.do(http.MethodGet, "/v1/endpoints/"+ep.ID, nil).must(t, http.StatusOK).json(t, &ep)
+	if ep.URL != public {
 		t.Fatalf("a refused update changed the URL to %q", ep.URL)
 	}
-	// An update that does not touch the URL is not checked again.
-	if r := e.do(http.MethodPatch, "/v1/endpoints/"+ep.ID, map[string]any{"description": "d"}); r.status != http.StatusOK {
-		t.Fatalf("update description: status %d: %s", r.status, r.body)
-	}
-}
-
-func TestEndpointURLUnresolvableIsAcceptedWithWarning(t *testing.T) {
-	e := guardedEnv(t)
-	r := e.do(http.MethodPost, "/v1/endpoints", map[string]any{"url": "https://not-yet.invalid/hook"})
-	if r.status != http.StatusCreated {
-		t.Fatalf("status %d, want 201: %s", r.status, r.body)
-	}
-	var ep struct {
-		ID       string   `json:"id"`
-		Secret   string   `json:"secret"`
-		Warnings []string `json:"warnings"`
-	}
-	r.json(t, &ep)
-	if ep.ID == "" || ep.Secret == "" {
-		t.Fatalf("not the endpoint: %s", r.body)
-	}
-	if len(ep.Warnings) != 1 || !strings.Contains(ep.Warnings[0], "not-yet.invalid") {
-		t.Fatalf("warnings %q, want one naming the host", ep.Warnings)
-	}
-}
-
-func TestEndpointURLPrivateAllowedByConfig(t *testing.T) {
-	// newEnv's sender has no guard, like HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS=true.
-	e := newEnv(t, nil)
-	r := e.do(http.MethodPost, "/v1/endpoints", map[string]any{"url": "http://127.0.0.1:8080/hook"})
-	if r.status != http.StatusCreated {
-		t.Fatalf("status %d, want 201: %s", r.status, r.body)
-	}
-	if strings.Contains(string(r.body), "warnings") {
-		t.Fatalf("unexpected warnings: %s", r.body)
-	}
+	e.do(http.MethodPatch, "/v1/endpoints/"+ep.ID, map[string]any{"description": "d"}).must(t, http.StatusOK)
 }
