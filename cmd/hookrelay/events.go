@@ -40,14 +40,10 @@ endpoint created after the event, ...), with the delivery state and every
 attempt.
 `,
 			arg: "event ID",
-			run: func(ctx context.Context, st *outbox.Store, arg string) error {
-				id, err := parseInt64ID("event", arg)
-				if err != nil {
-					return err
-				}
+			run: numbered("event", func(ctx context.Context, st *outbox.Store, id int64) error {
 				tr, err := st.TraceEvent(ctx, id)
-				return g.show(tr, notFound(err, "event", id), func() error { return printTrace(g.stdout, tr) })
-			},
+				return g.show(tr, err, func() error { return printTrace(g.stdout, tr) })
+			}),
 		},
 		"replay": {
 			usage: `
@@ -59,14 +55,10 @@ starts a new attempt series and keeps its place in its ordering key.
 `,
 			arg:   "event ID",
 			flags: func(fs *flag.FlagSet) { fs.StringVar(&endpointID, "endpoint", "", "replay to this endpoint `ID` only") },
-			run: func(ctx context.Context, st *outbox.Store, arg string) error {
-				id, err := parseInt64ID("event", arg)
-				if err != nil {
-					return err
-				}
+			run: numbered("event", func(ctx context.Context, st *outbox.Store, id int64) error {
 				res, err := st.ReplayEvent(ctx, id, endpointID)
-				return g.show(res, notFound(err, "event", id), func() error { return printReplay(g.stdout, id, res) })
-			},
+				return g.show(res, err, func() error { return printReplay(g.stdout, id, res) })
+			}),
 		},
 	}
 	return runGroup(ctx, "events", eventsUsage, g, cmds, args)
@@ -208,14 +200,10 @@ Usage: hookrelay deliveries get ID [flags]
 Shows a delivery and every attempt (all series, oldest first).
 `,
 			arg: "delivery ID",
-			run: func(ctx context.Context, st *outbox.Store, arg string) error {
-				id, err := parseInt64ID("delivery", arg)
-				if err != nil {
-					return err
-				}
+			run: numbered("delivery", func(ctx context.Context, st *outbox.Store, id int64) error {
 				d, err := st.GetDelivery(ctx, id)
 				if err != nil {
-					return notFound(err, "delivery", id)
+					return err
 				}
 				as, err := st.ListAttempts(ctx, id)
 				if err != nil {
@@ -241,7 +229,7 @@ Shows a delivery and every attempt (all series, oldest first).
 						excerpt(a.Error, 80))
 				}
 				return tw.Flush()
-			},
+			}),
 		},
 		"retry": {
 			usage: `
@@ -251,14 +239,10 @@ Re-queues a pending or dead delivery to be attempted now (held while its
 endpoint is disabled).
 `,
 			arg: "delivery ID",
-			run: func(ctx context.Context, st *outbox.Store, arg string) error {
-				id, err := parseInt64ID("delivery", arg)
-				if err != nil {
-					return err
-				}
+			run: numbered("delivery", func(ctx context.Context, st *outbox.Store, id int64) error {
 				d, err := st.RetryDelivery(ctx, id)
-				return g.show(d, notFound(err, "delivery", id), func() error { return printDelivery(g.stdout, d) })
-			},
+				return g.show(d, err, func() error { return printDelivery(g.stdout, d) })
+			}),
 		},
 	}
 	cmds["ls"], cmds["show"] = cmds["list"], cmds["get"]

@@ -60,6 +60,19 @@ func notFound(err error, what string, id any) error {
 	return err
 }
 
+// numbered is the action of a command whose argument is the id of a what
+// (an "event", a "delivery"): it parses the id, runs act with it and turns
+// outbox.ErrNotFound into "<what> <id> not found".
+func numbered(what string, act func(ctx context.Context, st *outbox.Store, id int64) error) func(context.Context, *outbox.Store, string) error {
+	return func(ctx context.Context, st *outbox.Store, arg string) error {
+		id, err := parseInt64ID(what, arg)
+		if err != nil {
+			return err
+		}
+		return notFound(act(ctx, st, id), what, id)
+	}
+}
+
 // runGroup runs `hookrelay <group> <command> ...`: it parses the command's
 // flags and positional argument, then loads the configuration, opens the
 // store (migrating it when HOOKRELAY_MIGRATE_ON_START allows) and runs the
