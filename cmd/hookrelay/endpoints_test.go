@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/hookrelay/hookrelay/relay/relaytest"
 	"github.com/hookrelay/hookrelay/relay/signature"
 )
@@ -27,7 +28,7 @@ func decodeEndpoint(t *testing.T, res result) outbox.Endpoint {
 }
 
 func TestEndpointsLifecycle(t *testing.T) {
-	env := testEnv(newSchema(t))
+	env := testEnv(outboxtest.NewSchema(t))
 
 	// The raw JSON carries the contract's field names.
 	res := hookrelay(t, env, "endpoints", "create", "--url", "https://example.com/hooks",
@@ -126,7 +127,7 @@ func TestEndpointsLifecycle(t *testing.T) {
 }
 
 func TestEndpointsBadInput(t *testing.T) {
-	env := testEnv(newSchema(t))
+	env := testEnv(outboxtest.NewSchema(t))
 	ep := decodeEndpoint(t, hookrelay(t, env, "endpoints", "create", "--url", "https://example.com/", "--output", "json"))
 	tests := []struct {
 		name string
@@ -182,7 +183,7 @@ func TestEndpointsTest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := testEnv(newSchema(t), "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS=true")
+			env := testEnv(outboxtest.NewSchema(t), "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS=true")
 			rc := newReceiver(t, tt.status)
 			ep := decodeEndpoint(t, hookrelay(t, env, "endpoints", "create", "--url", rc.URL(), "--secret", rc.Secret, "--output", "json"))
 			res := hookrelay(t, env, "endpoints", "test", ep.ID)
@@ -206,7 +207,7 @@ func TestEndpointsTestGuarded(t *testing.T) {
 	// Registered while private destinations were allowed, the loopback
 	// receiver is refused by the destination guard once they are not, as
 	// the relay would refuse it.
-	schema := newSchema(t)
+	schema := outboxtest.NewSchema(t)
 	env := testEnv(schema)
 	rc := newReceiver(t, http.StatusOK)
 	ep := decodeEndpoint(t, hookrelay(t, testEnv(schema, "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS=true"), "endpoints", "create", "--url", rc.URL(), "--secret", rc.Secret, "--output", "json"))
@@ -227,7 +228,7 @@ func TestEndpointsTestGuarded(t *testing.T) {
 }
 
 func TestEndpointsPrivateURLRefused(t *testing.T) {
-	schema := newSchema(t)
+	schema := outboxtest.NewSchema(t)
 	env := testEnv(schema)
 	ep := decodeEndpoint(t, hookrelay(t, env, "endpoints", "create", "--url", "https://93.184.215.14/hooks", "--output", "json"))
 	for _, args := range [][]string{

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 )
 
 // TestEndpointFieldsSameInCLIAndAPI runs the same endpoint cases through
@@ -17,7 +18,7 @@ import (
 // naming the same field.
 func TestEndpointFieldsSameInCLIAndAPI(t *testing.T) {
 	const adminToken = "frontends-test-token-0123456789"
-	schema := newSchema(t)
+	schema := outboxtest.NewSchema(t)
 	env := testEnv(schema, "HOOKRELAY_ADMIN_TOKEN="+adminToken, "HOOKRELAY_LISTEN_ADDR=127.0.0.1:0",
 		"HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS=false", "HOOKRELAY_MAX_ENDPOINTS_PER_TENANT=0")
 	if res := hookrelay(t, env, "migrate"); res.Code != 0 {

@@ -1,77 +1,28 @@
 package main
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/hookrelay/hookrelay/outbox/pgcluster"
+	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
 
 // The tests drive the real binary, built once, against one throwaway
-// PostgreSQL server; each test works in its own schema.
-var (
-	binPath string // the hookrelay binary under test
-	pgURL   string // the test server
-)
+// PostgreSQL server; each test works in its own schema
+// (outboxtest.NewSchema).
+var binPath string // the hookrelay binary under test
 
-func TestMain(m *testing.M) { os.Exit(testMain(m)) }
+func TestMain(m *testing.M) { os.Exit(relaytest.MainWithBinary(m, &binPath)) }
 
-func testMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "hookrelay-cmd-test-*")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "temp dir:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if binPath, err = relaytest.BuildBinary(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	srv, err := pgcluster.Start(ctx, pgcluster.Options{})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start PostgreSQL:", err)
-		return 1
-	}
-	defer func() { _ = srv.Stop() }()
-	pgURL = srv.URL()
-	return m.Run()
-}
-
-// newSchema returns a fresh schema name for t and drops the schema when t ends.
-func newSchema(t *testing.T) string {
-	t.Helper()
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	name := "cmd_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, pgURL)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", name, err)
-		}
-	})
-	return name
-}
+// pgURL is the test server's URL.
+func pgURL() string { return outboxtest.Shared().URL() }
 
 // testEnv returns a clean environment for the binary: PATH and HOME from the
 // parent, the test database, schema, and the extra NAME=value pairs.
@@ -79,7 +30,7 @@ func testEnv(schema string, extra ...string) []string {
 	env := []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + os.Getenv("HOME"),
-		"HOOKRELAY_DATABASE_URL=" + pgURL,
+		"HOOKRELAY_DATABASE_URL=" + pgURL(),
 		"HOOKRELAY_SCHEMA=" + schema,
 	}
 	return append(env, extra...)
@@ -238,7 +189,7 @@ func TestBadConfig(t *testing.T) {
 }
 
 func TestMigrate(t *testing.T) {
-	schema := newSchema(t)
+	schema := outboxtest.NewSchema(t)
 	env := testEnv(schema)
 	first := hookrelay(t, env, "migrate")
 	if first.Code != 0 || !strings.Contains(first.Stdout, "schema "+schema+" migrated from version 0 to ") {
@@ -251,19 +202,13 @@ func TestMigrate(t *testing.T) {
 }
 
 func TestMigrateSchemaTooNew(t *testing.T) {
-	schema := newSchema(t)
+	schema := outboxtest.NewSchema(t)
 	env := testEnv(schema)
 	if res := hookrelay(t, env, "migrate"); res.Code != 0 {
 		t.Fatalf("migrate:\n%s", res)
 	}
-	ctx := t.Context()
-	conn, err := pgx.Connect(ctx, pgURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	// Pretend a newer binary migrated.
-	if _, err := conn.Exec(ctx, fmt.Sprintf("INSERT INTO %s (version, name) VALUES (1000, 'future')",
+	if _, err := outboxtest.Pool(t).Exec(t.Context(), fmt.Sprintf("INSERT INTO %s (version, name) VALUES (1000, 'future')",
 		pgx.Identifier{schema, "schema_migrations"}.Sanitize())); err != nil {
 		t.Fatalf("record a future version: %v", err)
 	}

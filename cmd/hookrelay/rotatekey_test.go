@@ -6,11 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/jackc/pgx/v5"
 )
 
 func TestRotateSecretKey(t *testing.T) {
-	schema := newSchema(t)
+	schema := outboxtest.NewSchema(t)
 	oldKey := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("k", 32)))
 	newKey := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("n", 32)))
 	plain := testEnv(schema)
@@ -32,13 +33,8 @@ func TestRotateSecretKey(t *testing.T) {
 	if res := hookrelay(t, rotated, "rotate-secret-key"); res.Code != 0 || !strings.Contains(res.Stdout, "of 0 endpoints") {
 		t.Errorf("second rotate: %s", res)
 	}
-	conn, err := pgx.Connect(context.Background(), pgURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
 	var plainLeft int
-	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM `+pgx.Identifier{schema}.Sanitize()+`.endpoints WHERE secret LIKE 'whsec_%' OR secret NOT LIKE 'enc:v1:%'`).Scan(&plainLeft); err != nil {
+	if err := outboxtest.Pool(t).QueryRow(context.Background(), `SELECT count(*) FROM `+pgx.Identifier{schema}.Sanitize()+`.endpoints WHERE secret LIKE 'whsec_%' OR secret NOT LIKE 'enc:v1:%'`).Scan(&plainLeft); err != nil {
 		t.Fatal(err)
 	}
 	if plainLeft != 0 {

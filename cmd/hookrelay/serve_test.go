@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -90,7 +91,7 @@ func (w *logWatcher) String() string {
 }
 
 func TestRun(t *testing.T) {
-	schema := newSchema(t)
+	schema := outboxtest.NewSchema(t)
 	env := testEnv(schema,
 		"HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS=true",
 		"HOOKRELAY_LISTEN_ADDR=127.0.0.1:0",
@@ -110,12 +111,7 @@ func TestRun(t *testing.T) {
 	// The application enqueues with plain SQL.
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, pgURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, fmt.Sprintf("INSERT INTO %s (event_type, tenant, payload) VALUES ($1, $2, $3)",
+	if _, err := outboxtest.Pool(t).Exec(ctx, fmt.Sprintf("INSERT INTO %s (event_type, tenant, payload) VALUES ($1, $2, $3)",
 		pgx.Identifier{schema, "outbox"}.Sanitize()), "signup.created", "acme", `{"email":"a@example.com"}`); err != nil {
 		t.Fatalf("enqueue: %v", err)
 	}
@@ -139,7 +135,7 @@ func TestRun(t *testing.T) {
 }
 
 func TestRunListenFails(t *testing.T) {
-	env := testEnv(newSchema(t), "HOOKRELAY_LISTEN_ADDR=256.0.0.1:1")
+	env := testEnv(outboxtest.NewSchema(t), "HOOKRELAY_LISTEN_ADDR=256.0.0.1:1")
 	res := hookrelay(t, env, "run")
 	if res.Code != 1 || !strings.Contains(res.Stderr, "listen on") {
 		t.Fatalf("want exit 1 naming the listen failure:\n%s", res)
@@ -310,7 +306,7 @@ func TestRunMetricsListener(t *testing.T) {
 	}))
 	defer app.Close()
 	const token = "metrics-token-0123456789"
-	env := testEnv(newSchema(t),
+	env := testEnv(outboxtest.NewSchema(t),
 		"HOOKRELAY_LISTEN_ADDR=127.0.0.1:0",
 		"HOOKRELAY_METRICS_ADDR=127.0.0.1:0",
 		"HOOKRELAY_METRICS_TOKEN="+token,

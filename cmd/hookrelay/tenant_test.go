@@ -9,21 +9,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 )
 
 // storeOn opens a store on the test server's schema (migrated by a first
 // command run).
 func storeOn(t *testing.T, schema string) *outbox.Store {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), pgURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	st, err := outbox.NewStore(pool, schema)
+	st, err := outbox.NewStore(outboxtest.Pool(t), schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +35,7 @@ func mustJSON(t *testing.T, res result, v any) {
 }
 
 func TestTokensCommands(t *testing.T) {
-	schema := newSchema(t)
+	schema := outboxtest.NewSchema(t)
 	env := testEnv(schema)
 	res := hookrelay(t, env, "tokens", "create", "--tenant", "acme", "--read-only", "--expires-in", "720h", "--description", "portal")
 	if res.Code != 0 || !strings.Contains(res.Stdout, "hrt_") || !strings.Contains(res.Stdout, "shown once") || !strings.Contains(res.Stdout, "read-only") {
@@ -101,7 +95,7 @@ const catalogYAML = `
 `
 
 func TestEventTypesCommands(t *testing.T) {
-	env := testEnv(newSchema(t))
+	env := testEnv(outboxtest.NewSchema(t))
 	dir := t.TempDir()
 	file := filepath.Join(dir, "catalog.yaml")
 	if err := os.WriteFile(file, []byte(catalogYAML), 0o600); err != nil {
@@ -142,7 +136,7 @@ func TestEventTypesCommands(t *testing.T) {
 }
 
 func TestEventsAndDeliveriesCommands(t *testing.T) {
-	schema := newSchema(t)
+	schema := outboxtest.NewSchema(t)
 	env := testEnv(schema, "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS=true")
 	ep := decodeEndpoint(t, hookrelay(t, env, "endpoints", "create", "--url", "http://127.0.0.1:1/h", "--tenant", "acme", "--output", "json"))
 	ctx := context.Background()

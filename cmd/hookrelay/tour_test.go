@@ -2,13 +2,9 @@ package main
 
 import (
 	"bufio"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
 
 const (
@@ -65,7 +61,7 @@ func TestReadmeTour(t *testing.T) {
 	relayPort, receiverPort := freePort(t), freePort(t)
 	tmp := t.TempDir() // mktemp -d in the tour lands here
 	env := []string{
-		"HOOKRELAY_DATABASE_URL=" + tourDatabase(t),
+		"HOOKRELAY_DATABASE_URL=" + relaytest.NewDatabase(t),
 		"RELAY_PORT=" + strconv.Itoa(relayPort),
 		"RECEIVER_PORT=" + strconv.Itoa(receiverPort),
 		"TMPDIR=" + tmp,
@@ -148,44 +144,6 @@ func tourBlocks(t *testing.T) []string {
 		t.Fatalf("the tour has %d sh blocks; want the set-up, the steps and a clean-up", len(blocks))
 	}
 	return blocks
-}
-
-// tourDatabase creates a database of its own on the test server and
-// returns its URL; it is dropped when the test ends.
-func tourDatabase(t *testing.T) string {
-	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "tour_" + hex.EncodeToString(b[:])
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, pgURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		t.Fatalf("create database %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, pgURL)
-		if err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(pgURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
