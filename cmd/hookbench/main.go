@@ -36,6 +36,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/hookrelay/hookrelay/outbox/pgcluster"
+	"github.com/hookrelay/hookrelay/relay/sidecar"
 	"github.com/hookrelay/hookrelay/relay/signature"
 )
 
@@ -172,6 +173,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == receiverFlag {
 		os.Exit(receiverMain(os.Args[2:]))
 	}
+	// The in-process relay runs with the collector setting of hookrelay run,
+	// so the two are compared like for like (the receiver keeps Go's own).
+	sidecar.TuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -16,6 +16,7 @@ import (
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/relay"
+	"github.com/hookrelay/hookrelay/relay/sidecar"
 	"github.com/hookrelay/hookrelay/relay/signature"
 )
 
@@ -27,6 +28,7 @@ const (
 )
 
 func main() {
+	sidecar.TuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
