@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"net"
@@ -11,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -161,14 +159,9 @@ func freePort(t *testing.T) int {
 type shell struct {
 	cmd   *exec.Cmd
 	stdin *os.File
-	done  chan struct{} // closed when bash has exited; then wait is set
-	wait  error         // cmd.Wait's result
-
-	mu      sync.Mutex
-	out     strings.Builder // stdout and stderr, interleaved
-	lines   []string
-	changed chan struct{} // closed and replaced when lines grows or output ends
-	ended   bool
+	done  chan struct{}    // closed when bash has exited; then wait is set
+	wait  error            // cmd.Wait's result
+	out   *relaytest.Lines // stdout and stderr, interleaved
 }
 
 func startShell(t *testing.T, dir string, env []string) *shell {
@@ -193,23 +186,7 @@ func startShell(t *testing.T, dir string, env []string) *shell {
 	}
 	inR.Close()
 	outW.Close()
-	sh := &shell{cmd: cmd, stdin: inW, done: make(chan struct{}), changed: make(chan struct{})}
-	go func() {
-		sc := bufio.NewScanner(outR)
-		for sc.Scan() {
-			sh.mu.Lock()
-			sh.out.WriteString(sc.Text() + "\n")
-			sh.lines = append(sh.lines, sc.Text())
-			close(sh.changed)
-			sh.changed = make(chan struct{})
-			sh.mu.Unlock()
-		}
-		sh.mu.Lock()
-		sh.ended = true
-		close(sh.changed)
-		sh.changed = make(chan struct{})
-		sh.mu.Unlock()
-	}()
+	sh := &shell{cmd: cmd, stdin: inW, done: make(chan struct{}), out: relaytest.ReadLines(outR)}
 	go func() { sh.wait = cmd.Wait(); close(sh.done) }()
 	t.Cleanup(func() {
 		inW.Close()
@@ -263,30 +240,7 @@ func (sh *shell) run(t *testing.T, n int, block string, deadline time.Duration, 
 // waitLine reports whether a line matching re was printed within deadline
 // while the shell still ran.
 func (sh *shell) waitLine(re *regexp.Regexp, deadline time.Duration) bool {
-	timer := time.NewTimer(deadline)
-	defer timer.Stop()
-	exited := false
-	for {
-		sh.mu.Lock()
-		for _, l := range sh.lines {
-			if re.MatchString(l) {
-				sh.mu.Unlock()
-				return true
-			}
-		}
-		ended, changed := sh.ended, sh.changed
-		sh.mu.Unlock()
-		if ended || exited {
-			return false
-		}
-		select {
-		case <-changed:
-		case <-sh.done:
-			exited = true // one more look: its last lines may be in
-		case <-timer.C:
-			return false
-		}
-	}
+	return sh.out.Wait(re, deadline, sh.done)
 }
 
 // close ends the shell's input and waits for it to exit.
@@ -300,8 +254,4 @@ func (sh *shell) close(deadline time.Duration) error {
 	}
 }
 
-func (sh *shell) transcript() string {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return sh.out.String()
-}
+func (sh *shell) transcript() string { return sh.out.String() }
