@@ -49,14 +49,7 @@ func BenchmarkLatency(b *testing.B) {
 	for range b.N {
 		b.StopTimer()
 		st := outboxtest.Store(b)
-		cfg, err := pgx.ParseConfig(outboxtest.Shared().URL())
-		if err != nil {
-			b.Fatal(err)
-		}
-		l := outbox.NewListener(cfg, st.Schema(), zapNop())
-		ctx, cancel := context.WithCancel(context.Background())
-		ldone := make(chan struct{})
-		go func() { defer close(ldone); _ = l.Run(ctx) }()
+		l, stopListener := startListener(b, outboxtest.Shared().URL(), st.Schema())
 		var lat []time.Duration
 		var latMu = make(chan struct{}, 1)
 		latMu <- struct{}{}
@@ -96,8 +89,7 @@ func BenchmarkLatency(b *testing.B) {
 		}
 		tick.Stop()
 		rc.WaitAccepted(rate*seconds, time.Minute)
-		cancel()
-		<-ldone
+		stopListener()
 		<-latMu
 		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 		pct := func(p float64) float64 { return float64(lat[int(float64(len(lat)-1)*p)].Microseconds()) / 1000 }

@@ -296,14 +296,7 @@ func TestCrashedRelayLeasesAreReclaimed(t *testing.T) {
 		t.Fatalf("claimed %d (%v)", len(claimed), err)
 	}
 	startEngine(t, st, engineOpts{})
-	got := rc.WaitAccepted(50, 20*time.Second)
-	ids := map[string]bool{}
-	for _, r := range got {
-		ids[r.ID] = true
-	}
-	if len(ids) != 50 {
-		t.Fatalf("distinct events delivered = %d, want 50", len(ids))
-	}
+	acceptedOnce(t, rc, 50, 20*time.Second)
 	// The dead relay's late outcome must not overwrite the new state.
 	outs := []outbox.Outcome{{DeliveryID: claimed[0].DeliveryID, LeaseToken: claimed[0].LeaseToken, EventID: claimed[0].EventID,
 		EndpointID: claimed[0].EndpointID, Attempt: 1, State: outbox.StateDead, StartedAt: time.Now(), Result: "dead"}}
@@ -359,15 +352,7 @@ func TestListenerWakesEngine(t *testing.T) {
 	st := outboxtest.Store(t)
 	rc := newReceiver(t, nil)
 	createEndpoint(t, st, rc, "")
-	cfg, err := pgx.ParseConfig(outboxtest.Shared().URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := outbox.NewListener(cfg, st.Schema(), zapNop())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = l.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	l, _ := startListener(t, outboxtest.Shared().URL(), st.Schema())
 	eventually(t, 10*time.Second, "listener connected", l.Connected)
 	// A long poll interval: only the notification can explain a fast delivery.
 	startEngine(t, st, engineOpts{cfg: relay.Config{PollInterval: time.Hour}, wake: l.Wake(), listening: l.Connected})
@@ -388,31 +373,16 @@ func TestListenerWakesEngine(t *testing.T) {
 func TestDatabaseRestartMidDrain(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	srv, err := pgcluster.Start(ctx, pgcluster.Options{ForceLocal: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
+	srv := outboxtest.Server(t, pgcluster.Options{})
 	pool, err := pgxPool(ctx, srv.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	if _, err := outbox.Migrate(ctx, pool, "hookrelay"); err != nil {
-		t.Fatal(err)
-	}
-	st, err := outbox.NewStore(pool, "hookrelay")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := outboxtest.StoreOn(t, pool, "hookrelay")
 	rc := newReceiver(t, nil)
 	createEndpoint(t, st, rc, "")
-	cfg, _ := pgx.ParseConfig(srv.URL())
-	l := outbox.NewListener(cfg, "hookrelay", zapNop())
-	lctx, cancel := context.WithCancel(ctx)
-	ldone := make(chan struct{})
-	go func() { defer close(ldone); _ = l.Run(lctx) }()
-	t.Cleanup(func() { cancel(); <-ldone })
+	l, _ := startListener(t, srv.URL(), "hookrelay")
 	startEngine(t, st, engineOpts{cfg: relay.Config{BatchSize: 50, PollInterval: 200 * time.Millisecond}, wake: l.Wake(), listening: l.Connected})
 	insertSQL(t, st, "", "signup.created", 500, 100)
 	rc.WaitAccepted(50, 20*time.Second)
@@ -431,14 +401,7 @@ func TestDatabaseRestartMidDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	insertSQL(t, app, "", "after.restart", 100, 100)
-	got := rc.WaitAccepted(600, 60*time.Second)
-	ids := map[string]bool{}
-	for _, r := range got {
-		ids[r.ID] = true
-	}
-	if len(ids) != 600 {
-		t.Fatalf("distinct delivered = %d, want 600", len(ids))
-	}
+	acceptedOnce(t, rc, 600, 60*time.Second)
 	eventually(t, 20*time.Second, "listener reconnected", l.Connected)
 }
 

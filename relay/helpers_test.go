@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
@@ -152,23 +153,39 @@ func insertSQL(t testing.TB, st *outbox.Store, tenant, typ string, count, perTx 
 // states counts deliveries by state.
 func states(t testing.TB, st *outbox.Store) map[string]int {
 	t.Helper()
-	rows, err := st.Pool().Query(context.Background(), `SELECT state, count(*) FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.deliveries GROUP BY state`)
+	return outboxtest.Counts(t, st, `SELECT state, count(*) FROM `+qualifiedTable(st, "deliveries")+` GROUP BY state`)
+}
+
+// acceptedOnce waits until rc accepted n deliveries and fails unless they
+// are of n distinct events.
+func acceptedOnce(t testing.TB, rc *relaytest.Receiver, n int, timeout time.Duration) {
+	t.Helper()
+	got := rc.WaitAccepted(n, timeout)
+	ids := map[string]bool{}
+	for _, r := range got {
+		ids[r.ID] = true
+	}
+	if len(ids) != n {
+		t.Fatalf("distinct events delivered = %d (of %d accepted), want %d", len(ids), len(got), n)
+	}
+}
+
+// startListener runs a listener on schema's channel of the server at url
+// until stop is called or tb ends.
+func startListener(tb testing.TB, url, schema string) (l *outbox.Listener, stop func()) {
+	tb.Helper()
+	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	out := map[string]int{}
-	for rows.Next() {
-		var s string
-		var n int
-		if err := rows.Scan(&s, &n); err != nil {
-			t.Fatal(err)
-		}
-		out[s] = n
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	l = outbox.NewListener(cfg, schema, zapNop())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = l.Run(ctx) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	tb.Cleanup(stop)
+	return l, stop
 }
 
 // qualifiedTable is the quoted name of one of the store's tables.

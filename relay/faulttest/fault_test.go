@@ -10,6 +10,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
+	"github.com/hookrelay/hookrelay/outbox/pgcluster"
 	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
 
@@ -21,64 +22,97 @@ const drainEvents = 10_000
 // (observed: about 80 per SIGKILL with MAX_IN_FLIGHT 64).
 const crashDuplicates = 2 * maxInFlight
 
-// checkFigures verifies what rc received of the drain that began at start
-// and reports its figures; more than maxDups duplicates after the fault
-// (what) fail the test. Outcomes a relay could not record (it crashed, or
-// the database was away) are sent again when their leases expire: at most
-// one crash's worth each time.
-func checkFigures(t *testing.T, st *outbox.Store, ep string, rc *relaytest.Receiver, start time.Time, maxDups int, what string) {
+// checkFigures verifies what rc received for endpoint ep of st in a drain
+// that took took and reports its figures; more than maxDups duplicates
+// after the fault (what) fail the test. Outcomes a relay could not record
+// (it crashed, or the database was away) are sent again when their leases
+// expire: at most one crash's worth each time.
+func checkFigures(t *testing.T, st *outbox.Store, ep string, rc *relaytest.Receiver, took time.Duration, maxDups int, what string) {
 	t.Helper()
 	f := verify(t, st, ep, rc)
-	report(t, f, time.Since(start))
+	report(t, f, took)
 	if f.duplicates > maxDups {
 		t.Errorf("%d duplicates after %s, want at most %d", f.duplicates, what, maxDups)
 	}
+}
+
+// aloneAndBeside runs a measured drain twice, as the subtests "alone" and
+// name (beside what should not slow it), and returns how long each took (0
+// if it failed).
+func aloneAndBeside(t *testing.T, name string, run func(t *testing.T, beside bool) time.Duration) (alone, beside time.Duration) {
+	t.Run("alone", func(t *testing.T) { alone = run(t, false) })
+	t.Run(name, func(t *testing.T) { beside = run(t, true) })
+	return alone, beside
+}
+
+// drain is what the drain cases share: drainEvents events in st for rc's
+// endpoint ep, in since start.
+type drain struct {
+	st    *outbox.Store
+	rc    *relaytest.Receiver
+	ep    string
+	start time.Time
+}
+
+// newDrain adds rc's endpoint to st and inserts the drain's events.
+func newDrain(t *testing.T, st *outbox.Store, rc *relaytest.Receiver) *drain {
+	t.Helper()
+	d := &drain{st: st, rc: rc, ep: addEndpoint(t, st, rc)}
+	insertEvents(t, st, drainEvents)
+	d.start = time.Now()
+	return d
+}
+
+// env is the environment of a relay on the shared server for the drain.
+func (d *drain) env() []string { return relayEnv(outboxtest.Shared().URL(), d.st.Schema()) }
+
+// waitReceived waits until the receiver has n distinct events.
+func (d *drain) waitReceived(t *testing.T, n int, what string) {
+	t.Helper()
+	eventually(t, 90*time.Second, what, func() bool { return d.rc.Unique() >= n })
+}
+
+// finish waits until every event is delivered, then checks the drain's
+// figures (see checkFigures).
+func (d *drain) finish(t *testing.T, maxDups int, what string) {
+	t.Helper()
+	waitDelivered(t, d.st, drainEvents, 1, 90*time.Second)
+	checkFigures(t, d.st, d.ep, d.rc, time.Since(d.start), maxDups, what)
 }
 
 // TestFaultKill9ThreeTimes kills the relay with SIGKILL three times during
 // a drain and restarts it each time.
 func TestFaultKill9ThreeTimes(t *testing.T) {
 	t.Parallel()
-	st := outboxtest.Store(t)
-	rc := relaytest.NewReceiver(t)
-	ep := addEndpoint(t, st, rc)
-	env := relayEnv(outboxtest.Shared().URL(), st.Schema())
-	insertEvents(t, st, drainEvents)
-	start := time.Now()
-	p := startRelay(t, env)
+	d := newDrain(t, outboxtest.Store(t), relaytest.NewReceiver(t))
+	p := startRelay(t, d.env())
 	for i, at := range []int{drainEvents / 4, drainEvents / 2, drainEvents * 3 / 4} {
-		eventually(t, 90*time.Second, fmt.Sprintf("%d events received", at), func() bool { return rc.Unique() >= at })
+		d.waitReceived(t, at, fmt.Sprintf("%d events received", at))
 		p.kill()
-		t.Logf("kill %d: SIGKILL at %d distinct events received", i+1, rc.Unique())
-		p = startRelay(t, env)
+		t.Logf("kill %d: SIGKILL at %d distinct events received", i+1, d.rc.Unique())
+		p = startRelay(t, d.env())
 	}
-	waitDelivered(t, st, drainEvents, 1, 90*time.Second)
-	checkFigures(t, st, ep, rc, start, 3*crashDuplicates, "3 crashes")
+	d.finish(t, 3*crashDuplicates, "3 crashes")
 }
 
 // TestFaultPostgresRestart restarts PostgreSQL (fast shutdown) mid-drain.
 func TestFaultPostgresRestart(t *testing.T) {
 	t.Parallel()
-	srv := ownServer(t)
-	st := migratedStore(t, srv.URL(), "fault_pgrestart")
-	rc := relaytest.NewReceiver(t)
-	ep := addEndpoint(t, st, rc)
-	insertEvents(t, st, drainEvents)
-	start := time.Now()
-	p := startRelay(t, relayEnv(srv.URL(), st.Schema()))
-	eventually(t, 90*time.Second, "a third received", func() bool { return rc.Unique() >= drainEvents/3 })
+	srv := outboxtest.Server(t, pgcluster.Options{})
+	d := newDrain(t, migratedStore(t, srv.URL(), "fault_pgrestart"), relaytest.NewReceiver(t))
+	p := startRelay(t, relayEnv(srv.URL(), d.st.Schema()))
+	d.waitReceived(t, drainEvents/3, "a third received")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := srv.Restart(ctx); err != nil {
 		t.Fatalf("restart PostgreSQL: %v", err)
 	}
-	t.Logf("PostgreSQL restarted at %d distinct events received", rc.Unique())
-	waitDelivered(t, st, drainEvents, 1, 90*time.Second)
+	t.Logf("PostgreSQL restarted at %d distinct events received", d.rc.Unique())
+	d.finish(t, crashDuplicates, "a database restart")
 	eventually(t, 30*time.Second, "ready again", func() bool { return p.ready() == http.StatusOK })
 	if p.exited() {
 		t.Fatalf("relay exited (%d) instead of recovering", p.code)
 	}
-	checkFigures(t, st, ep, rc, start, crashDuplicates, "a database restart")
 }
 
 // TestFaultDatabaseConnectionsCut cuts the relay's database connections
@@ -86,20 +120,16 @@ func TestFaultPostgresRestart(t *testing.T) {
 // readiness goes 503, then the relay recovers alone.
 func TestFaultDatabaseConnectionsCut(t *testing.T) {
 	t.Parallel()
-	st := outboxtest.Store(t)
 	dbURL := outboxtest.Shared().URL()
 	px := newProxy(t, hostPort(t, dbURL))
-	rc := relaytest.NewReceiver(t)
-	ep := addEndpoint(t, st, rc)
-	insertEvents(t, st, drainEvents)
-	start := time.Now()
-	p := startRelay(t, relayEnv(viaProxy(t, dbURL, px.addr()), st.Schema()))
-	eventually(t, 90*time.Second, "a third received", func() bool { return rc.Unique() >= drainEvents/3 })
+	d := newDrain(t, outboxtest.Store(t), relaytest.NewReceiver(t))
+	p := startRelay(t, relayEnv(viaProxy(t, dbURL, px.addr()), d.st.Schema()))
+	d.waitReceived(t, drainEvents/3, "a third received")
 
 	px.setRefuse(true)
 	n := px.cut()
 	cutAt := time.Now()
-	t.Logf("cut %d proxied connections at %d distinct events received", n, rc.Unique())
+	t.Logf("cut %d proxied connections at %d distinct events received", n, d.rc.Unique())
 	eventually(t, 20*time.Second, "readiness 503", func() bool { return p.ready() == http.StatusServiceUnavailable })
 	t.Logf("readiness 503 after %v", time.Since(cutAt).Round(time.Millisecond))
 	// Keep the database unreachable for a few seconds; readiness must stay
@@ -115,11 +145,10 @@ func TestFaultDatabaseConnectionsCut(t *testing.T) {
 	backAt := time.Now()
 	eventually(t, 30*time.Second, "readiness 200 again", func() bool { return p.ready() == http.StatusOK })
 	t.Logf("readiness 200 %v after the database came back", time.Since(backAt).Round(time.Millisecond))
-	waitDelivered(t, st, drainEvents, 1, 90*time.Second)
+	d.finish(t, crashDuplicates, "losing the database")
 	if p.exited() {
 		t.Fatalf("relay exited (%d) instead of recovering", p.code)
 	}
-	checkFigures(t, st, ep, rc, start, crashDuplicates, "losing the database")
 }
 
 // TestFaultReceiverDown takes the receiver down (connection refused) for
@@ -147,28 +176,9 @@ func TestFaultReceiverDown(t *testing.T) {
 	rc.Up()
 	t.Logf("receiver down for %v", time.Since(downAt).Round(time.Millisecond))
 	waitDelivered(t, st, events, 1, 60*time.Second)
-	f := verify(t, st, ep, rc)
-	report(t, f, time.Since(start))
-	if f.duplicates != 0 {
-		t.Errorf("%d duplicates without a crash", f.duplicates)
-	}
+	checkFigures(t, st, ep, rc, time.Since(start), 0, "no crash")
 
-	classes := map[string]int{}
-	rows, err := st.Pool().Query(context.Background(), `SELECT error_class, count(*) FROM `+qualified(st, "attempts")+` WHERE outcome <> 'delivered' GROUP BY 1`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var c string
-		var n int
-		if err := rows.Scan(&c, &n); err != nil {
-			t.Fatal(err)
-		}
-		classes[c] = n
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	classes := outboxtest.Counts(t, st, `SELECT error_class, count(*) FROM `+qualified(st, "attempts")+` WHERE outcome <> 'delivered' GROUP BY 1`)
 	t.Logf("failed attempts by error class: %v", classes)
 	if classes["connection_refused"] == 0 {
 		t.Errorf("no connection_refused attempts recorded")
@@ -248,16 +258,10 @@ func TestFaultSlowEndpointIsolation(t *testing.T) {
 		d := last.Sub(start)
 		q := `SELECT count(*) FROM ` + qualified(st, "deliveries") + ` WHERE state = 'delivered' AND endpoint_id = $1`
 		eventually(t, 30*time.Second, "B's deliveries recorded", func() bool { return count(st, q, epB) == events })
-		f := verify(t, st, epB, fast)
-		report(t, f, d)
-		if f.duplicates != 0 {
-			t.Errorf("%d duplicates without a crash", f.duplicates)
-		}
+		checkFigures(t, st, epB, fast, d, 0, "no crash")
 		return d
 	}
-	var alone, withA time.Duration
-	t.Run("alone", func(t *testing.T) { alone = run(t, false) })
-	t.Run("with_slow_A", func(t *testing.T) { withA = run(t, true) })
+	alone, withA := aloneAndBeside(t, "with_slow_A", run)
 	if alone == 0 || withA == 0 {
 		return
 	}
@@ -272,23 +276,17 @@ func TestFaultSlowEndpointIsolation(t *testing.T) {
 // with SIGKILL mid-drain.
 func TestFaultReplicaKilled(t *testing.T) {
 	t.Parallel()
-	st := outboxtest.Store(t)
-	rc := relaytest.NewReceiver(t)
-	ep := addEndpoint(t, st, rc)
-	env := relayEnv(outboxtest.Shared().URL(), st.Schema())
-	insertEvents(t, st, drainEvents)
-	start := time.Now()
-	replicas := []*relayProc{startRelay(t, env), startRelay(t, env), startRelay(t, env)}
-	eventually(t, 90*time.Second, "a third received", func() bool { return rc.Unique() >= drainEvents/3 })
+	d := newDrain(t, outboxtest.Store(t), relaytest.NewReceiver(t))
+	replicas := []*relayProc{startRelay(t, d.env()), startRelay(t, d.env()), startRelay(t, d.env())}
+	d.waitReceived(t, drainEvents/3, "a third received")
 	replicas[1].kill()
-	t.Logf("replica 2 of 3 killed at %d distinct events received", rc.Unique())
-	waitDelivered(t, st, drainEvents, 1, 90*time.Second)
+	t.Logf("replica 2 of 3 killed at %d distinct events received", d.rc.Unique())
+	d.finish(t, crashDuplicates, "one replica crashed")
 	for i, p := range replicas {
 		if i != 1 && p.exited() {
 			t.Errorf("replica %d exited (%d)", i+1, p.code)
 		}
 	}
-	checkFigures(t, st, ep, rc, start, crashDuplicates, "one replica crashed")
 }
 
 // TestFaultSigtermDuringDrain stops the relay with SIGTERM mid-drain: it
@@ -296,17 +294,13 @@ func TestFaultReplicaKilled(t *testing.T) {
 // relay delivers the rest without duplicates.
 func TestFaultSigtermDuringDrain(t *testing.T) {
 	t.Parallel()
-	st := outboxtest.Store(t)
 	rc := relaytest.NewReceiver(t)
 	rc.Delay = 20 * time.Millisecond // keeps work in flight
-	ep := addEndpoint(t, st, rc)
-	env := relayEnv(outboxtest.Shared().URL(), st.Schema())
-	insertEvents(t, st, drainEvents)
-	start := time.Now()
-	p := startRelay(t, env)
-	eventually(t, 90*time.Second, "a third received", func() bool { return rc.Unique() >= drainEvents/3 })
-	inFlight := `SELECT count(*) FROM ` + qualified(st, "deliveries") + ` WHERE state = 'in_flight'`
-	before := count(st, inFlight)
+	d := newDrain(t, outboxtest.Store(t), rc)
+	p := startRelay(t, d.env())
+	d.waitReceived(t, drainEvents/3, "a third received")
+	inFlight := `SELECT count(*) FROM ` + qualified(d.st, "deliveries") + ` WHERE state = 'in_flight'`
+	before := count(d.st, inFlight)
 	p.signal(syscall.SIGTERM)
 	termAt := time.Now()
 	code, ok := p.wait(shutdownTimeout + 5*time.Second)
@@ -317,12 +311,11 @@ func TestFaultSigtermDuringDrain(t *testing.T) {
 	if code != 0 {
 		t.Errorf("exit code %d after SIGTERM, want 0", code)
 	}
-	left := count(st, inFlight)
+	left := count(d.st, inFlight)
 	t.Logf("SIGTERM with %d deliveries in flight at %d distinct received: exit %d after %v, %d leases left", before, rc.Unique(), code, took.Round(time.Millisecond), left)
 	if left != 0 {
 		t.Errorf("%d deliveries still in_flight after a graceful exit", left)
 	}
-	startRelay(t, env)
-	waitDelivered(t, st, drainEvents, 1, 90*time.Second)
-	checkFigures(t, st, ep, rc, start, 0, "a graceful shutdown")
+	startRelay(t, d.env())
+	d.finish(t, 0, "a graceful shutdown")
 }

@@ -21,7 +21,6 @@ import (
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
-	"github.com/hookrelay/hookrelay/outbox/pgcluster"
 	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
 
@@ -244,33 +243,7 @@ func migratedStore(t testing.TB, dbURL, schema string) *outbox.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := outbox.Migrate(ctx, pool, schema); err != nil {
-		t.Fatalf("migrate %s: %v", schema, err)
-	}
-	st, err := outbox.NewStore(pool, schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
-
-// ownServer starts a PostgreSQL server for one test, stopped when it ends.
-func ownServer(t testing.TB) *pgcluster.Server {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	srv, err := pgcluster.Start(ctx, pgcluster.Options{ForceLocal: true, Logf: t.Logf})
-	if err != nil {
-		t.Fatalf("start PostgreSQL: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Stop(); err != nil {
-			t.Errorf("stop PostgreSQL: %v", err)
-		}
-	})
-	return srv
+	return outboxtest.StoreOn(t, pool, schema)
 }
 
 func qualified(st *outbox.Store, table string) string {

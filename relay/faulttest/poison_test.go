@@ -302,16 +302,10 @@ func TestFaultHostileReceivers(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		f := verify(t, st, hep.ID, healthy)
-		report(t, f, d)
-		if f.duplicates != 0 {
-			t.Errorf("%d re-sends to the healthy endpoint", f.duplicates)
-		}
+		checkFigures(t, st, hep.ID, healthy, d, 0, "no crash (re-sends to the healthy endpoint)")
 		return d
 	}
-	var alone, with time.Duration
-	t.Run("alone", func(t *testing.T) { alone = run(t, false) })
-	t.Run("with_hostile", func(t *testing.T) { with = run(t, true) })
+	alone, with := aloneAndBeside(t, "with_hostile", run)
 	if alone > 0 && with > 0 {
 		t.Logf("healthy drain: alone %v, next to %d hostile receivers %v (ratio %.2f; hookbench measures isolation)",
 			alone.Round(time.Millisecond), len(kinds), with.Round(time.Millisecond), with.Seconds()/alone.Seconds())
