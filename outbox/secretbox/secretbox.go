@@ -161,6 +161,25 @@ func (b *Box) Open(sealed string) (string, error) {
 	return string(plain), nil
 }
 
+// Reseal returns a stored secret sealed with the current key: as it is
+// when it already is, opened and sealed again when sealed with another key
+// the Box holds, and sealed when it is plain (a "whsec_" secret). It is
+// what a key rotation runs over every stored secret; the errors are Open's
+// and Seal's.
+func (b *Box) Reseal(stored string) (string, error) {
+	if SealedWith(stored) == b.current {
+		return stored, nil
+	}
+	plain := stored
+	if !strings.HasPrefix(stored, "whsec_") {
+		var err error
+		if plain, err = b.Open(stored); err != nil {
+			return "", err
+		}
+	}
+	return b.Seal(plain)
+}
+
 // SealedWith returns the key id of a sealed value, or "" when the value is
 // not sealed.
 func SealedWith(stored string) string {

@@ -14,16 +14,29 @@ func key(b byte) []byte { return bytes.Repeat([]byte{b}, secretbox.KeySize) }
 
 const plain = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
+// newBox is secretbox.New(current, previous...), failing t on an error.
+func newBox(t *testing.T, current []byte, previous ...[]byte) *secretbox.Box {
+	t.Helper()
+	box, err := secretbox.New(current, previous...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return box
+}
+
+// seal is box.Seal(plain), failing t on an error.
+func seal(t *testing.T, box *secretbox.Box) string {
+	t.Helper()
+	sealed, err := box.Seal(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sealed
+}
+
 func TestSealOpenRoundTrip(t *testing.T) {
-	box, err := secretbox.New(key(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := box.Seal(plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := box.Seal(plain)
+	box := newBox(t, key(1))
+	a, b := seal(t, box), seal(t, box)
 	if a == b {
 		t.Error("two seals of one secret are equal: the nonce is not random")
 	}
@@ -44,22 +57,15 @@ func TestSealOpenRoundTrip(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
-	box, err := secretbox.New(key(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealed, err := box.Seal(plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, _ := secretbox.New(key(2))
-	foreign, _ := other.Seal(plain)
+	box := newBox(t, key(1))
+	sealed := seal(t, box)
+	foreign := seal(t, newBox(t, key(2)))
 	id, data, _ := strings.Cut(strings.TrimPrefix(sealed, secretbox.Prefix), ":")
 	raw, _ := base64.StdEncoding.DecodeString(data)
 	flipped := append([]byte(nil), raw...)
 	flipped[len(flipped)-1] ^= 1
 	relabelled := secretbox.Prefix + secretbox.KeyID(key(2)) + ":" + data
-	twoKeys, _ := secretbox.New(key(2), key(1))
+	twoKeys := newBox(t, key(2), key(1))
 
 	tests := []struct {
 		name    string
@@ -105,11 +111,7 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestPreviousKeysOpen(t *testing.T) {
-	old, _ := secretbox.New(key(1))
-	sealed, err := old.Seal(plain)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sealed := seal(t, newBox(t, key(1)))
 	rotated, err := secretbox.FromConfig(base64.StdEncoding.EncodeToString(key(2)), base64.StdEncoding.EncodeToString(key(1)))
 	if err != nil {
 		t.Fatal(err)
@@ -123,6 +125,51 @@ func TestPreviousKeysOpen(t *testing.T) {
 	}
 	if secretbox.SealedWith(again) != secretbox.KeyID(key(2)) {
 		t.Errorf("Seal used key %s, want the current key %s", secretbox.SealedWith(again), secretbox.KeyID(key(2)))
+	}
+}
+
+// TestReseal: what a key rotation does to each kind of stored value.
+func TestReseal(t *testing.T) {
+	rotated := newBox(t, key(2), key(1))
+	current := seal(t, rotated)
+	tests := []struct {
+		name    string
+		stored  string
+		wantErr error // or, with unknown, an *UnknownKeyError
+		unknown bool
+	}{
+		{name: "plain", stored: plain},
+		{name: "sealed with a previous key", stored: seal(t, newBox(t, key(1)))},
+		{name: "sealed with the current key", stored: current},
+		{name: "sealed with an unknown key", stored: seal(t, newBox(t, key(3))), unknown: true},
+		{name: "corrupt", stored: secretbox.Prefix + secretbox.KeyID(key(1)) + ":AAAA", wantErr: secretbox.ErrCorrupt},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := rotated.Reseal(tt.stored)
+			var uk *secretbox.UnknownKeyError
+			switch {
+			case tt.unknown:
+				if !errors.As(err, &uk) {
+					t.Fatalf("Reseal = %q, %v; want *UnknownKeyError", got, err)
+				}
+				return
+			case tt.wantErr != nil:
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("Reseal = %q, %v; want %v", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || secretbox.SealedWith(got) != rotated.CurrentKeyID() {
+				t.Fatalf("Reseal = %q, %v; want a value sealed with the current key", got, err)
+			}
+			if opened, err := rotated.Open(got); err != nil || opened != plain {
+				t.Errorf("Open(Reseal) = %q, %v; want the secret", opened, err)
+			}
+			if tt.stored == current && got != current {
+				t.Errorf("a value sealed with the current key was sealed again")
+			}
+		})
 	}
 }
 
