@@ -69,6 +69,64 @@ func newUpstream(t *testing.T) *upstreamApp {
 	return u
 }
 
+// checkStream gets /stream through the proxy at addr: the first chunk
+// arrives while the upstream handler is still blocked; after pause (if not
+// nil) the handler is released and the rest arrives.
+func (u *upstreamApp) checkStream(t *testing.T, addr string, pause func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/stream", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	br := bufio.NewReader(res.Body)
+	if line, err := br.ReadString('\n'); err != nil || line != "first\n" {
+		t.Fatalf("first chunk %q, %v", line, err)
+	}
+	if pause != nil {
+		pause()
+	}
+	close(u.release)
+	rest, err := io.ReadAll(br)
+	if err != nil || string(rest) != "second\n" {
+		t.Fatalf("rest %q, %v", rest, err)
+	}
+}
+
+// checkUpgrade upgrades /ws through the proxy at addr to the upstream's
+// echo protocol and, after pause (if not nil), has each of msgs echoed.
+func checkUpgrade(t *testing.T, addr string, pause func(), msgs ...string) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	_, _ = fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusSwitchingProtocols || res.Header.Get("Upgrade") != "echo" {
+		t.Fatalf("status %d, Upgrade %q", res.StatusCode, res.Header.Get("Upgrade"))
+	}
+	if pause != nil {
+		pause()
+	}
+	for _, msg := range msgs {
+		_, _ = io.WriteString(conn, msg)
+		buf := make([]byte, len(msg))
+		if _, err := io.ReadFull(br, buf); err != nil || string(buf) != msg {
+			t.Fatalf("echo %q, %v", buf, err)
+		}
+	}
+}
+
 func TestProxy(t *testing.T) {
 	up := newUpstream(t)
 	e := newEnv(t, func(o *httpapi.Options) { o.ProxyUpstream = up.srv.URL; o.PortalPrefix = "/webhooks" })
@@ -86,51 +144,9 @@ func TestProxy(t *testing.T) {
 		}
 	})
 
-	t.Run("streaming", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+"/stream", nil)
-		res, err := e.srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		br := bufio.NewReader(res.Body)
-		// The first chunk arrives while the upstream handler is still blocked.
-		if line, err := br.ReadString('\n'); err != nil || line != "first\n" {
-			t.Fatalf("first chunk %q, %v", line, err)
-		}
-		close(up.release)
-		rest, err := io.ReadAll(br)
-		if err != nil || string(rest) != "second\n" {
-			t.Fatalf("rest %q, %v", rest, err)
-		}
-	})
-
-	t.Run("upgrade", func(t *testing.T) {
-		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(e.srv.URL, "http://"), 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-		_, _ = fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-		br := bufio.NewReader(conn)
-		res, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.StatusCode != http.StatusSwitchingProtocols || res.Header.Get("Upgrade") != "echo" {
-			t.Fatalf("status %d, Upgrade %q", res.StatusCode, res.Header.Get("Upgrade"))
-		}
-		for _, msg := range []string{"ping", "pong!"} {
-			_, _ = io.WriteString(conn, msg)
-			buf := make([]byte, len(msg))
-			if _, err := io.ReadFull(br, buf); err != nil || string(buf) != msg {
-				t.Fatalf("echo %q, %v", buf, err)
-			}
-		}
-	})
+	addr := strings.TrimPrefix(e.srv.URL, "http://")
+	t.Run("streaming", func(t *testing.T) { up.checkStream(t, addr, nil) })
+	t.Run("upgrade", func(t *testing.T) { checkUpgrade(t, addr, nil, "ping", "pong!") })
 
 	t.Run("own routes never forwarded", func(t *testing.T) {
 		before := up.hits.Load()
@@ -152,7 +168,6 @@ func TestProxy(t *testing.T) {
 	})
 
 	t.Run("unclean paths proxied as they came", func(t *testing.T) {
-		addr := strings.TrimPrefix(e.srv.URL, "http://")
 		for _, p := range []string{"//echo", "/a//b", "/./echo", "/x/../echo", "//healthz", "/v1//endpoints", "//metrics",
 			"/webhooks/../v1/endpoints", "/echo/.?q=1"} {
 			before := up.hits.Load()

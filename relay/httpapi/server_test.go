@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -119,49 +118,11 @@ func TestProxyOutlivesServerTimeouts(t *testing.T) {
 	e := newEnv(t, func(o *httpapi.Options) { o.ProxyUpstream = up.srv.URL })
 	addr := shortServer(t, e.srv.Config.Handler, timeout)
 
-	t.Run("streaming", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/stream", nil)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		br := bufio.NewReader(res.Body)
-		if line, err := br.ReadString('\n'); err != nil || line != "first\n" {
-			t.Fatalf("first chunk %q, %v", line, err)
-		}
-		// Let both server deadlines pass before the application answers
-		// the rest.
-		<-time.After(5 * timeout)
-		close(up.release)
-		rest, err := io.ReadAll(br)
-		if err != nil || string(rest) != "second\n" {
-			t.Fatalf("rest after the server's deadlines: %q, %v", rest, err)
-		}
-	})
-
-	t.Run("upgrade", func(t *testing.T) {
-		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-		_, _ = fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-		br := bufio.NewReader(conn)
-		res, err := http.ReadResponse(br, nil)
-		if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
-			t.Fatalf("upgrade: %v %v", res, err)
-		}
-		<-time.After(5 * timeout)
-		_, _ = io.WriteString(conn, "late")
-		buf := make([]byte, 4)
-		if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "late" {
-			t.Fatalf("echo after the server's deadlines: %q, %v", buf, err)
-		}
-	})
+	// Both server deadlines pass before the application answers the rest,
+	// or before the messages are sent.
+	pastDeadlines := func() { <-time.After(5 * timeout) }
+	t.Run("streaming", func(t *testing.T) { up.checkStream(t, addr, pastDeadlines) })
+	t.Run("upgrade", func(t *testing.T) { checkUpgrade(t, addr, pastDeadlines, "late") })
 }
 
 // TestLongCallOutlivesServerTimeouts: an endpoint test send waits for the
