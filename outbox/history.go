@@ -51,14 +51,13 @@ func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Deliver
 	if err != nil {
 		return nil, "", err
 	}
-	lim := q.arg(limit + 1)
 	var econds []string
 	if len(tenants) > 0 {
 		econds = q.endpoints(tenants, f.EndpointID) // merge the tenant's endpoints' lists
 	} else if f.EndpointID != nil {
 		q.cond("d.endpoint_id = " + q.arg(*f.EndpointID) + "::uuid")
 	}
-	sql := `WITH page AS (` + q.newestFirst("d.id, d.created_at", "deliveries d", "created_at", econds, lim) + `)
+	sql := `WITH page AS (` + q.newestFirst("d.id, d.created_at", "deliveries d", "created_at", econds, limit) + `)
 SELECT ` + deliveryColumns + ` FROM {{schema}}.deliveries
  WHERE id IN (SELECT id FROM page)
  ORDER BY created_at DESC, id DESC`
@@ -118,7 +117,6 @@ func (s *Store) ListAttemptsFiltered(ctx context.Context, f AttemptFilter) ([]At
 	if err != nil {
 		return nil, "", err
 	}
-	lim := q.arg(limit + 1)
 	const cols = `a.id, a.delivery_id, a.event_id, a.endpoint_id::text,
        coalesce((SELECT o.event_type FROM {{schema}}.outbox o WHERE o.id = a.event_id), '') AS event_type,
        coalesce((SELECT o.test FROM {{schema}}.outbox o WHERE o.id = a.event_id), false) AS test,
@@ -135,7 +133,7 @@ func (s *Store) ListAttemptsFiltered(ctx context.Context, f AttemptFilter) ([]At
 	default:
 		return nil, "", &FieldError{Field: "endpoint_id", Reason: "an attempt list needs endpoint_id, delivery_id or tenant"}
 	}
-	sql := q.newestFirst(cols, "attempts a", "started_at", econds, lim)
+	sql := q.newestFirst(cols, "attempts a", "started_at", econds, limit)
 	out, err := queryList(ctx, s, "list attempts", sql, func(r pgx.CollectableRow) (Attempt, error) {
 		var a Attempt
 		err := r.Scan(&a.ID, &a.DeliveryID, &a.EventID, &a.EndpointID, &a.EventType, &a.Test, &a.Attempt, &a.StartedAt,
@@ -225,12 +223,14 @@ func (q *listQuery) endpoints(tenants []string, endpointID *string) []string {
 	return econds
 }
 
-// newestFirst is the statement of a page (lim rows) of cols from table
-// (with its alias, such as "attempts a"), newest first by (at, id): merged
-// from the lists of the endpoints matching econds, each read down its
-// endpoint's index for at most a page, or, without econds, read directly.
-func (q *listQuery) newestFirst(cols, table, at string, econds []string, lim string) string {
+// newestFirst is the statement of a page of cols from table (with its
+// alias, such as "attempts a"), newest first by (at, id), read with one
+// row more than limit to tell whether a next page exists: merged from the
+// lists of the endpoints matching econds, each read down its endpoint's
+// index for at most a page, or, without econds, read directly.
+func (q *listQuery) newestFirst(cols, table, at string, econds []string, limit int) string {
 	x := table[strings.LastIndexByte(table, ' ')+1:]
+	lim := q.arg(limit + 1)
 	if len(econds) == 0 {
 		return `SELECT ` + cols + ` FROM {{schema}}.` + table + `
  WHERE ` + q.where() + `

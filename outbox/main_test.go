@@ -17,9 +17,7 @@ func newStore(tb testing.TB) (context.Context, *outbox.Store) {
 	return context.Background(), outboxtest.Store(tb)
 }
 
-// parallelStore is newStore for a test that runs in parallel with the
-// others (each has its own schema).
+// parallelStore is newStore for a test that runs beside the others.
 func parallelStore(t *testing.T) (context.Context, *outbox.Store) {
-	t.Parallel()
-	return newStore(t)
+	return context.Background(), outboxtest.ParallelStore(t)
 }

@@ -22,8 +22,7 @@ import (
 )
 
 func TestDeliversEverythingExactlyOnce(t *testing.T) {
-	t.Parallel()
-	st := outboxtest.Store(t)
+	st := outboxtest.ParallelStore(t)
 	rc := newReceiver(t, nil)
 	createEndpoint(t, st, rc, "acme")
 	startEngine(t, st, engineOpts{})
@@ -47,9 +46,8 @@ func TestDeliversEverythingExactlyOnce(t *testing.T) {
 }
 
 func TestFiltersAndTargeting(t *testing.T) {
-	t.Parallel()
 	ctx := context.Background()
-	st := outboxtest.Store(t)
+	st := outboxtest.ParallelStore(t)
 	all := newReceiver(t, nil)
 	signups := newReceiver(t, nil)
 	other := newReceiver(t, nil)
@@ -116,8 +114,7 @@ func TestFiltersAndTargeting(t *testing.T) {
 }
 
 func TestDisabledEndpointHoldsUntilEnabled(t *testing.T) {
-	t.Parallel()
-	st := outboxtest.Store(t)
+	st := outboxtest.ParallelStore(t)
 	rc := newReceiver(t, nil)
 	ep := createEndpoint(t, st, rc, "")
 	updateEndpoint(t, st, ep.ID, outbox.EndpointPatch{Enabled: ptr(false)})
@@ -137,9 +134,8 @@ func TestDisabledEndpointHoldsUntilEnabled(t *testing.T) {
 }
 
 func TestOutOfOrderCommitsAreDelivered(t *testing.T) {
-	t.Parallel()
 	ctx := context.Background()
-	st := outboxtest.Store(t)
+	st := outboxtest.ParallelStore(t)
 	rc := newReceiver(t, nil)
 	createEndpoint(t, st, rc, "")
 	startEngine(t, st, engineOpts{})
@@ -175,8 +171,7 @@ func TestOutOfOrderCommitsAreDelivered(t *testing.T) {
 }
 
 func TestRetryThenDeliverWithSameID(t *testing.T) {
-	t.Parallel()
-	st := outboxtest.Store(t)
+	st := outboxtest.ParallelStore(t)
 	var mu sync.Mutex
 	var stamps []string
 	rc := newReceiver(t, func(w http.ResponseWriter, n int, r receipt) int {
@@ -217,9 +212,8 @@ func TestRetryThenDeliverWithSameID(t *testing.T) {
 }
 
 func TestGoneDisablesEndpoint(t *testing.T) {
-	t.Parallel()
 	ctx := context.Background()
-	st := outboxtest.Store(t)
+	st := outboxtest.ParallelStore(t)
 	rc := newReceiver(t, func(http.ResponseWriter, int, receipt) int { return http.StatusGone })
 	ep := createEndpoint(t, st, rc, "")
 	startEngine(t, st, engineOpts{})
@@ -239,8 +233,7 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 }
 
 func TestExhaustedScheduleIsDead(t *testing.T) {
-	t.Parallel()
-	st := outboxtest.Store(t)
+	st := outboxtest.ParallelStore(t)
 	rc := newReceiver(t, func(http.ResponseWriter, int, receipt) int { return http.StatusServiceUnavailable })
 	createEndpoint(t, st, rc, "")
 	startEngine(t, st, engineOpts{cfg: relay.Config{Policy: relay.Policy{Schedule: []time.Duration{50 * time.Millisecond, 50 * time.Millisecond}}}})
@@ -254,8 +247,7 @@ func TestExhaustedScheduleIsDead(t *testing.T) {
 }
 
 func TestRetryAfterRespected(t *testing.T) {
-	t.Parallel()
-	st := outboxtest.Store(t)
+	st := outboxtest.ParallelStore(t)
 	var mu sync.Mutex
 	var times []time.Time
 	rc := newReceiver(t, func(w http.ResponseWriter, n int, r receipt) int {
@@ -281,9 +273,8 @@ func TestRetryAfterRespected(t *testing.T) {
 }
 
 func TestCrashedRelayLeasesAreReclaimed(t *testing.T) {
-	t.Parallel()
 	ctx := context.Background()
-	st := outboxtest.Store(t)
+	st := outboxtest.ParallelStore(t)
 	rc := newReceiver(t, nil)
 	createEndpoint(t, st, rc, "")
 	insertSQL(t, st, "", "signup.created", 50, 50)
@@ -311,8 +302,7 @@ func TestCrashedRelayLeasesAreReclaimed(t *testing.T) {
 }
 
 func TestTwoEnginesNoDoubleDelivery(t *testing.T) {
-	t.Parallel()
-	st := outboxtest.Store(t)
+	st := outboxtest.ParallelStore(t)
 	rc := newReceiver(t, nil)
 	createEndpoint(t, st, rc, "")
 	st2, err := outbox.NewStore(outboxtest.Pool(t), st.Schema())
@@ -337,8 +327,7 @@ func TestTwoEnginesNoDoubleDelivery(t *testing.T) {
 }
 
 func TestPollingAloneDelivers(t *testing.T) {
-	t.Parallel()
-	st := outboxtest.Store(t)
+	st := outboxtest.ParallelStore(t)
 	rc := newReceiver(t, nil)
 	createEndpoint(t, st, rc, "")
 	// No wake channel at all: as behind a transaction pooler.
@@ -348,8 +337,7 @@ func TestPollingAloneDelivers(t *testing.T) {
 }
 
 func TestListenerWakesEngine(t *testing.T) {
-	t.Parallel()
-	st := outboxtest.Store(t)
+	st := outboxtest.ParallelStore(t)
 	rc := newReceiver(t, nil)
 	createEndpoint(t, st, rc, "")
 	l, _ := startListener(t, outboxtest.Shared().URL(), st.Schema())
@@ -406,9 +394,8 @@ func TestDatabaseRestartMidDrain(t *testing.T) {
 }
 
 func TestGracefulShutdownReleasesLeases(t *testing.T) {
-	t.Parallel()
 	ctx := context.Background()
-	st := outboxtest.Store(t)
+	st := outboxtest.ParallelStore(t)
 	block := make(chan struct{})
 	var once sync.Once
 	rc := newReceiver(t, func(w http.ResponseWriter, n int, r receipt) int {
@@ -452,8 +439,7 @@ func TestGracefulShutdownReleasesLeases(t *testing.T) {
 }
 
 func TestEndpointRateLimit(t *testing.T) {
-	t.Parallel()
-	st := outboxtest.Store(t)
+	st := outboxtest.ParallelStore(t)
 	rc := newReceiver(t, nil)
 	ep := createEndpoint(t, st, rc, "")
 	updateEndpoint(t, st, ep.ID, outbox.EndpointPatch{RateLimit: ptr(5)})
@@ -468,8 +454,7 @@ func TestEndpointRateLimit(t *testing.T) {
 }
 
 func TestPrefetchKeepsTheEndpointCap(t *testing.T) {
-	t.Parallel()
-	st := outboxtest.Store(t)
+	st := outboxtest.ParallelStore(t)
 	var cur, peak atomic.Int64
 	rc := newReceiver(t, func(w http.ResponseWriter, n int, r receipt) int {
 		c := cur.Add(1)
@@ -504,9 +489,8 @@ func TestPrefetchKeepsTheEndpointCap(t *testing.T) {
 // reason as its last error and no attempt counted, while other endpoints
 // go on; once the secret is fixed it is delivered.
 func TestUnusableSecretWaitsNotSent(t *testing.T) {
-	t.Parallel()
 	ctx := context.Background()
-	st := outboxtest.Store(t)
+	st := outboxtest.ParallelStore(t)
 	rc := newReceiver(t, nil)
 	healthy := newReceiver(t, nil)
 	ep := createEndpoint(t, st, rc, "")
@@ -573,9 +557,8 @@ func counterValue(t testing.TB, c prometheus.Counter) float64 {
 // once and not sent again, and the refused one is recorded without the
 // receiver's text.
 func TestRefusedOutcomeFailsOnlyItself(t *testing.T) {
-	t.Parallel()
 	ctx := context.Background()
-	st := outboxtest.Store(t)
+	st := outboxtest.ParallelStore(t)
 	poison := newReceiver(t, func(w http.ResponseWriter, n int, r receipt) int {
 		_, _ = w.Write([]byte("refuse-me"))
 		return http.StatusOK
@@ -610,8 +593,7 @@ func TestRefusedOutcomeFailsOnlyItself(t *testing.T) {
 }
 
 func TestHealthReportsALoopFailingTooLong(t *testing.T) {
-	t.Parallel()
-	st := outboxtest.Store(t)
+	st := outboxtest.ParallelStore(t)
 	e := startEngine(t, st, engineOpts{})
 	eventually(t, 5*time.Second, "engine running", e.Running)
 	if err := e.Health(); err != nil {

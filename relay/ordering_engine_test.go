@@ -106,8 +106,7 @@ func enqueueKeyed(t testing.TB, st *outbox.Store, typ, key string, from, n int) 
 // before it was answered with a 2xx, first receipts follow event order,
 // and the header carries the key.
 func TestOrderingPerKeyUnderFailures(t *testing.T) {
-	t.Parallel()
-	st := outboxtest.Store(t)
+	st := outboxtest.ParallelStore(t)
 	oc := newOrderChecker(t)
 	var mu sync.Mutex
 	var headerErr error
@@ -150,8 +149,7 @@ func TestOrderingPerKeyUnderFailures(t *testing.T) {
 // failing holds back only that key: other keys and unkeyed events of the
 // same endpoint are delivered meanwhile.
 func TestOrderingBlockedKeyHoldsOnlyItself(t *testing.T) {
-	t.Parallel()
-	st := outboxtest.Store(t)
+	st := outboxtest.ParallelStore(t)
 	rc := newReceiver(t, func(w http.ResponseWriter, n int, r receipt) int {
 		var ev keyedEvent
 		_ = json.Unmarshal(r.Data, &ev)

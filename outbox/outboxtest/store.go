@@ -19,6 +19,14 @@ func Store(tb testing.TB) *outbox.Store {
 	return StoreOn(tb, Pool(tb), NewSchema(tb))
 }
 
+// ParallelStore marks t parallel and returns Store(t): the start of a test
+// that, on a schema of its own, runs beside the others.
+func ParallelStore(t *testing.T) *outbox.Store {
+	t.Helper()
+	t.Parallel()
+	return Store(t)
+}
+
 // StoreOn migrates schema on pool and returns an [outbox.Store] on it: for
 // a server other than the shared one (see [Server]).
 func StoreOn(tb testing.TB, pool *pgxpool.Pool, schema string) *outbox.Store {
