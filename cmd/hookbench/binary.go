@@ -151,8 +151,9 @@ func buildHookrelay(ctx context.Context, out io.Writer) (path, dir string, err e
 // the database, schema and listen address, private destinations allowed
 // for the loopback receiver, migrations on start, warn-level logs, and
 // nothing else from hookbench's environment but PATH, HOME and TMPDIR, so
-// every other setting is the default.
-func binaryEnv(dbURL, schema, listen string) []string {
+// every other setting is the default; extra (KEY=value) is a scenario's
+// own setting, named in its note.
+func binaryEnv(dbURL, schema, listen string, extra ...string) []string {
 	env := []string{
 		"HOOKRELAY_DATABASE_URL=" + dbURL,
 		"HOOKRELAY_SCHEMA=" + schema,
@@ -161,6 +162,7 @@ func binaryEnv(dbURL, schema, listen string) []string {
 		"HOOKRELAY_MIGRATE_ON_START=true",
 		"HOOKRELAY_LOG_LEVEL=warn",
 	}
+	env = append(env, extra...)
 	for _, k := range []string{"PATH", "HOME", "TMPDIR"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
@@ -183,16 +185,16 @@ type relayProc struct {
 	err  error // Wait's result; read after done is closed
 }
 
-// startBinaries starts n replicas of `hookrelay run` on schema and waits
-// until each is ready.
-func (b *bench) startBinaries(ctx context.Context, schema string, n int) (*binaryRelay, error) {
+// startBinaries starts n replicas of `hookrelay run` on schema, with extra
+// settings (KEY=value) if any, and waits until each is ready.
+func (b *bench) startBinaries(ctx context.Context, schema string, n int, extra ...string) (*binaryRelay, error) {
 	exe, err := b.binary(ctx)
 	if err != nil {
 		return nil, err
 	}
 	br := &binaryRelay{}
 	for range n {
-		p, err := startRelayProc(exe, b.srv.URL(), schema)
+		p, err := startRelayProc(exe, b.srv.URL(), schema, extra)
 		if err != nil {
 			_ = br.stop()
 			return nil, err
@@ -209,7 +211,7 @@ func (b *bench) startBinaries(ctx context.Context, schema string, n int) (*binar
 }
 
 // startRelayProc starts one `hookrelay run` on a free loopback port.
-func startRelayProc(exe, dbURL, schema string) (*relayProc, error) {
+func startRelayProc(exe, dbURL, schema string, extra []string) (*relayProc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -219,7 +221,7 @@ func startRelayProc(exe, dbURL, schema string) (*relayProc, error) {
 		return nil, fmt.Errorf("relay log: %w", err)
 	}
 	cmd := exec.Command(exe, "run")
-	cmd.Env = binaryEnv(dbURL, schema, addr)
+	cmd.Env = binaryEnv(dbURL, schema, addr, extra...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The relay dies with hookbench; it is stopped by pid otherwise.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -348,13 +350,17 @@ func resetPeakRSSOf(pid int) bool {
 }
 
 // peakRSSOf is the VmHWM of pid in MiB.
-func peakRSSOf(pid int) float64 {
+func peakRSSOf(pid int) float64 { return procStatusMiB(pid, "VmHWM") }
+
+// procStatusMiB is a kB field of /proc/<pid>/status (VmRSS, VmHWM) in MiB,
+// 0 when it cannot be read.
+func procStatusMiB(pid int, field string) float64 {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 			return kb / 1024
 		}

@@ -144,7 +144,7 @@ func (w *diagWindow) sampleWaits(ctx context.Context) {
 
 // tableStat is a pg_stat_user_tables row.
 type tableStat struct {
-	ins, upd, hot, del, dead, size int64
+	ins, upd, hot, del, live, dead, size int64
 }
 
 // beginDiag snapshots the row-version counters before the backlog is
@@ -274,7 +274,7 @@ func (w *diagWindow) fail(format string, args ...any) {
 
 // tableStats reads pg_stat_user_tables for schema.
 func tableStats(ctx context.Context, pool *pgxpool.Pool, schema string) (map[string]tableStat, error) {
-	rows, err := pool.Query(ctx, `SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, n_dead_tup,
+	rows, err := pool.Query(ctx, `SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, n_live_tup, n_dead_tup,
 		pg_total_relation_size(relid) FROM pg_stat_user_tables WHERE schemaname = $1`, schema)
 	if err != nil {
 		return nil, fmt.Errorf("read table statistics: %w", err)
@@ -284,7 +284,7 @@ func tableStats(ctx context.Context, pool *pgxpool.Pool, schema string) (map[str
 	for rows.Next() {
 		var name string
 		var s tableStat
-		if err := rows.Scan(&name, &s.ins, &s.upd, &s.hot, &s.del, &s.dead, &s.size); err != nil {
+		if err := rows.Scan(&name, &s.ins, &s.upd, &s.hot, &s.del, &s.live, &s.dead, &s.size); err != nil {
 			return nil, fmt.Errorf("read table statistics: %w", err)
 		}
 		m[name] = s
@@ -329,6 +329,36 @@ func topStatements(ctx context.Context, pool *pgxpool.Pool, deliveries int) ([]s
 	return out, rows.Err()
 }
 
+// statementMeans is the mean execution time (ms) of each named statement
+// since pg_stat_statements was last reset, by statementName.
+func (b *bench) statementMeans(ctx context.Context) (map[string]float64, error) {
+	rows, err := b.admin.Query(ctx, `SELECT query, calls, total_exec_time FROM pg_stat_statements WHERE calls > 0`)
+	if err != nil {
+		return nil, fmt.Errorf("read pg_stat_statements: %w", err)
+	}
+	defer rows.Close()
+	calls, total := map[string]int64{}, map[string]float64{}
+	for rows.Next() {
+		var q string
+		var n int64
+		var ms float64
+		if err := rows.Scan(&q, &n, &ms); err != nil {
+			return nil, fmt.Errorf("read pg_stat_statements: %w", err)
+		}
+		name := statementName(normalizeQuery(q))
+		calls[name] += n
+		total[name] += ms
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read pg_stat_statements: %w", err)
+	}
+	means := make(map[string]float64, len(calls))
+	for name, n := range calls {
+		means[name] = total[name] / float64(n)
+	}
+	return means, nil
+}
+
 var (
 	spaces      = regexp.MustCompile(`\s+`)
 	benchSchema = regexp.MustCompile(`"?hb_[a-z0-9_]+_[0-9]+"?`)
@@ -346,13 +376,20 @@ func shorten(s string, n int) string {
 	return s[:n] + "…"
 }
 
+// The names statementName gives the engine's two statements that find
+// work.
+const (
+	stmtFanout = "fan-out + lease (outbox dispatchSQL)"
+	stmtClaim  = "claim (outbox claimSQL)"
+)
+
 // statementName names the relay's and hookbench's own statements.
 func statementName(q string) string {
 	switch {
 	case strings.HasPrefix(q, "WITH ev AS"):
-		return "fan-out + lease (outbox dispatchSQL)"
+		return stmtFanout
 	case strings.HasPrefix(q, "WITH lim AS"):
-		return "claim (outbox claimSQL)"
+		return stmtClaim
 	case strings.HasPrefix(q, "WITH r AS") && strings.Contains(q, ".attempts"):
 		return "record outcomes (outbox completeSQL)"
 	case strings.Contains(q, "SET state = 'pending', lease_token = NULL"):

@@ -11,6 +11,8 @@
 //	go run ./cmd/hookbench                 # full run, 3 runs per scenario
 //	go run ./cmd/hookbench --quick         # smoke run (CI)
 //	go run ./cmd/hookbench --scenarios drain,drain_binary --runs 5
+//	go run ./cmd/hookbench --scenarios halfrate_binary,history --runs 1
+//	go run ./cmd/hookbench --scenarios soak_binary --runs 1 --soak 30m
 //	go run ./cmd/hookbench --readme        # full run; prints the README's table
 //	go run ./cmd/hookbench --readme --from bench-results.json  # the table again, no run
 package main
@@ -48,49 +50,77 @@ var scenarioGroups = [][]string{
 	{"bare", "baseline", "drain", "drain_binary"},
 	{"fanout", "fanout_binary"},
 	{"latency", "latency_binary"},
+	{"halfrate_binary"},
 	{"appcost"},
 	{"isolation"},
 	{"history"},
 	{"ordering"},
 	{"tenants_binary"},
 	{"replicas_binary"},
+	{"soak_binary"},
 }
 
 // allScenarios lists every scenario, in order.
 var allScenarios = slices.Concat(scenarioGroups...)
 
+// longScenarios are left out of --quick's default list: even at quick
+// sizes they would take the smoke run past a minute.
+var longScenarios = []string{"soak_binary"}
+
+// defaultScenarios is the --scenarios default of a run.
+func defaultScenarios(quick bool) []string {
+	if !quick {
+		return allScenarios
+	}
+	return slices.DeleteFunc(slices.Clone(allScenarios), func(s string) bool { return slices.Contains(longScenarios, s) })
+}
+
 // sizes are the workload sizes of one mode.
 type sizes struct {
-	Drain         int           `json:"drain_events"`
-	FanoutEvents  int           `json:"fanout_events"`
-	FanoutEPs     int           `json:"fanout_endpoints"`
-	LatencyRate   int           `json:"latency_rate"`
-	LatencyFor    time.Duration `json:"latency_duration_ns"`
-	AppCostFor    time.Duration `json:"appcost_phase_duration_ns"`
-	Isolation     int           `json:"isolation_events"`
-	IsoTimeout    time.Duration `json:"isolation_request_timeout_ns"`
-	HistoryRows   int           `json:"history_rows"`
-	HistoryEvents int           `json:"history_drain_events"`
-	Baseline      int           `json:"baseline_events"`
-	Bare          int           `json:"bare_posts"`
-	Ordering      int           `json:"ordering_events"`
-	OrderingKeys  int           `json:"ordering_keys"`
-	HotKey        int           `json:"hot_key_events"`
+	Drain        int           `json:"drain_events"`
+	FanoutEvents int           `json:"fanout_events"`
+	FanoutEPs    int           `json:"fanout_endpoints"`
+	LatencyRate  int           `json:"latency_rate"`
+	LatencyFor   time.Duration `json:"latency_duration_ns"`
+	AppCostFor   time.Duration `json:"appcost_phase_duration_ns"`
+	Isolation    int           `json:"isolation_events"`
+	IsoTimeout   time.Duration `json:"isolation_request_timeout_ns"`
+	// HistoryRows finished deliveries (with their events and attempts)
+	// are the history scenario's largest level; it also measures a tenth
+	// of them and none.
+	HistoryRows   int `json:"history_rows"`
+	HistoryEvents int `json:"history_drain_events"`
+	Baseline      int `json:"baseline_events"`
+	Bare          int `json:"bare_posts"`
+	Ordering      int `json:"ordering_events"`
+	OrderingKeys  int `json:"ordering_keys"`
+	HotKey        int `json:"hot_key_events"`
 	// TenantsEvents are drained with TenantEndpoints endpoints of Tenants
 	// other tenants in the table, and without.
 	TenantsEvents   int `json:"tenants_drain_events"`
 	TenantEndpoints int `json:"tenants_other_endpoints"`
 	Tenants         int `json:"tenants_other_tenants"`
 	ReplicaEvents   int `json:"replicas_drain_events"`
+	// HalfRateFor is how long halfrate_binary offers events at half the
+	// binary's drain rate.
+	HalfRateFor time.Duration `json:"halfrate_duration_ns"`
+	// SoakRate events/s are offered for SoakFor, sampled every SoakEvery;
+	// SoakSeed starts the schema with SoakFor's worth of finished history
+	// about to pass the retention period.
+	SoakRate  int           `json:"soak_rate"`
+	SoakFor   time.Duration `json:"soak_duration_ns"`
+	SoakEvery time.Duration `json:"soak_sample_every_ns"`
+	SoakSeed  bool          `json:"soak_seed_history"`
 }
 
 var (
 	fullSizes = sizes{
 		Drain: 100_000, FanoutEvents: 10_000, FanoutEPs: 10, LatencyRate: 1000, LatencyFor: 30 * time.Second,
 		AppCostFor: 5 * time.Second, Isolation: 40_000, IsoTimeout: 2 * time.Second,
-		HistoryRows: 1_000_000, HistoryEvents: 50_000, Baseline: 20_000, Bare: 100_000,
+		HistoryRows: 10_000_000, HistoryEvents: 50_000, Baseline: 20_000, Bare: 100_000,
 		Ordering: 100_000, OrderingKeys: 10_000, HotKey: 2000,
 		TenantsEvents: 50_000, TenantEndpoints: 100_000, Tenants: 10_000, ReplicaEvents: 50_000,
+		HalfRateFor: 30 * time.Second, SoakRate: 1000, SoakFor: 30 * time.Minute, SoakEvery: 30 * time.Second, SoakSeed: true,
 	}
 	quickSizes = sizes{
 		Drain: 2000, FanoutEvents: 200, FanoutEPs: 5, LatencyRate: 200, LatencyFor: 5 * time.Second,
@@ -98,6 +128,7 @@ var (
 		HistoryRows: 50_000, HistoryEvents: 2000, Baseline: 1000, Bare: 2000,
 		Ordering: 2000, OrderingKeys: 200, HotKey: 100,
 		TenantsEvents: 2000, TenantEndpoints: 2000, Tenants: 200, ReplicaEvents: 2000,
+		HalfRateFor: 3 * time.Second, SoakRate: 1000, SoakFor: 20 * time.Second, SoakEvery: 2 * time.Second,
 	}
 )
 
@@ -121,6 +152,10 @@ type options struct {
 	from string
 	// pgss loads pg_stat_statements into the throwaway cluster.
 	pgss bool
+	// soak and historyRows, when set (non-zero), replace the mode's
+	// SoakFor and HistoryRows.
+	soak        time.Duration
+	historyRows int
 }
 
 // relayConfig is the relay's tuning under test; the defaults are those of
@@ -164,6 +199,8 @@ type report struct {
 	Diagnostics []*diagnostics `json:"diagnostics"`
 	// Profiles summarise the perf reports (--perf).
 	Profiles []profile `json:"profiles,omitempty"`
+	// Soak is the soak's samples (soak_binary).
+	Soak *soakResult `json:"soak,omitempty"`
 	// Failed lists the scenario groups that failed; the others ran.
 	Failed []string `json:"failed,omitempty"`
 	Notes  []string `json:"notes"`
@@ -191,7 +228,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var scen string
 	fs.BoolVar(&o.quick, "quick", false, "tiny sizes, one run: a smoke run under a minute")
 	fs.IntVar(&o.runs, "runs", 3, "runs per scenario (the table shows the median and min–max)")
-	fs.StringVar(&scen, "scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios: "+strings.Join(allScenarios, ","))
+	fs.StringVar(&scen, "scenarios", "", "comma-separated scenarios (default: all; with --quick all but "+strings.Join(longScenarios, ",")+"): "+strings.Join(allScenarios, ","))
+	fs.DurationVar(&o.soak, "soak", fullSizes.SoakFor, "how long soak_binary offers events (--quick: "+quickSizes.SoakFor.String()+" unless set)")
+	fs.IntVar(&o.historyRows, "history-rows", fullSizes.HistoryRows, "finished deliveries of history at the history scenario's largest level (--quick: "+strconv.Itoa(quickSizes.HistoryRows)+" unless set)")
 	fs.StringVar(&o.jsonPath, "json", "bench-results.json", "where to write the JSON results")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the first in-process drain run to this file")
 	fs.StringVar(&o.hookrelayBin, "hookrelay-bin", "", "run this hookrelay executable in the *_binary scenarios instead of building ./cmd/hookrelay")
@@ -211,14 +250,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "hookbench: relay settings must be at least 1")
 		return 2
 	}
-	runsSet := false
-	fs.Visit(func(f *flag.Flag) { runsSet = runsSet || f.Name == "runs" })
-	if o.quick && !runsSet {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.quick && !set["runs"] {
 		o.runs = 1
 	}
-	if o.runs < 1 {
+	if !set["soak"] {
+		o.soak = 0
+	}
+	if !set["history-rows"] {
+		o.historyRows = 0
+	}
+	switch {
+	case o.runs < 1:
 		fmt.Fprintln(stderr, "hookbench: --runs must be at least 1")
 		return 2
+	case set["soak"] && o.soak < time.Second:
+		fmt.Fprintln(stderr, "hookbench: --soak must be at least 1s")
+		return 2
+	case set["history-rows"] && o.historyRows < 10:
+		fmt.Fprintln(stderr, "hookbench: --history-rows must be at least 10")
+		return 2
+	}
+	if scen == "" {
+		scen = strings.Join(defaultScenarios(o.quick), ",")
 	}
 	for _, s := range strings.Split(scen, ",") {
 		s = strings.TrimSpace(s)
@@ -273,6 +328,7 @@ type bench struct {
 	pgss     bool           // pg_stat_statements is loaded
 	diags    []*diagnostics
 	profiles []profile
+	soak     *soakResult
 }
 
 func benchmark(ctx context.Context, o options, args []string, out io.Writer) (report, error) {
@@ -285,6 +341,12 @@ func benchmark(ctx context.Context, o options, args []string, out io.Writer) (re
 	defer b.build.cleanup()
 	if o.quick {
 		b.sz = quickSizes
+	}
+	if o.soak > 0 {
+		b.sz.SoakFor = o.soak
+	}
+	if o.historyRows > 0 {
+		b.sz.HistoryRows = o.historyRows
 	}
 	rep.Sizes, rep.Relay = b.sz, o.relay
 	raw, err := signature.GenerateSecret()
@@ -345,7 +407,7 @@ func benchmark(ctx context.Context, o options, args []string, out io.Writer) (re
 	for _, f := range b.figs {
 		f.finish()
 	}
-	rep.Results, rep.Notes = b.figs, b.notes
+	rep.Results, rep.Notes, rep.Soak = b.figs, b.notes, b.soak
 	rep.Targets, rep.Diagnostics, rep.Profiles = issueTargets(b.figs), b.diags, b.profiles
 	printReport(out, rep)
 	data, err := json.MarshalIndent(rep, "", "  ")
@@ -433,6 +495,7 @@ func render(o options, out io.Writer) error {
 func printReport(out io.Writer, rep report) {
 	printTable(out, rep)
 	printTargets(out, rep.Targets)
+	printSoak(out, rep.Soak)
 	printDiagnostics(out, rep.Diagnostics)
 	for _, p := range rep.Profiles {
 		fmt.Fprintf(out, "profile: %s (%s)\n", p.Name, p.File)
@@ -470,6 +533,10 @@ func (b *bench) scenarioFor(name string) (scenarioFuncs, error) {
 		f.once = func(ctx context.Context, _ int) error { return b.latencyKind(ctx, inProcess) }
 	case "latency_binary":
 		f.once = func(ctx context.Context, _ int) error { return b.latencyKind(ctx, binaryProcess) }
+	case "halfrate_binary":
+		f.once = b.halfRate
+	case "soak_binary":
+		f.once = b.soakBinary
 	case "appcost":
 		f.once = b.appCost
 	case "isolation":

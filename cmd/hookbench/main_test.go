@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ func TestQuickWritesJSON(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	if code := run(ctx, []string{"--quick", "--scenarios", "drain,latency", "--json", path}, &out, &errOut); code != 0 {
+	if code := run(ctx, []string{"--quick", "--scenarios", "drain,latency,history", "--history-rows", "2000", "--json", path}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
 	}
 	data, err := os.ReadFile(path)
@@ -62,6 +63,8 @@ func TestQuickWritesJSON(t *testing.T) {
 	want := map[string]bool{
 		"drain/events_per_s": true, "drain/relay_cpu_s_per_10k": true, "drain/peak_rss": true,
 		"latency/p50": true, "latency/p95": true, "latency/p99": true,
+		"history/events_per_s_empty": true, "history/events_per_s_tenth": true, "history/events_per_s_full": true,
+		"history/list_dead_ms_full": true, "history/table_mib_full": true, "history/rows_full": true,
 	}
 	for _, r := range rep.Results {
 		key := r.Scenario + "/" + r.Metric
@@ -100,6 +103,9 @@ func TestRunRejectsBadUsage(t *testing.T) {
 		{"zero runs", []string{"--runs", "0"}},
 		{"unknown flag", []string{"--nope"}},
 		{"zero endpoint cap", []string{"--endpoint-max-in-flight", "0"}},
+		{"soak under a second", []string{"--soak", "500ms"}},
+		{"soak not a duration", []string{"--soak", "30"}},
+		{"history of 5 rows", []string{"--history-rows", "5"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,6 +114,19 @@ func TestRunRejectsBadUsage(t *testing.T) {
 				t.Errorf("exit %d, want 2 (stderr %q)", code, errOut.String())
 			}
 		})
+	}
+}
+
+func TestDefaultScenarios(t *testing.T) {
+	if got := defaultScenarios(false); !slices.Equal(got, allScenarios) {
+		t.Errorf("full run: %v, want every scenario", got)
+	}
+	quick := defaultScenarios(true)
+	if slices.Contains(quick, "soak_binary") || !slices.Contains(quick, "halfrate_binary") || !slices.Contains(quick, "history") {
+		t.Errorf("--quick: %v, want all but soak_binary", quick)
+	}
+	if len(quick) != len(allScenarios)-len(longScenarios) {
+		t.Errorf("--quick: %d scenarios, want %d", len(quick), len(allScenarios)-len(longScenarios))
 	}
 }
 
@@ -147,7 +166,7 @@ func TestQuickBinaryReadme(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	if code := run(ctx, []string{"--quick", "--scenarios", "bare,drain,drain_binary", "--readme", "--json", path}, &out, &errOut); code != 0 {
+	if code := run(ctx, []string{"--quick", "--scenarios", "bare,drain,drain_binary,halfrate_binary,soak_binary", "--soak", "6s", "--readme", "--json", path}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
 	}
 	md := out.String()
@@ -177,8 +196,24 @@ func TestQuickBinaryReadme(t *testing.T) {
 			t.Errorf("target %s: status %q", id, got[id])
 		}
 	}
+	for _, id := range []string{"latency_half_max", "soak"} {
+		if got[id] != "PASS" && got[id] != "MISS" {
+			t.Errorf("target %s: status %q", id, got[id])
+		}
+	}
 	if got["replicas"] != "not run" {
 		t.Errorf("target replicas: status %q, want not run", got["replicas"])
+	}
+	drain, _ := figs(rep.Results).med("drain_binary", "events_per_s")
+	if v, _ := figs(rep.Results).med("halfrate_binary", "max_drain_events_per_s"); v != drain {
+		t.Errorf("halfrate_binary measured against %v events/s, want drain_binary's %v", v, drain)
+	}
+	if rep.Soak == nil || len(rep.Soak.Samples) != 3 || rep.Soak.Samples[0].Receipts == 0 || rep.Soak.Samples[0].RSSMiB <= 0 ||
+		len(rep.Soak.Samples[0].Tables) != 3 || rep.Soak.Samples[0].totalMiB() <= 0 {
+		t.Errorf("soak samples: %+v", rep.Soak)
+	}
+	if !strings.Contains(md, "Soak samples (`hookrelay run`, 1,000 events/s for 6s") {
+		t.Errorf("README lacks the soak table:\n%s", md)
 	}
 	var diag *diagnostics
 	for _, d := range rep.Diagnostics {

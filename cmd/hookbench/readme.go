@@ -68,6 +68,13 @@ func printReadme(out io.Writer, rep report) {
 	cpu := func(scenario, suffix string) string {
 		return joined(scenario, "s", "relay_cpu_s_per_10k"+suffix, "pg_cpu_s_per_10k"+suffix, "receiver_cpu_s_per_10k"+suffix)
 	}
+	levels := func(metric string) []string {
+		out := make([]string, len(historyLevels))
+		for i, l := range historyLevels {
+			out[i] = metric + "_" + l
+		}
+		return out
+	}
 	sz := rep.Sizes
 	rows := [][3]string{
 		{"bare signed POSTs, no database (the HTTP ceiling)", cell("bare", "posts_per_s", "/s"), ""},
@@ -83,6 +90,10 @@ func printReadme(out io.Writer, rep report) {
 			cell("fanout_binary", "deliveries_per_s", "deliveries/s"), cell("fanout", "deliveries_per_s", "deliveries/s")},
 		{fmt.Sprintf("commit → receipt at %s events/s, p50 / p95 / p99", thousands(float64(sz.LatencyRate))),
 			joined("latency_binary", "ms", "p50", "p95", "p99"), joined("latency", "ms", "p50", "p95", "p99")},
+		{fmt.Sprintf("commit → receipt at half the maximum drain rate (%s events/s offered), p50 / p95 / p99", thousands(fs.get("halfrate_binary", "offered_rate"))),
+			joined("halfrate_binary", "ms", "p50", "p95", "p99"), ""},
+		{fmt.Sprintf("soak, %s events/s for %s: relay RSS; p99; outbox + deliveries + attempts (median of the first → the last third of the samples)", thousands(float64(sz.SoakRate)), sz.SoakFor),
+			thirdsCell(fs, "rss", "MiB") + semi(thirdsCell(fs, "p99", "ms")) + semi(thirdsCell(fs, "size", "MiB")), ""},
 		{fmt.Sprintf("drain of %s events, one endpoint alone / with %s endpoints of %s other tenants", short(sz.TenantsEvents), short(sz.TenantEndpoints), short(sz.Tenants)),
 			joined("tenants_binary", "events/s", "events_per_s_one_endpoint", "events_per_s_many_endpoints") + semi(signed("tenants_binary", "loss", -1, fs)), ""},
 		{fmt.Sprintf("%s-event drain by 1 / %d replicas: events/s; PostgreSQL CPU per 10k", short(sz.ReplicaEvents), replicaCount),
@@ -92,7 +103,14 @@ func printReadme(out io.Writer, rep report) {
 			joined("appcost", "%", "overhead_relay_stopped_1conn", "overhead_relay_stopped_16conn")},
 		{"the same while the relay delivers those rows on the same cores", "", joined("appcost", "%", "overhead_1conn", "overhead_16conn")},
 		{"healthy endpoint next to one whose every request times out (loss)", "", cell("isolation", "healthy_loss", "%")},
-		{fmt.Sprintf("drain with %s finished rows of history vs empty (slowdown)", short(sz.HistoryRows)), "", cell("history", "slowdown", "%")},
+		{fmt.Sprintf("drain with 0 / %s / %s finished deliveries of history", short(sz.HistoryRows/10), short(sz.HistoryRows)), "",
+			joined("history", "events/s", levels("events_per_s")...)},
+		{"the same: claim statement, mean (pg_stat_statements)", "", joined("history", "ms", levels("claim_ms")...)},
+		{"the same: admin list of the newest 50 / of dead / of one event type, median", "",
+			joined("history", "ms", levels("list_newest_ms")...) + semi(joined("history", "ms", levels("list_dead_ms")...)) +
+				semi(joined("history", "ms", levels("list_type_ms")...))},
+		{"the same: outbox, deliveries and attempts tables; their indexes", "",
+			joined("history", "MiB", levels("table_mib")...) + semi(joined("history", "MiB", levels("index_mib")...))},
 		{fmt.Sprintf("ordering keys: %s keys vs none (loss); one hot key", short(sz.OrderingKeys)), "",
 			cell("ordering", "keyed_loss", "%") + semi(cell("ordering", "hot_key_ms_per_event", "ms per event"))},
 	}
@@ -125,6 +143,17 @@ func printReadme(out io.Writer, rep report) {
 			fmt.Fprintf(out, "| %s | %s | %s |\n", g.Target, v, g.Status)
 		}
 	}
+	printSoakMarkdown(out, rep.Soak)
+}
+
+// thirdsCell renders a soak figure's first and last thirds, "a → b unit".
+func thirdsCell(fs figs, metric, unit string) string {
+	first, ok1 := fs.med("soak_binary", metric+"_first_third")
+	last, ok2 := fs.med("soak_binary", metric+"_last_third")
+	if !ok1 || !ok2 {
+		return ""
+	}
+	return fmt.Sprintf("%s → %s %s", fmtNum(first), fmtNum(last), unit)
 }
 
 // semi prefixes a non-empty s with "; ".

@@ -165,7 +165,13 @@ func (rs *receiverServer) serveStats(w http.ResponseWriter, r *http.Request) {
 	for p, c := range rs.ok {
 		st.OK[p] = c.Load()
 	}
-	if r.URL.Query().Get("lat") != "" {
+	switch {
+	case r.URL.Query().Get("take") != "":
+		// The latencies since the last take, which are then forgotten: a
+		// long run reads them in windows without the receiver keeping all.
+		st.LatencyUS, st.Seq, st.ReceivedNS = rs.lat, rs.seq, rs.rcv
+		rs.lat, rs.seq, rs.rcv = nil, nil, nil
+	case r.URL.Query().Get("lat") != "":
 		st.LatencyUS = append([]int64(nil), rs.lat...)
 		st.Seq = append([]int64(nil), rs.seq...)
 		st.ReceivedNS = append([]int64(nil), rs.rcv...)
@@ -253,6 +259,16 @@ func (rp *receiverProc) stats(ctx context.Context, lat bool) (stats, error) {
 	if lat {
 		u += "?lat=1"
 	}
+	return rp.getStats(ctx, u)
+}
+
+// take fetches the receiver's counters and the latencies received since
+// the last take, which the receiver then forgets.
+func (rp *receiverProc) take(ctx context.Context) (stats, error) {
+	return rp.getStats(ctx, rp.base+"/stats?take=1")
+}
+
+func (rp *receiverProc) getStats(ctx context.Context, u string) (stats, error) {
 	var st stats
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {

@@ -38,6 +38,7 @@ var targets = map[string]struct {
 	"appcost/overhead_16conn":     {"<=", 10},
 	"isolation/healthy_loss":      {"<=", 10},
 	"history/slowdown":            {"<=", 10},
+	"halfrate_binary/p99":         {"<=", 25},
 	"drain/pct_of_bare_post_rate": {">=", 70},
 	"ordering/keyed_loss":         {"<=", 20},
 	// issue 18's, also summarised by issueTargets
@@ -81,14 +82,7 @@ func (f *figure) finish() {
 	if len(f.Values) == 0 {
 		return
 	}
-	s := slices.Clone(f.Values)
-	slices.Sort(s)
-	f.Min, f.Max = s[0], s[len(s)-1]
-	if n := len(s); n%2 == 1 {
-		f.Median = s[n/2]
-	} else {
-		f.Median = (s[n/2-1] + s[n/2]) / 2
-	}
+	f.Min, f.Max, f.Median = slices.Min(f.Values), slices.Max(f.Values), median(f.Values)
 	if f.op != "" {
 		ok := f.Median >= f.goal
 		if f.op == "<=" {

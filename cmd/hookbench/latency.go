@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// latencyConns is how many application connections offer a steady load.
+const latencyConns = 16
+
+// offer is a steady load: events offered at a rate into the outbox, one
+// autocommit INSERT per event from the application's pool, each payload
+// carrying its seq and the time just before the INSERT was sent ("t",
+// unix ns), so the receiver can pair its receipts with the commits.
+type offer struct {
+	total int
+	// committed is, per seq, when the INSERT's commit returned to the
+	// application (unix ns; 0 until then).
+	committed []atomic.Int64
+	// inserting is, per seq, the INSERT's round trip (ns); read it after
+	// run has returned.
+	inserting []int64
+	// rate is the rate actually offered (events/s), set by run.
+	rate float64
+}
+
+func newOffer(total int) *offer {
+	return &offer{total: total, committed: make([]atomic.Int64, total), inserting: make([]int64, total)}
+}
+
+// run offers o.total events at rate per second into e's outbox and
+// returns once every INSERT has returned.
+func (o *offer) run(ctx context.Context, e *env, rate float64) error {
+	q := `INSERT INTO ` + e.ident() + `.outbox (event_type, payload) VALUES ('lat.event', $1)`
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	start := time.Now()
+	for sent := 0; sent < o.total; {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return ctx.Err()
+		case now := <-tick.C:
+			due := min(o.total, int(now.Sub(start).Seconds()*rate)+1)
+			for ; sent < due; sent++ {
+				wg.Add(1)
+				go func(seq int) {
+					defer wg.Done()
+					// One INSERT is one transaction: t is taken just before
+					// it is sent, the commit time when it returns.
+					t0 := time.Now()
+					payload := `{"seq": ` + strconv.Itoa(seq) + `, "t": ` + strconv.FormatInt(t0.UnixNano(), 10) + `}`
+					if _, err := e.app.Exec(ctx, q, payload); err != nil {
+						failed.Add(1)
+						firstErr.CompareAndSwap(nil, err)
+					}
+					t1 := time.Now()
+					o.committed[seq].Store(t1.UnixNano())
+					o.inserting[seq] = int64(t1.Sub(t0))
+				}(sent)
+			}
+		}
+	}
+	wg.Wait()
+	o.rate = float64(o.total) / time.Since(start).Seconds()
+	if n := failed.Load(); n > 0 {
+		return fmt.Errorf("%d inserts failed: %v", n, firstErr.Load())
+	}
+	return nil
+}
+
+// fromCommit pairs receipts (seq, received at unix ns) with the commits:
+// it returns each receipt's commit → receipt time in µs (a receipt can come
+// before the application has heard back from its COMMIT; that counts as
+// 0) and, apart, the receipts whose commit has not returned yet.
+func (o *offer) fromCommit(seq, received []int64) (us, waitSeq, waitRcv []int64) {
+	us = make([]int64, 0, len(seq))
+	for i, s := range seq {
+		if s < 0 || s >= int64(o.total) {
+			continue
+		}
+		c := o.committed[s].Load()
+		if c == 0 {
+			waitSeq, waitRcv = append(waitSeq, s), append(waitRcv, received[i])
+			continue
+		}
+		us = append(us, max(received[i]-c, 0)/1000)
+	}
+	return us, waitSeq, waitRcv
+}
+
+// quantileMS is the p quantile (0–1) of sorted µs values, in ms (0 when
+// there are none).
+func quantileMS(sorted []int64, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return float64(sorted[int(float64(len(sorted)-1)*p)]) / 1000
+}
+
+// latencyKind is scenario 3: 1,000 events/s (quick: fewer), commit →
+// receipt percentiles.
+func (b *bench) latencyKind(ctx context.Context, kind relayKind) error {
+	return b.latencyRun(ctx, "latency"+kind.suffix(), kind, float64(b.sz.LatencyRate), b.sz.LatencyFor)
+}
+
+// latencyRun offers a steady rate for d, one INSERT per committed
+// transaction, and records commit → receipt percentiles under name.
+func (b *bench) latencyRun(ctx context.Context, name string, kind relayKind, rate float64, d time.Duration) error {
+	e, err := b.setup(ctx, name, latencyConns)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if _, err := e.endpoint(ctx, "/hook/lat"); err != nil {
+		return err
+	}
+	if err := warm(ctx, e.app, latencyConns); err != nil {
+		return err
+	}
+	h, err := b.startRelayKind(ctx, e, kind, 1, relayRequestTimeout)
+	if err != nil {
+		return err
+	}
+	stopRelay := sync.OnceValue(h.stop)
+	defer func() { _ = stopRelay() }()
+	if err := b.rc.reset(ctx); err != nil {
+		return err
+	}
+	probe, err := b.startLatencyProbe(ctx, e, name, h)
+	if err != nil {
+		return err
+	}
+	o := newOffer(max(int(rate*d.Seconds()), 1))
+	if err := o.run(ctx, e, rate); err != nil {
+		return err
+	}
+	if err := b.rc.waitCount(ctx, "/hook/lat", int64(o.total), time.Minute); err != nil {
+		return err
+	}
+	st, err := b.rc.stats(ctx, true)
+	if err != nil {
+		return err
+	}
+	if len(st.LatencyUS) == 0 || len(st.Seq) != len(st.ReceivedNS) {
+		return errors.New("no latency samples")
+	}
+	fromCommit, _, _ := o.fromCommit(st.Seq, st.ReceivedNS)
+	inserting := make([]int64, len(o.inserting))
+	for i, ns := range o.inserting {
+		inserting[i] = ns / 1000
+	}
+	for _, s := range []struct {
+		prefix string
+		lat    []int64
+	}{{"", fromCommit}, {"from_insert_", st.LatencyUS}, {"insert_", inserting}} {
+		slices.Sort(s.lat)
+		for _, q := range []struct {
+			metric string
+			p      float64
+		}{{"p50", 0.50}, {"p95", 0.95}, {"p99", 0.99}, {"max", 1}} {
+			b.record(name, s.prefix+q.metric, "ms", quantileMS(s.lat, q.p))
+		}
+	}
+	b.record(name, "offered_rate", "events/s", o.rate)
+	committed := make([]int64, o.total)
+	for i := range committed {
+		committed[i] = o.committed[i].Load()
+	}
+	if err := b.latencyPhases(ctx, e, name, committed, st); err != nil {
+		return err
+	}
+	if err := probe.finish(ctx, o.total, stopRelay); err != nil {
+		return err
+	}
+	b.note(fmt.Sprintf("latency, latency_binary, halfrate_binary, soak_binary: one autocommit INSERT per event from %d app connections; p50–max run from the moment the INSERT's durable commit returned to the application to the receiver's verified receipt; from_insert_* from just before the INSERT was sent; insert_* is the INSERT's own round trip", latencyConns))
+	return nil
+}
+
+// halfRate is halfrate_binary: commit → receipt of the binary when offered
+// half its maximum drain rate, which is the drain_binary median of this run
+// when there is one, else a drain of its own (on the first run).
+func (b *bench) halfRate(ctx context.Context, _ int) error {
+	const name = "halfrate_binary"
+	top := b.find("drain_binary", "events_per_s")
+	var maxRate float64
+	switch {
+	case top != nil:
+		maxRate = top.Median
+		b.note(name + ": half of this run's drain_binary median is offered")
+	case b.find(name, "max_drain_events_per_s") != nil:
+		maxRate = b.find(name, "max_drain_events_per_s").Median
+	default:
+		r, err := b.oneDrain(ctx, "halfrate_drain", binaryProcess, b.sz.Drain)
+		if err != nil {
+			return err
+		}
+		maxRate = r.rate()
+		b.note(fmt.Sprintf("%s: drain_binary did not run, so a %d-event drain of the binary measured its maximum rate first", name, b.sz.Drain))
+	}
+	b.record(name, "max_drain_events_per_s", "events/s", maxRate)
+	return b.latencyRun(ctx, name, binaryProcess, maxRate/2, b.sz.HalfRateFor)
+}
+
+// oneDrain drains events to one endpoint of a fresh schema.
+func (b *bench) oneDrain(ctx context.Context, name string, kind relayKind, events int) (drainResult, error) {
+	e, err := b.setup(ctx, name, 4)
+	if err != nil {
+		return drainResult{}, err
+	}
+	defer e.close()
+	path := "/hook/" + name
+	if _, err := e.endpoint(ctx, path); err != nil {
+		return drainResult{}, err
+	}
+	return b.drainRun(ctx, e, drainSpec{kind: kind, paths: []string{path}, events: events})
+}
