@@ -1,8 +1,10 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -69,6 +71,7 @@ func (c Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 }
 
 func (c Config) encode(enc zapcore.ObjectEncoder) error {
+	var errs []error
 	enc.AddString("database_url", RedactURL(c.DatabaseURL))
 	enc.AddString("schema", c.Schema)
 	enc.AddString("listen_addr", c.ListenAddr)
@@ -79,39 +82,19 @@ func (c Config) encode(enc zapcore.ObjectEncoder) error {
 	enc.AddDuration("poll_interval", c.PollInterval)
 	enc.AddDuration("request_timeout", c.RequestTimeout)
 	enc.AddDuration("lease_duration", c.Lease())
-	if err := enc.AddArray("retry_schedule", zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
-		for _, d := range c.RetrySchedule {
-			a.AppendDuration(d)
-		}
-		return nil
-	})); err != nil {
-		return fmt.Errorf("encode retry_schedule: %w", err)
-	}
+	errs = append(errs, addArray(enc, "retry_schedule", c.RetrySchedule, zapcore.ArrayEncoder.AppendDuration))
 	enc.AddInt("max_in_flight", c.MaxInFlight)
 	enc.AddInt("endpoint_max_in_flight", c.EndpointMaxInFlight)
 	enc.AddInt("batch_size", c.BatchSize)
 	enc.AddBool("async_commit", c.AsyncCommit)
 	enc.AddBool("allow_private_destinations", c.AllowPrivateDestinations)
 	enc.AddBool("require_https", c.RequireHTTPS)
-	if err := enc.AddArray("allowed_destination_cidrs", zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
-		for _, p := range c.AllowedDestinationCIDRs {
-			a.AppendString(p.String())
-		}
-		return nil
-	})); err != nil {
-		return fmt.Errorf("encode allowed_destination_cidrs: %w", err)
-	}
+	errs = append(errs, addArray(enc, "allowed_destination_cidrs", c.AllowedDestinationCIDRs,
+		func(a zapcore.ArrayEncoder, p netip.Prefix) { a.AppendString(p.String()) }))
 	enc.AddString("proxy_upstream", redactURLString(c.ProxyUpstream))
 	enc.AddString("portal_prefix", c.PortalPrefix)
 	enc.AddString("public_url", redactURLString(c.PublicURL))
-	if err := enc.AddArray("portal_frame_ancestors", zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
-		for _, s := range c.PortalFrameAncestors {
-			a.AppendString(s)
-		}
-		return nil
-	})); err != nil {
-		return fmt.Errorf("encode portal_frame_ancestors: %w", err)
-	}
+	errs = append(errs, addArray(enc, "portal_frame_ancestors", c.PortalFrameAncestors, zapcore.ArrayEncoder.AppendString))
 	enc.AddString("portal_title", c.PortalTitle)
 	enc.AddString("portal_accent", c.PortalAccent)
 	enc.AddString("log_level", c.LogLevel)
@@ -128,6 +111,20 @@ func (c Config) encode(enc zapcore.ObjectEncoder) error {
 	enc.AddString("secret_key", redactSecret(c.SecretKey))
 	enc.AddInt("previous_secret_keys", len(c.PreviousSecretKeys))
 	enc.AddString("http_proxy", redactURLString(c.HTTPProxy))
+	return errors.Join(errs...)
+}
+
+// addArray adds items as the array field key, each appended by add.
+func addArray[T any](enc zapcore.ObjectEncoder, key string, items []T, add func(zapcore.ArrayEncoder, T)) error {
+	err := enc.AddArray(key, zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
+		for _, it := range items {
+			add(a, it)
+		}
+		return nil
+	}))
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
 	return nil
 }
 

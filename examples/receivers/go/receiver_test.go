@@ -32,6 +32,18 @@ func (r *recorder) calls(id string) []string {
 	return r.events[id]
 }
 
+// recordingHandler is the receiver's handler for secretText, recording
+// what it processes.
+func recordingHandler(t *testing.T, secretText string) (http.Handler, *recorder) {
+	t.Helper()
+	rec := &recorder{events: map[string][]string{}}
+	h, err := newHandler(secretText, rec.process)
+	if err != nil {
+		t.Fatalf("newHandler: %v", err)
+	}
+	return h, rec
+}
+
 // TestReceiverVerifiesHookrelaySender sends real deliveries with hookrelay's
 // sender to the handler and checks the status and how often each event was
 // processed.
@@ -53,11 +65,7 @@ func TestReceiverVerifiesHookrelaySender(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := &recorder{events: map[string][]string{}}
-			h, err := newHandler(secretText, rec.process)
-			if err != nil {
-				t.Fatalf("newHandler: %v", err)
-			}
+			h, rec := recordingHandler(t, secretText)
 			srv := httptest.NewServer(h)
 			defer srv.Close()
 			sender := relay.NewSender(relay.SenderConfig{Timeout: 5 * time.Second})
@@ -124,11 +132,7 @@ func TestReceiverRejects(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := &recorder{events: map[string][]string{}}
-			h, err := newHandler(secretText, rec.process)
-			if err != nil {
-				t.Fatalf("newHandler: %v", err)
-			}
+			h, rec := recordingHandler(t, secretText)
 			req := httptest.NewRequest(tc.method, "/", bytes.NewReader(tc.body))
 			req.Header = tc.header
 			w := httptest.NewRecorder()
