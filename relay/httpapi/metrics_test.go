@@ -7,12 +7,10 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
@@ -20,26 +18,15 @@ import (
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/hookrelay/hookrelay/relay/httpapi"
+	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
-
-// statsCounter counts the queue-statistics statements a pool runs.
-type statsCounter struct{ n atomic.Int64 }
-
-func (c *statsCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	if strings.Contains(d.SQL, "FILTER (WHERE state = 'dead')") {
-		c.n.Add(1)
-	}
-	return ctx
-}
-
-func (c *statsCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 // collectorEnv is a QueueCollector on a fresh schema, served by promhttp,
 // with its queries counted.
 type collectorEnv struct {
-	store   *outbox.Store // the counted store
-	plain   *outbox.Store // the same schema through another pool
-	queries *statsCounter
+	store   *outbox.Store      // the counted store
+	plain   *outbox.Store      // the same schema through another pool
+	queries *relaytest.Queries // the statistics statements of store
 	qc      *httpapi.QueueCollector
 	srv     *httptest.Server
 }
@@ -47,21 +34,7 @@ type collectorEnv struct {
 func newCollectorEnv(t *testing.T, interval, timeout time.Duration) *collectorEnv {
 	t.Helper()
 	plain := outboxtest.Store(t)
-	pc, err := pgxpool.ParseConfig(outboxtest.Shared().URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	counter := &statsCounter{}
-	pc.ConnConfig.Tracer = counter
-	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	store, err := outbox.NewStore(pool, plain.Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, counter := relaytest.CountedStore(t, plain.Schema(), "FILTER (WHERE state = 'dead')")
 	qc := httpapi.NewQueueCollector(store, interval, timeout, zap.NewNop())
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(qc)
@@ -145,7 +118,7 @@ func TestQueueMetricsConcurrentScrapesShareOneQuery(t *testing.T) {
 			t.Errorf("scrape:\n%s", b)
 		}
 	}
-	if n := c.queries.n.Load(); n != 1 {
+	if n := c.queries.Count(); n != 1 {
 		t.Errorf("%d scrapes ran %d statistics queries, want 1", scrapes, n)
 	}
 }
@@ -170,7 +143,7 @@ func TestQueueMetricsCached(t *testing.T) {
 			t.Fatalf("a scrape within the interval did not serve the sample:\n%s", b)
 		}
 	}
-	if n := c.queries.n.Load(); n != 1 {
+	if n := c.queries.Count(); n != 1 {
 		t.Errorf("6 scrapes within the interval ran %d queries, want 1", n)
 	}
 

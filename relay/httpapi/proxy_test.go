@@ -100,12 +100,7 @@ func (u *upstreamApp) checkStream(t *testing.T, addr string, pause func()) {
 // echo protocol and, after pause (if not nil), has each of msgs echoed.
 func checkUpgrade(t *testing.T, addr string, pause func(), msgs ...string) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	conn := dial(t, addr)
 	_, _ = fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
 	br := bufio.NewReader(conn)
 	res, err := http.ReadResponse(br, nil)
@@ -207,16 +202,24 @@ func TestNoProxyUnknownPaths(t *testing.T) {
 	}
 }
 
-// rawRequest sends one request with target written on the request line
-// exactly as given (clients would clean //x) and returns the answer.
-func rawRequest(t *testing.T, addr, method, target, body string) (*http.Response, string) {
+// dial connects to addr for a raw exchange of at most 20 s; the
+// connection is closed when the test ends.
+func dial(t *testing.T, addr string) net.Conn {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	return conn
+}
+
+// rawRequest sends one request with target written on the request line
+// exactly as given (clients would clean //x) and returns the answer.
+func rawRequest(t *testing.T, addr, method, target, body string) (*http.Response, string) {
+	t.Helper()
+	conn := dial(t, addr)
 	if _, err := fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", method, target, len(body), body); err != nil {
 		t.Fatal(err)
 	}

@@ -9,12 +9,10 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
@@ -22,16 +20,6 @@ import (
 	"github.com/hookrelay/hookrelay/relay/portal"
 	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
-
-// queryCounter counts the statements a pool runs.
-type queryCounter struct{ n atomic.Int64 }
-
-func (q *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	q.n.Add(1)
-	return ctx
-}
-
-func (q *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 // BenchmarkPortalPages1M renders each portal page for one tenant with 1M
 // deliveries (and 1M attempts) in the database: 100 tenants with 3
@@ -45,22 +33,8 @@ func (q *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryE
 func BenchmarkPortalPages1M(b *testing.B) {
 	ctx := context.Background()
 	schema := outboxtest.NewSchema(b)
-	pc, err := pgxpool.ParseConfig(outboxtest.Shared().URL())
-	if err != nil {
-		b.Fatal(err)
-	}
-	counter := &queryCounter{}
-	pc.ConnConfig.Tracer = counter
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := outbox.Migrate(ctx, pool, schema); err != nil {
-		b.Fatal(err)
-	}
-	st, err := outbox.NewStore(pool, schema)
-	if err != nil {
+	st, counter := relaytest.CountedStore(b, schema, "")
+	if _, err := outbox.Migrate(ctx, st.Pool(), schema); err != nil {
 		b.Fatal(err)
 	}
 	svc := relaytest.Endpoints(b, st, nil)
@@ -109,7 +83,7 @@ func BenchmarkPortalPages1M(b *testing.B) {
 		`VACUUM ANALYZE ` + tbl("deliveries"),
 		`VACUUM ANALYZE ` + tbl("attempts"),
 	} {
-		if _, err := pool.Exec(ctx, sql); err != nil {
+		if _, err := st.Pool().Exec(ctx, sql); err != nil {
 			b.Fatalf("history: %v", err)
 		}
 	}
@@ -131,9 +105,9 @@ func BenchmarkPortalPages1M(b *testing.B) {
 		req := httptest.NewRequest("GET", prefix+path, nil)
 		req.AddCookie(cookie)
 		rec := httptest.NewRecorder()
-		before := counter.n.Load()
+		before := counter.Count()
 		p.ServeHTTP(rec, req)
-		return rec, counter.n.Load() - before
+		return rec, counter.Count() - before
 	}
 	eps, _, err := st.ForTenant("t000").ListEndpoints(ctx, outbox.EndpointFilter{})
 	if err != nil || len(eps) != perTenant {
@@ -144,7 +118,7 @@ func BenchmarkPortalPages1M(b *testing.B) {
 		b.Fatalf("tenant t000's deliveries: %d, %v", len(ds), err)
 	}
 	var n int64
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+tbl("deliveries")).Scan(&n); err != nil || n != rows {
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM `+tbl("deliveries")).Scan(&n); err != nil || n != rows {
 		b.Fatalf("%d deliveries, %v", n, err)
 	}
 
