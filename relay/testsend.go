@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/outbox"
-	"github.com/hookrelay/hookrelay/relay/signature"
 )
 
 // TestEventType is the type of the sample event sent by "Test".
@@ -59,13 +58,9 @@ func SendTestEvent(ctx context.Context, store *outbox.Store, sender *Sender, end
 	if err != nil {
 		return TestResult{}, err
 	}
-	var secrets []signature.Secret
-	for _, s := range raw {
-		sec, err := signature.ParseSecret(s)
-		if err != nil {
-			return TestResult{}, fmt.Errorf("endpoint %s has an unusable secret: %w", endpointID, err)
-		}
-		secrets = append(secrets, sec)
+	secrets, err := parseSecrets(raw)
+	if err != nil {
+		return TestResult{}, fmt.Errorf("endpoint %s has an unusable secret: %w", endpointID, err)
 	}
 	var uid [16]byte
 	_, _ = rand.Read(uid[:])

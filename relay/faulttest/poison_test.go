@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -140,8 +139,7 @@ func TestFaultPayloadsArriveAsWritten(t *testing.T) {
 type hostile struct {
 	name     string
 	srv      *httptest.Server
-	mu       sync.Mutex
-	requests int
+	requests atomic.Int64
 }
 
 func newHostile(t *testing.T, name string, h func(w http.ResponseWriter, r *http.Request, stop <-chan struct{})) *hostile {
@@ -150,9 +148,7 @@ func newHostile(t *testing.T, name string, h func(w http.ResponseWriter, r *http
 	x := &hostile{name: name}
 	x.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
-		x.mu.Lock()
-		x.requests++
-		x.mu.Unlock()
+		x.requests.Add(1)
 		h(w, r, stop)
 	}))
 	t.Cleanup(func() {
@@ -163,11 +159,7 @@ func newHostile(t *testing.T, name string, h func(w http.ResponseWriter, r *http
 	return x
 }
 
-func (x *hostile) count() int {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.requests
-}
+func (x *hostile) count() int { return int(x.requests.Load()) }
 
 // TestFaultHostileReceivers runs one hostile receiver of each kind (a NUL
 // byte in the answer, invalid UTF-8, huge headers, an endless body, no
