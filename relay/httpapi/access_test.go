@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -83,7 +81,7 @@ func TestRouteTokenMatrix(t *testing.T) {
 	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(logs), zap.DebugLevel))
 	e := newEnv(t, func(o *httpapi.Options) { o.Log = logger; withPortal(t, o) })
 	ctx := context.Background()
-	st := e.store
+	st := e.Store
 
 	// Every route has a row, and every row a route.
 	routes := httpapi.RouteAccess()
@@ -187,7 +185,7 @@ type seeded struct{ ep, ev, dl, tok, et string }
 func seed(t *testing.T, e *env, n int64) seeded {
 	t.Helper()
 	ctx := context.Background()
-	st := e.store
+	st := e.Store
 	ep, err := st.CreateEndpoint(ctx, outbox.EndpointInput{Tenant: "a", URL: "http://127.0.0.1:1/h", Secret: relaytestSecret(t)}, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +227,7 @@ func seed(t *testing.T, e *env, n int64) seeded {
 func TestRevokedTokenRefusedOnEveryReplica(t *testing.T) {
 	t.Parallel()
 	one := newEnv(t, nil)
-	two := newEnvOn(t, one.store)
+	two := newEnvOn(t, one.Store)
 	var tok outbox.Token
 	one.do("POST", "/v1/tokens", map[string]any{"tenant": "acme", "read_only": true, "description": "portal"}).must(t, 201).json(t, &tok)
 	if !strings.HasPrefix(tok.Value, "hrt_") || tok.ExpiresAt != nil || !tok.ReadOnly {
@@ -251,13 +249,5 @@ func TestRevokedTokenRefusedOnEveryReplica(t *testing.T) {
 // newEnvOn is a second API (another replica) on the store of an env.
 func newEnvOn(t *testing.T, store *outbox.Store) *env {
 	t.Helper()
-	svc := relaytest.Endpoints(t, store, nil)
-	reg := prometheus.NewRegistry()
-	h, err := httpapi.New(httpapi.Options{Store: store, Endpoints: svc, AdminToken: token, Gatherer: reg, Registerer: reg, Log: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return &env{t: t, store: store, srv: srv, reg: reg, token: token}
+	return newAPI(t, store, nil, nil)
 }

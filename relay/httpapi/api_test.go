@@ -218,10 +218,10 @@ func TestPaginationStableUnderInserts(t *testing.T) {
 		defer wg.Done()
 		for i := 0; ctx.Err() == nil; i++ {
 			in := outbox.EndpointInput{URL: fmt.Sprintf("https://new%d.test", i), Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
-			if _, err := e.store.CreateEndpoint(ctx, in, 0); err != nil {
+			if _, err := e.Store.CreateEndpoint(ctx, in, 0); err != nil {
 				return
 			}
-			if _, err := outbox.Enqueue(ctx, e.store.Pool(), outbox.Event{Type: "x.y", Payload: []byte(`{}`)}, outbox.Options{Schema: e.store.Schema()}); err != nil {
+			if _, err := outbox.Enqueue(ctx, e.Store.Pool(), outbox.Event{Type: "x.y", Payload: []byte(`{}`)}, outbox.Options{Schema: e.Store.Schema()}); err != nil {
 				return
 			}
 			select {
@@ -310,7 +310,7 @@ func TestEvents(t *testing.T) {
 		t.Errorf("idempotency: %+v then %+v", p1, p2)
 	}
 	e.do("POST", "/v1/events", map[string]any{"type": "other", "tenant": "beta", "payload": 1}).must(t, 202).json(t, &p3)
-	if _, _, err := e.store.Dispatch(context.Background(), 100); err != nil {
+	if _, _, err := e.Store.Dispatch(context.Background(), 100); err != nil {
 		t.Fatal(err)
 	}
 

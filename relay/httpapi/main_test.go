@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -28,41 +27,47 @@ func TestMain(m *testing.M) { os.Exit(outboxtest.Main(m)) }
 
 const token = "test-admin-token"
 
-// env is one API under test on a fresh schema.
+// env is one API under test.
 type env struct {
+	relaytest.Front
 	t     *testing.T
-	store *outbox.Store
-	srv   *httptest.Server
 	reg   *prometheus.Registry
 	token string
 }
 
+// newEnv is an API on a fresh schema; mod (when not nil) changes its
+// options.
 func newEnv(t *testing.T, mod func(*httpapi.Options)) *env {
 	t.Helper()
-	return newEnvWith(t, mod, nil)
+	return newAPI(t, nil, mod, nil)
 }
 
 // newEnvWith is newEnv with the endpoint service's configuration changed
 // by emod too.
 func newEnvWith(t *testing.T, mod func(*httpapi.Options), emod func(*endpoint.Config)) *env {
 	t.Helper()
-	store := outboxtest.Store(t)
-	reg := prometheus.NewRegistry()
-	svc := relaytest.Endpoints(t, store, emod)
-	o := httpapi.Options{
-		Store: store, Endpoints: svc, AdminToken: token, Gatherer: reg, Registerer: reg,
-		Log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
-	}
-	if mod != nil {
-		mod(&o)
-	}
-	h, err := httpapi.New(o)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return &env{t: t, store: store, srv: srv, reg: reg, token: o.AdminToken}
+	return newAPI(t, nil, mod, emod)
+}
+
+// newAPI is an API on store (nil: a fresh schema; another env's store: a
+// second replica), its options changed by mod and its endpoint service's
+// configuration by emod (either may be nil).
+func newAPI(t *testing.T, store *outbox.Store, mod func(*httpapi.Options), emod func(*endpoint.Config)) *env {
+	t.Helper()
+	e := &env{t: t, reg: prometheus.NewRegistry()}
+	e.Front = relaytest.NewFront(t, relaytest.FrontConfig{Store: store, Endpoints: emod,
+		Handler: func(st *outbox.Store, svc *endpoint.Service) (http.Handler, error) {
+			o := httpapi.Options{
+				Store: st, Endpoints: svc, AdminToken: token, Gatherer: e.reg, Registerer: e.reg,
+				Log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+			}
+			if mod != nil {
+				mod(&o)
+			}
+			e.token = o.AdminToken
+			return httpapi.New(o)
+		}})
+	return e
 }
 
 // resp is a decoded answer.
@@ -117,14 +122,14 @@ func (e *env) doAuth(method, path, auth string, body any) resp {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, e.srv.URL+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, e.Server.URL+path, rd)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
-	res, err := e.srv.Client().Do(req)
+	res, err := e.Server.Client().Do(req)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -156,8 +161,8 @@ func (e *env) createEndpoint(body map[string]any) outbox.Endpoint {
 // exec runs SQL, with {{s}} replaced by the env's schema.
 func (e *env) exec(sql string, args ...any) {
 	e.t.Helper()
-	sql = strings.ReplaceAll(sql, "{{s}}", e.store.Schema())
-	if _, err := e.store.Pool().Exec(context.Background(), sql, args...); err != nil {
+	sql = strings.ReplaceAll(sql, "{{s}}", e.Store.Schema())
+	if _, err := e.Store.Pool().Exec(context.Background(), sql, args...); err != nil {
 		e.t.Fatalf("%s: %v", sql, err)
 	}
 }
@@ -166,8 +171,8 @@ func (e *env) exec(sql string, args ...any) {
 func (e *env) queryInt(sql string, args ...any) int {
 	e.t.Helper()
 	var n int
-	sql = strings.ReplaceAll(sql, "{{s}}", e.store.Schema())
-	if err := e.store.Pool().QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+	sql = strings.ReplaceAll(sql, "{{s}}", e.Store.Schema())
+	if err := e.Store.Pool().QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
 		e.t.Fatalf("%s: %v", sql, err)
 	}
 	return n
@@ -183,7 +188,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func (e *env) runEngine(policy relay.Policy, metrics *relay.Metrics) {
 	e.t.Helper()
 	sender := relay.NewSender(relay.SenderConfig{Timeout: 5 * time.Second})
-	eng, err := relay.New(relay.Config{PollInterval: 20 * time.Millisecond, Policy: policy}, e.store, sender, nil, zap.NewNop(), metrics)
+	eng, err := relay.New(relay.Config{PollInterval: 20 * time.Millisecond, Policy: policy}, e.Store, sender, nil, zap.NewNop(), metrics)
 	if err != nil {
 		e.t.Fatal(err)
 	}

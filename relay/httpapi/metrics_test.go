@@ -249,7 +249,7 @@ func TestMetricsAccess(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, tc.mod)
-			h := e.srv.Config.Handler
+			h := e.Server.Config.Handler
 			before := up.hits.Load()
 			for _, c := range tc.checks {
 				rec := serveFrom(h, c.remote, "GET", "/metrics", c.auth)
@@ -288,7 +288,7 @@ func TestMetricsSeparateListener(t *testing.T) {
 				o.ProxyUpstream = up.srv.URL
 			}
 		})
-		h := e.srv.Config.Handler.(*httpapi.Handler)
+		h := e.Server.Config.Handler.(*httpapi.Handler)
 
 		// The main listener no longer serves /metrics: it is the
 		// application's path (proxied) or nobody's.

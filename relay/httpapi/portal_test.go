@@ -24,7 +24,7 @@ func TestPortalSessionsRoute(t *testing.T) {
 	e := newEnv(t, func(o *httpapi.Options) { withPortal(t, o) })
 	var link portal.SessionLink
 	e.do("POST", "/v1/portal/sessions", `{"tenant": "acme", "expires_in": "30m", "return_url": "/settings"}`).must(t, 201).json(t, &link)
-	if !strings.HasPrefix(link.URL, e.srv.URL+"/hookrelay/login?code=") || link.ExpiresAt.IsZero() {
+	if !strings.HasPrefix(link.URL, e.Server.URL+"/hookrelay/login?code=") || link.ExpiresAt.IsZero() {
 		t.Fatalf("link %+v", link)
 	}
 	for body, field := range map[string]string{`{}`: "tenant", `{"tenant": "acme", "expires_in": "9d"}`: "expires_in",

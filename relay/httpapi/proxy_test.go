@@ -131,7 +131,7 @@ func TestProxy(t *testing.T) {
 			var got map[string]string
 			r := e.doAuth(method, "/echo?q=1", "", "hello "+method).must(t, 200)
 			r.json(t, &got)
-			host := strings.TrimPrefix(e.srv.URL, "http://")
+			host := strings.TrimPrefix(e.Server.URL, "http://")
 			if got["method"] != method || got["body"] != "hello "+method || got["path"] != "/echo?q=1" ||
 				got["host"] != host || got["xfhost"] != host || got["xfproto"] != "http" || got["xff"] != "127.0.0.1" {
 				t.Errorf("%s: upstream saw %v", method, got)
@@ -139,7 +139,7 @@ func TestProxy(t *testing.T) {
 		}
 	})
 
-	addr := strings.TrimPrefix(e.srv.URL, "http://")
+	addr := strings.TrimPrefix(e.Server.URL, "http://")
 	t.Run("streaming", func(t *testing.T) { up.checkStream(t, addr, nil) })
 	t.Run("upgrade", func(t *testing.T) { checkUpgrade(t, addr, nil, "ping", "pong!") })
 
@@ -196,7 +196,7 @@ func TestNoProxyUnknownPaths(t *testing.T) {
 	}
 	// Without a proxy an unclean path is redirected to its clean form, in
 	// the JSON error shape.
-	res, b := rawRequest(t, strings.TrimPrefix(e.srv.URL, "http://"), "GET", "//healthz", "")
+	res, b := rawRequest(t, strings.TrimPrefix(e.Server.URL, "http://"), "GET", "//healthz", "")
 	if res.StatusCode != http.StatusTemporaryRedirect || res.Header.Get("Location") != "/healthz" || !strings.Contains(b, `"redirect"`) {
 		t.Errorf("//healthz without a proxy: %d Location %q: %s", res.StatusCode, res.Header.Get("Location"), b)
 	}
@@ -236,10 +236,10 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	e := newEnv(t, nil)
 	for name, o := range map[string]httpapi.Options{
 		"no store":       {},
-		"bad upstream":   {Store: e.store, ProxyUpstream: "ftp://x"},
-		"relative":       {Store: e.store, ProxyUpstream: "/app"},
-		"portal no /":    {Store: e.store, PortalPrefix: "portal"},
-		"portal slash /": {Store: e.store, PortalPrefix: "/portal/"},
+		"bad upstream":   {Store: e.Store, ProxyUpstream: "ftp://x"},
+		"relative":       {Store: e.Store, ProxyUpstream: "/app"},
+		"portal no /":    {Store: e.Store, PortalPrefix: "portal"},
+		"portal slash /": {Store: e.Store, PortalPrefix: "/portal/"},
 	} {
 		if _, err := httpapi.New(o); err == nil {
 			t.Errorf("%s: no error", name)

@@ -62,7 +62,7 @@ func TestSlowBodyCutOff(t *testing.T) {
 	const timeout = 500 * time.Millisecond
 	up := newUpstream(t)
 	e := newEnv(t, func(o *httpapi.Options) { o.ProxyUpstream = up.srv.URL })
-	addr := shortServer(t, e.srv.Config.Handler, timeout)
+	addr := shortServer(t, e.Server.Config.Handler, timeout)
 
 	for _, path := range []string{"/v1/events", "/echo"} {
 		t.Run(path, func(t *testing.T) {
@@ -116,7 +116,7 @@ func TestProxyOutlivesServerTimeouts(t *testing.T) {
 	const timeout = 200 * time.Millisecond
 	up := newUpstream(t)
 	e := newEnv(t, func(o *httpapi.Options) { o.ProxyUpstream = up.srv.URL })
-	addr := shortServer(t, e.srv.Config.Handler, timeout)
+	addr := shortServer(t, e.Server.Config.Handler, timeout)
 
 	// Both server deadlines pass before the application answers the rest,
 	// or before the messages are sent.
@@ -141,7 +141,7 @@ func TestLongCallOutlivesServerTimeouts(t *testing.T) {
 	defer slow.Close()
 	e := newEnv(t, nil)
 	ep := e.createEndpoint(map[string]any{"url": slow.URL})
-	addr := shortServer(t, e.srv.Config.Handler, timeout)
+	addr := shortServer(t, e.Server.Config.Handler, timeout)
 
 	req, _ := http.NewRequest("POST", "http://"+addr+"/v1/endpoints/"+ep.ID+"/test", nil)
 	req.Header.Set("Authorization", "Bearer "+token)

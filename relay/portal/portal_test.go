@@ -32,35 +32,33 @@ const prefix = "/hookrelay"
 
 // env is a portal on a fresh schema behind an httptest server.
 type env struct {
+	relaytest.Front
 	t      *testing.T
-	store  *outbox.Store
-	svc    *endpoint.Service
 	portal *portal.Portal
-	srv    *httptest.Server
 }
 
+// newEnv is a portal; mod (when not nil) changes its configuration.
 func newEnv(t *testing.T, mod func(*portal.Config)) *env {
 	t.Helper()
-	st := outboxtest.Store(t)
-	svc := relaytest.Endpoints(t, st, nil)
-	c := portal.Config{Store: st, Endpoints: svc, Prefix: prefix, Title: "Acme webhooks"}
-	if mod != nil {
-		mod(&c)
-	}
-	p, err := portal.New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
-	return &env{t: t, store: st, svc: svc, portal: p, srv: srv}
+	e := &env{t: t}
+	e.Front = relaytest.NewFront(t, relaytest.FrontConfig{
+		Handler: func(st *outbox.Store, svc *endpoint.Service) (http.Handler, error) {
+			c := portal.Config{Store: st, Endpoints: svc, Prefix: prefix, Title: "Acme webhooks"}
+			if mod != nil {
+				mod(&c)
+			}
+			p, err := portal.New(c)
+			e.portal = p
+			return p, err
+		}})
+	return e
 }
 
 // link asks for a session link as POST /v1/portal/sessions does.
 func (e *env) link(req portal.SessionRequest) portal.SessionLink {
 	e.t.Helper()
-	r := httptest.NewRequest("POST", e.srv.URL+"/v1/portal/sessions", nil)
-	r.Host = strings.TrimPrefix(e.srv.URL, "http://")
+	r := httptest.NewRequest("POST", e.Server.URL+"/v1/portal/sessions", nil)
+	r.Host = strings.TrimPrefix(e.Server.URL, "http://")
 	l, err := e.portal.CreateSession(context.Background(), r, req)
 	if err != nil {
 		e.t.Fatalf("create session: %v", err)
@@ -110,7 +108,7 @@ type response struct {
 func (c *client) do(method, target string, form url.Values, hdr http.Header) response {
 	c.t.Helper()
 	if strings.HasPrefix(target, "/") {
-		target = c.e.srv.URL + prefix + target
+		target = c.e.Server.URL + prefix + target
 	}
 	var body io.Reader
 	if form != nil {
@@ -163,7 +161,7 @@ func want(t *testing.T, r response, status int, contains ...string) {
 
 func (e *env) endpoint(tenant, url string) outbox.Endpoint {
 	e.t.Helper()
-	res, err := e.svc.Create(context.Background(), endpoint.Input{Tenant: tenant, URL: url})
+	res, err := e.Endpoints.Create(context.Background(), endpoint.Input{Tenant: tenant, URL: url})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -175,7 +173,7 @@ func (e *env) testSend(ep outbox.Endpoint, delivered bool) int64 {
 	e.t.Helper()
 	var uid [16]byte
 	copy(uid[:], ep.ID+time.Now().String())
-	_, d, err := e.store.RecordTestSend(context.Background(), outbox.TestSend{EndpointID: ep.ID, UID: uid, EventType: "signup.created",
+	_, d, err := e.Store.RecordTestSend(context.Background(), outbox.TestSend{EndpointID: ep.ID, UID: uid, EventType: "signup.created",
 		Payload: []byte(`{"email":"ada@example.com","n":1}`), StartedAt: time.Now(), Duration: 12 * time.Millisecond,
 		StatusCode: map[bool]int{true: 204, false: 500}[delivered], Delivered: delivered, Response: "<b>nope</b>"})
 	if err != nil {
@@ -186,7 +184,7 @@ func (e *env) testSend(ep outbox.Endpoint, delivered bool) int64 {
 
 func (e *env) exec(sql string, args ...any) {
 	e.t.Helper()
-	if _, err := e.store.Pool().Exec(context.Background(), strings.ReplaceAll(sql, "{{schema}}", pgx.Identifier{e.store.Schema()}.Sanitize()), args...); err != nil {
+	if _, err := e.Store.Pool().Exec(context.Background(), strings.ReplaceAll(sql, "{{schema}}", pgx.Identifier{e.Store.Schema()}.Sanitize()), args...); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -195,7 +193,7 @@ func TestLoginCodeWorksOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	l := e.link(portal.SessionRequest{Tenant: "acme"})
-	if !strings.HasPrefix(l.URL, e.srv.URL+prefix+"/login?code=") {
+	if !strings.HasPrefix(l.URL, e.Server.URL+prefix+"/login?code=") {
 		t.Fatalf("session URL %q: want it on the request's host under the prefix", l.URL)
 	}
 	if d := time.Until(l.ExpiresAt); d < 50*time.Minute || d > time.Hour {
@@ -237,8 +235,8 @@ func TestLoginCodeWorksOnce(t *testing.T) {
 
 	// Only hashes are stored.
 	var n int
-	if err := e.store.Pool().QueryRow(context.Background(), strings.ReplaceAll(`SELECT count(*) FROM {{schema}}.portal_sessions
- WHERE length(code_hash) = 32 AND (session_hash IS NULL OR length(session_hash) = 32)`, "{{schema}}", pgx.Identifier{e.store.Schema()}.Sanitize())).Scan(&n); err != nil || n != 2 {
+	if err := e.Store.Pool().QueryRow(context.Background(), strings.ReplaceAll(`SELECT count(*) FROM {{schema}}.portal_sessions
+ WHERE length(code_hash) = 32 AND (session_hash IS NULL OR length(session_hash) = 32)`, "{{schema}}", pgx.Identifier{e.Store.Schema()}.Sanitize())).Scan(&n); err != nil || n != 2 {
 		t.Errorf("sessions with hashed code and token: %d, %v; want 2", n, err)
 	}
 }
@@ -251,7 +249,7 @@ func TestSecureCookieAndPublicURL(t *testing.T) {
 		t.Fatalf("session URL %q: want it on the public URL", l.URL)
 	}
 	u, _ := url.Parse(l.URL)
-	r := e.anonymous().do("GET", e.srv.URL+u.RequestURI(), nil, nil)
+	r := e.anonymous().do("GET", e.Server.URL+u.RequestURI(), nil, nil)
 	if !strings.Contains(r.header.Get("Set-Cookie"), "Secure") {
 		t.Errorf("Set-Cookie %q is not Secure on an https public URL", r.header.Get("Set-Cookie"))
 	}
@@ -302,7 +300,7 @@ func TestSessionEnds(t *testing.T) {
 func TestPagesRenderWithSecurityHeaders(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
-	if _, _, err := e.store.PutEventType(context.Background(), outbox.EventType{Name: "signup.created", Description: "Someone joined the waitlist",
+	if _, _, err := e.Store.PutEventType(context.Background(), outbox.EventType{Name: "signup.created", Description: "Someone joined the waitlist",
 		Example: json.RawMessage(`{"email":"ada@example.com"}`)}); err != nil {
 		t.Fatal(err)
 	}
@@ -354,10 +352,10 @@ func TestFrameAncestorsConfigurable(t *testing.T) {
 	if r.header.Get("X-Frame-Options") != "" {
 		t.Errorf("X-Frame-Options %q with frame ancestors set", r.header.Get("X-Frame-Options"))
 	}
-	if _, err := portal.New(portal.Config{Store: e.store, Endpoints: e.svc, Prefix: prefix, FrameAncestors: []string{"https://a.example; script-src *"}}); err == nil {
+	if _, err := portal.New(portal.Config{Store: e.Store, Endpoints: e.Endpoints, Prefix: prefix, FrameAncestors: []string{"https://a.example; script-src *"}}); err == nil {
 		t.Error("a frame ancestor with a directive in it was accepted")
 	}
-	if _, err := portal.New(portal.Config{Store: e.store, Endpoints: e.svc, Prefix: prefix, Accent: "red;}body{"}); err == nil {
+	if _, err := portal.New(portal.Config{Store: e.Store, Endpoints: e.Endpoints, Prefix: prefix, Accent: "red;}body{"}); err == nil {
 		t.Error("an accent that is not a colour was accepted")
 	}
 }
@@ -372,7 +370,7 @@ func TestAssetsAreCached(t *testing.T) {
 		if m == "" {
 			t.Fatalf("the page links no %s", name)
 		}
-		r := e.anonymous().do("GET", e.srv.URL+m, nil, nil)
+		r := e.anonymous().do("GET", e.Server.URL+m, nil, nil)
 		if r.status != http.StatusOK || !strings.Contains(r.header.Get("Cache-Control"), "immutable") {
 			t.Errorf("%s: %d %q", m, r.status, r.header.Get("Cache-Control"))
 		}
@@ -397,7 +395,7 @@ func TestEndpointLifecycle(t *testing.T) {
 	}
 	loc := r.header.Get("Location")
 	id := strings.TrimSuffix(strings.TrimPrefix(loc, prefix+"/endpoints/"), "?notice=created")
-	ep, err := e.store.GetEndpoint(ctx, id)
+	ep, err := e.Store.GetEndpoint(ctx, id)
 	if err != nil || ep.Tenant != "acme" || ep.RateLimit != 5 || len(ep.EventTypes) != 2 || ep.Description != "orders <prod>" {
 		t.Fatalf("created endpoint %+v, %v", ep, err)
 	}
@@ -407,7 +405,7 @@ func TestEndpointLifecycle(t *testing.T) {
 	if r.status != http.StatusSeeOther {
 		t.Fatalf("update: %d\n%s", r.status, r.body)
 	}
-	if ep, _ = e.store.GetEndpoint(ctx, id); ep.URL != "https://hooks.acme.test/b" || len(ep.EventTypes) != 0 || ep.RateLimit != 0 {
+	if ep, _ = e.Store.GetEndpoint(ctx, id); ep.URL != "https://hooks.acme.test/b" || len(ep.EventTypes) != 0 || ep.RateLimit != 0 {
 		t.Fatalf("updated endpoint %+v", ep)
 	}
 	want(t, c.post("/endpoints/"+id, url.Values{"url": {"https://x.test/"}, "rate_limit": {"-1"}}), http.StatusBadRequest, "rate_limit")
@@ -415,12 +413,12 @@ func TestEndpointLifecycle(t *testing.T) {
 	if r = c.post("/endpoints/"+id+"/disable", nil); r.status != http.StatusSeeOther {
 		t.Fatalf("disable: %d", r.status)
 	}
-	if ep, _ = e.store.GetEndpoint(ctx, id); ep.Enabled {
+	if ep, _ = e.Store.GetEndpoint(ctx, id); ep.Enabled {
 		t.Fatal("still enabled after Disable")
 	}
 	want(t, c.get("/endpoints/"+id+"?notice=disabled"), http.StatusOK, "Disabled", ">Enable<")
 	c.post("/endpoints/"+id+"/enable", nil)
-	if ep, _ = e.store.GetEndpoint(ctx, id); !ep.Enabled {
+	if ep, _ = e.Store.GetEndpoint(ctx, id); !ep.Enabled {
 		t.Fatal("still disabled after Enable")
 	}
 
@@ -430,7 +428,7 @@ func TestEndpointLifecycle(t *testing.T) {
 	if r = c.post("/endpoints/"+id+"/delete", nil); r.status != http.StatusSeeOther || r.header.Get("Location") != prefix+"/endpoints?notice=deleted" {
 		t.Fatalf("delete: %d %q", r.status, r.header.Get("Location"))
 	}
-	if _, err := e.store.GetEndpoint(ctx, id); err == nil {
+	if _, err := e.Store.GetEndpoint(ctx, id); err == nil {
 		t.Fatal("the endpoint is still there after Delete")
 	}
 }
@@ -441,7 +439,7 @@ func TestSecretRevealAndRotate(t *testing.T) {
 	ctx := context.Background()
 	ep := e.endpoint("acme", "https://hooks.acme.test/a")
 	c := e.login("acme", false)
-	secrets, _ := e.store.EndpointSecrets(ctx, ep.ID)
+	secrets, _ := e.Store.EndpointSecrets(ctx, ep.ID)
 	if strings.Contains(html.UnescapeString(c.get("/endpoints/"+ep.ID).body), secrets[0]) {
 		t.Fatal("the secret is on the page before Reveal")
 	}
@@ -449,13 +447,13 @@ func TestSecretRevealAndRotate(t *testing.T) {
 
 	r := c.post("/endpoints/"+ep.ID+"/rotate", url.Values{"grace": {"24h"}})
 	want(t, r, http.StatusOK, "New secret", "The previous secret still signs")
-	now, _ := e.store.EndpointSecrets(ctx, ep.ID)
+	now, _ := e.Store.EndpointSecrets(ctx, ep.ID)
 	if len(now) != 2 || now[1] != secrets[0] {
 		t.Fatalf("after rotate %d secrets sign", len(now))
 	}
 	want(t, r, http.StatusOK, now[0])
 	want(t, c.post("/endpoints/"+ep.ID+"/rotate", url.Values{"grace": {"0s"}}), http.StatusOK, "New secret")
-	if now, _ = e.store.EndpointSecrets(ctx, ep.ID); len(now) != 1 {
+	if now, _ = e.Store.EndpointSecrets(ctx, ep.ID); len(now) != 1 {
 		t.Fatalf("after a rotation without grace %d secrets sign", len(now))
 	}
 	want(t, c.post("/endpoints/"+ep.ID+"/rotate", url.Values{"grace": {"9999h"}}), http.StatusBadRequest, "grace")
@@ -465,7 +463,7 @@ func TestTestButtonShowsResultInPlace(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	rc := relaytest.NewReceiver(t)
-	res, err := e.svc.Create(context.Background(), endpoint.Input{Tenant: "acme", URL: rc.URL(), Secret: rc.Secret})
+	res, err := e.Endpoints.Create(context.Background(), endpoint.Input{Tenant: "acme", URL: rc.URL(), Secret: rc.Secret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -524,7 +522,7 @@ func TestDeliveryLogFiltersPagesAndResends(t *testing.T) {
 	if r.status != http.StatusSeeOther {
 		t.Fatalf("resend: %d\n%s", r.status, r.body)
 	}
-	d, _ := e.store.GetDelivery(ctx, last)
+	d, _ := e.Store.GetDelivery(ctx, last)
 	if d.Replays != 1 || d.State != outbox.StatePending {
 		t.Fatalf("after Resend the delivery is %s with %d replays", d.State, d.Replays)
 	}
@@ -560,7 +558,7 @@ func TestTenantIsolation(t *testing.T) {
 	if r := c.get("/deliveries?endpoint=" + theirs.ID); strings.Contains(r.body, "state-delivered") {
 		t.Error("the delivery log filtered on another tenant's endpoint lists its deliveries")
 	}
-	after, err := e.store.GetEndpoint(ctx, theirs.ID)
+	after, err := e.Store.GetEndpoint(ctx, theirs.ID)
 	if err != nil || after.URL != theirs.URL || !after.Enabled {
 		t.Fatalf("tenant bravo's endpoint changed: %+v, %v", after, err)
 	}
@@ -584,7 +582,7 @@ func TestPostsNeedTheCSRFToken(t *testing.T) {
 			}
 		}
 	}
-	after, err := e.store.GetEndpoint(ctx, ep.ID)
+	after, err := e.Store.GetEndpoint(ctx, ep.ID)
 	if err != nil || after.URL != ep.URL || !after.Enabled {
 		t.Fatalf("the endpoint changed: %+v, %v", after, err)
 	}
@@ -619,7 +617,7 @@ func TestReadOnlySession(t *testing.T) {
 		form := url.Values{"url": {"https://evil.test/"}, "grace": {"0s"}, "since": {"2020-01-01T00:00"}}
 		want(t, c.post(path, form), http.StatusForbidden, "Read-only session")
 	}
-	after, err := e.store.GetEndpoint(ctx, ep.ID)
+	after, err := e.Store.GetEndpoint(ctx, ep.ID)
 	if err != nil || after.URL != ep.URL || !after.Enabled {
 		t.Fatalf("a read-only session changed the endpoint: %+v, %v", after, err)
 	}
