@@ -30,9 +30,9 @@ const token = "test-admin-token"
 // env is one API under test.
 type env struct {
 	relaytest.Front
-	t     *testing.T
+	token string // the admin token
 	reg   *prometheus.Registry
-	token string
+	t     *testing.T
 }
 
 // newEnv is an API on a fresh schema; mod (when not nil) changes its

@@ -56,6 +56,12 @@ func op(summary string, params []any, body obj, responses obj) obj {
 	return o
 }
 
+// idPath is the path item of a route under one {id} path parameter with
+// one operation, method.
+func idPath(id any, method string, operation obj) obj {
+	return obj{"parameters": []any{id}, method: operation}
+}
+
 func with(base []any, more ...any) []any { return append(append([]any{}, base...), more...) }
 
 // openAPIDoc builds the OpenAPI 3.1 document of the admin API.
@@ -252,22 +258,13 @@ func openAPIDoc() obj {
 			"patch":      op("Update an endpoint.", nil, jsonBody(updateBody, true), bad(notFound(ok("The endpoint.", ref("Endpoint"))))),
 			"delete":     op("Delete an endpoint; its unfinished deliveries are cancelled.", nil, nil, notFound(obj{"204": answer("Deleted.", nil)})),
 		},
-		"/v1/endpoints/{id}/rotate-secret": obj{
-			"parameters": []any{pathIDUUID},
-			"post": op("Rotate the signing secret; the old one keeps signing during the grace window.", nil, jsonBody(rotateBody, false),
-				bad(notFound(ok("The endpoint, with its new secret.", ref("Endpoint"))))),
-		},
-		"/v1/endpoints/{id}/test": obj{
-			"parameters": []any{pathIDUUID},
-			"post": op("Send a test event now (the catalog example of the endpoint's type) and record it in the endpoint's delivery log, marked test.", nil,
-				jsonBody(testBody, false), bad(notFound(ok("The outcome.", testResult)))),
-		},
-		"/v1/endpoints/{id}/recover": obj{
-			"parameters": []any{pathIDUUID},
-			"post": op("Re-queue the endpoint's dead deliveries and waiting retries created in [since, until).", nil, jsonBody(recoverBody, true),
-				bad(notFound(ok("How many were re-queued.", obj{"type": "object", "required": []string{"requeued"},
-					"properties": obj{"requeued": obj{"type": "integer"}}})))),
-		},
+		"/v1/endpoints/{id}/rotate-secret": idPath(pathIDUUID, "post", op("Rotate the signing secret; the old one keeps signing during the grace window.", nil, jsonBody(rotateBody, false),
+			bad(notFound(ok("The endpoint, with its new secret.", ref("Endpoint")))))),
+		"/v1/endpoints/{id}/test": idPath(pathIDUUID, "post", op("Send a test event now (the catalog example of the endpoint's type) and record it in the endpoint's delivery log, marked test.", nil,
+			jsonBody(testBody, false), bad(notFound(ok("The outcome.", testResult))))),
+		"/v1/endpoints/{id}/recover": idPath(pathIDUUID, "post", op("Re-queue the endpoint's dead deliveries and waiting retries created in [since, until).", nil, jsonBody(recoverBody, true),
+			bad(notFound(ok("How many were re-queued.", obj{"type": "object", "required": []string{"requeued"},
+				"properties": obj{"requeued": obj{"type": "integer"}}}))))),
 		"/v1/events": obj{
 			"get": op("List events, newest first.", with(pageParams,
 				queryParam("tenant", "", obj{"type": "string"}), queryParam("type", "Event type.", obj{"type": "string"}),
@@ -280,10 +277,7 @@ func openAPIDoc() obj {
 					"duplicate": obj{"type": "boolean", "description": "An event with this idempotency key already existed."},
 				}})})),
 		},
-		"/v1/events/{id}": obj{
-			"parameters": []any{pathIDInt},
-			"get":        op("Get an event with its deliveries.", nil, nil, notFound(ok("The event.", eventDetail))),
-		},
+		"/v1/events/{id}": idPath(pathIDInt, "get", op("Get an event with its deliveries.", nil, nil, notFound(ok("The event.", eventDetail)))),
 		"/v1/deliveries": obj{
 			"get": op("List deliveries, newest first.", with(pageParams,
 				queryParam("state", "", obj{"type": "string", "enum": []string{"pending", "in_flight", "delivered", "dead", "cancelled"}}),
@@ -304,21 +298,12 @@ func openAPIDoc() obj {
 				timeRange[0], timeRange[1]),
 				nil, bad(ok("A page of attempts.", page("attempts", "Attempt")))),
 		},
-		"/v1/endpoints/{id}/backfill": obj{
-			"parameters": []any{pathIDUUID},
-			"post": op("Send the tenant's past events in [since, until) to the endpoint, once: events it already has are left out.", nil,
-				jsonBody(backfillBody, true), bad(notFound(ok("What was created.", backfillResult)))),
-		},
-		"/v1/events/{id}/trace": obj{
-			"parameters": []any{pathIDInt},
-			"get": op("Where is my event: for each endpoint of the event's tenant, whether it matched and why not, with the delivery and every attempt.", nil, nil,
-				notFound(ok("The trace.", trace))),
-		},
-		"/v1/events/{id}/replay": obj{
-			"parameters": []any{pathIDInt},
-			"post": op("Send the event again, with the same webhook-id, to its endpoints (delivered ones included) or one endpoint_id. Each delivery starts a new attempt series and keeps its place in its ordering key. 409 not_dispatched before the fan-out.", nil,
-				jsonBody(replayBody, false), bad(notFound(obj{"200": answer("The replayed deliveries.", replayResult), "409": errRef("Conflict")}))),
-		},
+		"/v1/endpoints/{id}/backfill": idPath(pathIDUUID, "post", op("Send the tenant's past events in [since, until) to the endpoint, once: events it already has are left out.", nil,
+			jsonBody(backfillBody, true), bad(notFound(ok("What was created.", backfillResult))))),
+		"/v1/events/{id}/trace": idPath(pathIDInt, "get", op("Where is my event: for each endpoint of the event's tenant, whether it matched and why not, with the delivery and every attempt.", nil, nil,
+			notFound(ok("The trace.", trace)))),
+		"/v1/events/{id}/replay": idPath(pathIDInt, "post", op("Send the event again, with the same webhook-id, to its endpoints (delivered ones included) or one endpoint_id. Each delivery starts a new attempt series and keeps its place in its ordering key. 409 not_dispatched before the fan-out.", nil,
+			jsonBody(replayBody, false), bad(notFound(obj{"200": answer("The replayed deliveries.", replayResult), "409": errRef("Conflict")})))),
 		"/v1/tokens": obj{
 			"post": op("Issue a tenant token; the answer carries the token (shown once, stored hashed).", nil, jsonBody(tokenBody, true),
 				bad(obj{"201": answer("The token, with its value.", ref("Token"))})),
@@ -354,35 +339,20 @@ func openAPIDoc() obj {
 				bad(obj{"200": answer("Replaced (or unchanged).", ref("EventType")), "201": answer("Created.", ref("EventType"))})),
 			"delete": op("Remove a catalog entry; subscribed endpoints keep their subscription.", nil, nil, notFound(obj{"204": answer("Deleted.", nil)})),
 		},
-		"/v1/deliveries/{id}": obj{
-			"parameters": []any{pathIDInt},
-			"get":        op("Get a delivery.", nil, nil, notFound(ok("The delivery.", ref("Delivery")))),
-		},
-		"/v1/deliveries/{id}/attempts": obj{
-			"parameters": []any{pathIDInt},
-			"get": op("List a delivery's attempts in order.", nil, nil, notFound(ok("The attempts.", obj{"type": "object",
-				"required": []string{"attempts"}, "properties": obj{"attempts": arrayOf(ref("Attempt"))}}))),
-		},
-		"/v1/deliveries/{id}/retry": obj{
-			"parameters": []any{pathIDInt},
-			"post": op("Re-queue a pending or dead delivery now.", nil, nil,
-				notFound(obj{"200": answer("The delivery.", ref("Delivery")), "409": errRef("Conflict")})),
-		},
-		"/v1/endpoints/{id}/blocked-keys": obj{
-			"parameters": []any{pathIDUUID},
-			"get": op("The ordering keys a dead delivery holds on this endpoint (ordering_on_dead = block): their later events wait until the delivery is retried or cancelled.", nil, nil,
-				notFound(obj{"200": answer("The blocked keys.", obj{"type": "object", "required": []string{"blocked_keys"}, "properties": obj{
-					"blocked_keys": arrayOf(obj{"type": "object", "required": []string{"ordering_key", "delivery_id", "event_id", "dead_at"}, "properties": obj{
-						"ordering_key": str(""), "delivery_id": obj{"type": "integer", "format": "int64"},
-						"event_id": obj{"type": "integer", "format": "int64"}, "dead_at": obj{"type": "string", "format": "date-time"},
-					}}),
-				}})})),
-		},
-		"/v1/deliveries/{id}/cancel": obj{
-			"parameters": []any{pathIDInt},
-			"post": op("Cancel a pending or dead delivery: it is never attempted again, and the next delivery of its ordering key (if any) goes on. 409 for a delivery in flight, delivered or cancelled.", nil, nil,
-				notFound(obj{"200": answer("The delivery.", ref("Delivery")), "409": errRef("Conflict")})),
-		},
+		"/v1/deliveries/{id}": idPath(pathIDInt, "get", op("Get a delivery.", nil, nil, notFound(ok("The delivery.", ref("Delivery"))))),
+		"/v1/deliveries/{id}/attempts": idPath(pathIDInt, "get", op("List a delivery's attempts in order.", nil, nil, notFound(ok("The attempts.", obj{"type": "object",
+			"required": []string{"attempts"}, "properties": obj{"attempts": arrayOf(ref("Attempt"))}})))),
+		"/v1/deliveries/{id}/retry": idPath(pathIDInt, "post", op("Re-queue a pending or dead delivery now.", nil, nil,
+			notFound(obj{"200": answer("The delivery.", ref("Delivery")), "409": errRef("Conflict")}))),
+		"/v1/endpoints/{id}/blocked-keys": idPath(pathIDUUID, "get", op("The ordering keys a dead delivery holds on this endpoint (ordering_on_dead = block): their later events wait until the delivery is retried or cancelled.", nil, nil,
+			notFound(obj{"200": answer("The blocked keys.", obj{"type": "object", "required": []string{"blocked_keys"}, "properties": obj{
+				"blocked_keys": arrayOf(obj{"type": "object", "required": []string{"ordering_key", "delivery_id", "event_id", "dead_at"}, "properties": obj{
+					"ordering_key": str(""), "delivery_id": obj{"type": "integer", "format": "int64"},
+					"event_id": obj{"type": "integer", "format": "int64"}, "dead_at": obj{"type": "string", "format": "date-time"},
+				}}),
+			}})}))),
+		"/v1/deliveries/{id}/cancel": idPath(pathIDInt, "post", op("Cancel a pending or dead delivery: it is never attempted again, and the next delivery of its ordering key (if any) goes on. 409 for a delivery in flight, delivered or cancelled.", nil, nil,
+			notFound(obj{"200": answer("The delivery.", ref("Delivery")), "409": errRef("Conflict")}))),
 	}
 	errResp := func(desc string) obj { return answer(desc, ref("Error")) }
 	// Who may call each operation, from the route table.

@@ -76,6 +76,24 @@ func onID[T any](w http.ResponseWriter, r *http.Request, op func(context.Context
 	return reply(w, http.StatusOK, v, err)
 }
 
+// nonNil returns xs, or an empty slice for nil: a list answers [], not null.
+func nonNil[T any](xs []T) []T {
+	if xs == nil {
+		return []T{}
+	}
+	return xs
+}
+
+// endpointBody reads the endpoint {id} of the route's path and decodes the
+// JSON body into b; an id no endpoint can have is not found.
+func endpointBody(w http.ResponseWriter, r *http.Request, b any) (string, error) {
+	id := r.PathValue("id")
+	if !outbox.ValidID(id) {
+		return "", outbox.ErrNotFound
+	}
+	return id, decodeBody(w, r, maxBody, false, b)
+}
+
 // listPage answers a filtered list route: the query's first error, or one
 // page of list(f) as {key: [...], "next_cursor": ...}, the items an empty
 // array rather than null and next_cursor left out on the last page.
@@ -88,10 +106,7 @@ func listPage[F, T any](w http.ResponseWriter, r *http.Request, q *query, key st
 	if err != nil {
 		return err
 	}
-	if items == nil {
-		items = []T{}
-	}
-	body := map[string]any{key: items} // every key sorts before next_cursor, as the fields did
+	body := map[string]any{key: nonNil(items)} // every key sorts before next_cursor, as the fields did
 	if next != "" {
 		body["next_cursor"] = next
 	}
@@ -202,12 +217,9 @@ func (t timeRange) parse() (since time.Time, until *time.Time, err error) {
 }
 
 func (s *server) recoverEndpoint(w http.ResponseWriter, r *http.Request, p *principal) error {
-	id := r.PathValue("id")
-	if !outbox.ValidID(id) {
-		return outbox.ErrNotFound
-	}
 	var b timeRange
-	if err := decodeBody(w, r, maxBody, false, &b); err != nil {
+	id, err := endpointBody(w, r, &b)
+	if err != nil {
 		return err
 	}
 	since, u, err := b.parse()
@@ -238,23 +250,14 @@ type eventWithDeliveries struct {
 }
 
 func (s *server) getEvent(w http.ResponseWriter, r *http.Request, p *principal) error {
-	id, err := pathID(r)
-	if err != nil {
-		return err
-	}
-	ev, err := p.store.GetEvent(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	ds, err := p.store.EventDeliveries(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	if ds == nil {
-		ds = []outbox.Delivery{}
-	}
-	writeJSON(w, http.StatusOK, eventWithDeliveries{StoredEvent: ev, Deliveries: ds})
-	return nil
+	return onID(w, r, func(ctx context.Context, id int64) (eventWithDeliveries, error) {
+		ev, err := p.store.GetEvent(ctx, id)
+		if err != nil {
+			return eventWithDeliveries{}, err
+		}
+		ds, err := p.store.EventDeliveries(ctx, id)
+		return eventWithDeliveries{StoredEvent: ev, Deliveries: nonNil(ds)}, err
+	})
 }
 
 type publishBody struct {
@@ -349,12 +352,5 @@ func (s *server) blockedKeys(w http.ResponseWriter, r *http.Request, p *principa
 		return err
 	}
 	keys, err := p.store.BlockedKeys(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	if keys == nil {
-		keys = []outbox.BlockedKey{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"blocked_keys": keys})
-	return nil
+	return reply(w, http.StatusOK, map[string]any{"blocked_keys": nonNil(keys)}, err)
 }

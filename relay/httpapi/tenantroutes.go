@@ -127,12 +127,9 @@ type backfillBody struct {
 }
 
 func (s *server) backfillEndpoint(w http.ResponseWriter, r *http.Request, p *principal) error {
-	id := r.PathValue("id")
-	if !outbox.ValidID(id) {
-		return outbox.ErrNotFound
-	}
 	var b backfillBody
-	if err := decodeBody(w, r, maxBody, false, &b); err != nil {
+	id, err := endpointBody(w, r, &b)
+	if err != nil {
 		return err
 	}
 	since, until, err := b.parse()

@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hookrelay/hookrelay/outbox"
-	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/hookrelay/hookrelay/relay/endpoint"
 	"github.com/hookrelay/hookrelay/relay/portal"
 	"github.com/hookrelay/hookrelay/relay/relaytest"
@@ -32,11 +31,8 @@ import (
 //	go test -run '^$' -bench BenchmarkPortalPages1M -benchtime 200x ./relay/portal
 func BenchmarkPortalPages1M(b *testing.B) {
 	ctx := context.Background()
-	schema := outboxtest.NewSchema(b)
-	st, counter := relaytest.CountedStore(b, schema, "")
-	if _, err := outbox.Migrate(ctx, st.Pool(), schema); err != nil {
-		b.Fatal(err)
-	}
+	st, counter := relaytest.CountedStore(b, "", "")
+	schema := st.Schema()
 	svc := relaytest.Endpoints(b, st, nil)
 	const (
 		rows      = 1_000_000

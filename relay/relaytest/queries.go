@@ -33,11 +33,16 @@ func (q *Queries) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndDat
 // Count returns how many statements were counted so far.
 func (q *Queries) Count() int64 { return q.n.Load() }
 
-// CountedStore returns a store on schema of the shared server through a
-// pool of its own (closed when tb ends), and the count of the statements
-// that pool runs whose SQL contains match ("" counts every statement).
+// CountedStore returns a store on schema of the shared server (""; a
+// fresh one, migrated through the store's pool) through a pool of its own
+// (closed when tb ends), and the count of the statements that pool runs
+// whose SQL contains match ("" counts every statement).
 func CountedStore(tb testing.TB, schema, match string) (*outbox.Store, *Queries) {
 	tb.Helper()
+	fresh := schema == ""
+	if fresh {
+		schema = outboxtest.NewSchema(tb)
+	}
 	pc, err := pgxpool.ParseConfig(outboxtest.Shared().URL())
 	if err != nil {
 		tb.Fatal(err)
@@ -49,6 +54,11 @@ func CountedStore(tb testing.TB, schema, match string) (*outbox.Store, *Queries)
 		tb.Fatalf("relaytest: open pool: %v", err)
 	}
 	tb.Cleanup(pool.Close)
+	if fresh {
+		if _, err := outbox.Migrate(context.Background(), pool, schema); err != nil {
+			tb.Fatalf("relaytest: migrate %s: %v", schema, err)
+		}
+	}
 	st, err := outbox.NewStore(pool, schema)
 	if err != nil {
 		tb.Fatalf("relaytest: %v", err)
