@@ -64,10 +64,12 @@ func selfCPU() float64 {
 // startRelayKind starts the relay on e's schema and returns once it is
 // ready to work: in-process, the listener connected and the engine
 // started; as a binary, every replica answering 200 on /readyz.
-func (b *bench) startRelayKind(ctx context.Context, e *env, kind relayKind, replicas int, timeout time.Duration) (runningRelay, error) {
+//
+// extra are settings (KEY=value) of the binary's own.
+func (b *bench) startRelayKind(ctx context.Context, e *env, kind relayKind, replicas int, timeout time.Duration, extra ...string) (runningRelay, error) {
 	if kind == inProcess {
-		if replicas != 1 {
-			return nil, errors.New("the in-process relay runs one replica")
+		if replicas != 1 || len(extra) > 0 {
+			return nil, errors.New("the in-process relay runs one replica with the benchmark's settings")
 		}
 		h, err := e.startRelay(ctx, timeout)
 		if err != nil {
@@ -78,7 +80,7 @@ func (b *bench) startRelayKind(ctx context.Context, e *env, kind relayKind, repl
 	if timeout != relayRequestTimeout {
 		return nil, errors.New("the binary runs with the default request timeout")
 	}
-	return b.startBinaries(ctx, e.schema, replicas)
+	return b.startBinaries(ctx, e.schema, replicas, extra...)
 }
 
 // binaryReadyTimeout bounds how long a `hookrelay run` may take to become

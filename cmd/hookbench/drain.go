@@ -195,49 +195,52 @@ func diagLabel(run int, label string) string {
 	return ""
 }
 
-// drainBinary is drain with `hookrelay run`: the same backlog to one
-// endpoint.
-func (b *bench) drainBinary(ctx context.Context, run int) error {
-	e, err := b.setup(ctx, "drain_binary", 4)
+// drainNotes say how each kind of drain was measured.
+var drainNotes = map[relayKind]string{
+	inProcess:     "drain: the relay runs in the hookbench process with the driver; the driver only polls during the drain, so relay CPU and peak RSS (VmHWM, reset before the drain) are the relay's plus a little; the receiver and PostgreSQL are separate processes",
+	binaryProcess: "drain_binary, latency_binary, fanout_binary, tenants_binary, replicas_binary, halfrate_binary, soak_binary: `hookrelay run` built from ./cmd/hookrelay (CGO_ENABLED=0, -trimpath, symbols kept), a separate process configured only through the environment (database URL, schema, listen address, private destinations allowed for the loopback receiver, migrations on start, log level warn; every other setting its default unless the scenario's note names one); relay CPU and peak RSS are that process's (/proc/<pid>)",
+}
+
+// drainKind is scenario 1 (and 7): a backlog to one endpoint, in-process
+// or with `hookrelay run`.
+func (b *bench) drainKind(ctx context.Context, kind relayKind, run int) error {
+	name := "drain" + kind.suffix()
+	r, err := b.drainFresh(ctx, name, drainSpec{kind: kind, events: b.sz.Drain, profile: true, diag: diagLabel(run, name)})
 	if err != nil {
 		return err
+	}
+	b.record(name, "events_per_s", "events/s", r.rate())
+	b.recordDrain(name, "", r, true)
+	b.note(drainNotes[kind])
+	return nil
+}
+
+// drainFresh runs the drain spec on a fresh schema named name with an
+// endpoint at each of spec's paths (one at /hook/<name> when it names
+// none), and drops the schema.
+func (b *bench) drainFresh(ctx context.Context, name string, spec drainSpec) (drainResult, error) {
+	if len(spec.paths) == 0 {
+		spec.paths = []string{"/hook/" + name}
+	}
+	e, err := b.setupWith(ctx, name, 4, spec.paths...)
+	if err != nil {
+		return drainResult{}, err
 	}
 	defer e.close()
-	if _, err := e.endpoint(ctx, "/hook/drainbin"); err != nil {
-		return err
-	}
-	r, err := b.drainRun(ctx, e, drainSpec{kind: binaryProcess, paths: []string{"/hook/drainbin"}, events: b.sz.Drain,
-		diag: diagLabel(run, "drain_binary")})
-	if err != nil {
-		return err
-	}
-	b.record("drain_binary", "events_per_s", "events/s", r.rate())
-	b.recordDrain("drain_binary", "", r, true)
-	b.note("drain_binary, latency_binary, fanout_binary, tenants_binary, replicas_binary: `hookrelay run` built from ./cmd/hookrelay (CGO_ENABLED=0, -trimpath, symbols kept), a separate process configured only through the environment (database URL, schema, listen address, private destinations allowed for the loopback receiver, migrations on start, log level warn; every other setting its default); relay CPU and peak RSS are that process's (/proc/<pid>)")
-	return nil
+	return b.drainRun(ctx, e, spec)
 }
 
 // fanoutKind is the fan-out scenario: events × endpoints.
 func (b *bench) fanoutKind(ctx context.Context, kind relayKind, run int) error {
 	name := "fanout" + kind.suffix()
-	e, err := b.setup(ctx, name, 4)
-	if err != nil {
-		return err
-	}
-	defer e.close()
-	var paths []string
+	spec := drainSpec{kind: kind, events: b.sz.FanoutEvents}
 	for i := range b.sz.FanoutEPs {
-		p := fmt.Sprintf("/hook/fan%d", i)
-		if _, err := e.endpoint(ctx, p); err != nil {
-			return err
-		}
-		paths = append(paths, p)
+		spec.paths = append(spec.paths, fmt.Sprintf("/hook/fan%d", i))
 	}
-	spec := drainSpec{kind: kind, paths: paths, events: b.sz.FanoutEvents}
 	if kind == binaryProcess {
 		spec.diag = diagLabel(run, name)
 	}
-	r, err := b.drainRun(ctx, e, spec)
+	r, err := b.drainFresh(ctx, name, spec)
 	if err != nil {
 		return err
 	}
@@ -256,19 +259,13 @@ type tenants struct {
 func (t *tenants) prepare(ctx context.Context) error {
 	b := t.b
 	var err error
-	if t.one, err = b.setup(ctx, "tenants_one", 4); err != nil {
+	if t.one, err = b.setupWith(ctx, "tenants_one", 4, "/hook/tenants1"); err != nil {
 		return err
 	}
-	if _, err := t.one.endpoint(ctx, "/hook/tenants1"); err != nil {
+	if t.many, err = b.setupWith(ctx, "tenants_many", 4, "/hook/tenantsN"); err != nil {
 		return err
 	}
-	if t.many, err = b.setup(ctx, "tenants_many", 4); err != nil {
-		return err
-	}
-	id, err := t.many.endpoint(ctx, "/hook/tenantsN")
-	if err != nil {
-		return err
-	}
+	id := t.many.ids[0]
 	start := time.Now()
 	s := t.many.ident()
 	// Copies of the drained endpoint, spread over other tenants, enabled
@@ -337,19 +334,9 @@ func (b *bench) replicas(ctx context.Context, run int) error {
 	}
 	pg := map[int]float64{}
 	for _, n := range counts {
-		e, err := b.setup(ctx, fmt.Sprintf("replicas%d", n), 4)
-		if err != nil {
-			return err
-		}
-		path := fmt.Sprintf("/hook/replicas%d", n)
-		if _, err := e.endpoint(ctx, path); err != nil {
-			e.close()
-			return err
-		}
 		suffix := fmt.Sprintf("_%dr", n)
-		r, err := b.drainRun(ctx, e, drainSpec{kind: binaryProcess, replicas: n, paths: []string{path}, events: b.sz.ReplicaEvents,
+		r, err := b.drainFresh(ctx, fmt.Sprintf("replicas%d", n), drainSpec{kind: binaryProcess, replicas: n, events: b.sz.ReplicaEvents,
 			diag: diagLabel(run, "replicas_binary"+suffix)})
-		e.close()
 		if err != nil {
 			return err
 		}

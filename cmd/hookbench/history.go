@@ -38,20 +38,16 @@ func (b *bench) historyRows(level int) int {
 func (h *history) prepare(ctx context.Context) error {
 	b := h.b
 	for level := 1; level < len(historyLevels); level++ {
-		e, err := b.setup(ctx, "history_"+historyLevels[level], 4)
+		e, err := b.setupWith(ctx, "history_"+historyLevels[level], 4, "/hook/hist")
 		if err != nil {
 			return err
 		}
 		h.levels[level] = e
-		ep, err := e.endpoint(ctx, "/hook/hist")
-		if err != nil {
-			return err
-		}
 		start := time.Now()
 		n := b.historyRows(level)
 		// Two days back, one per millisecond: older than nothing the
 		// relay's retention (30 days) would touch.
-		if err := e.generateHistory(ctx, ep, n, time.Now().Add(-48*time.Hour), time.Millisecond); err != nil {
+		if err := e.generateHistory(ctx, e.ids[0], n, time.Now().Add(-48*time.Hour), time.Millisecond); err != nil {
 			return err
 		}
 		if err := e.vacuum(ctx, "outbox", "deliveries", "attempts"); err != nil {
@@ -110,14 +106,11 @@ func (e *env) vacuum(ctx context.Context, tables ...string) error {
 
 func (h *history) run(ctx context.Context, run int) error {
 	b := h.b
-	empty, err := b.setup(ctx, "histempty", 4)
+	empty, err := b.setupWith(ctx, "histempty", 4, "/hook/hist")
 	if err != nil {
 		return err
 	}
 	defer empty.close()
-	if _, err := empty.endpoint(ctx, "/hook/hist"); err != nil {
-		return err
-	}
 	envs := []*env{empty, h.levels[1], h.levels[2]}
 	order := []int{0, 1, 2}
 	if run%2 == 1 {

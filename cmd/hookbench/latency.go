@@ -109,42 +109,23 @@ func quantileMS(sorted []int64, p float64) float64 {
 
 // latencyKind is scenario 3: 1,000 events/s (quick: fewer), commit →
 // receipt percentiles.
-func (b *bench) latencyKind(ctx context.Context, kind relayKind) error {
+func (b *bench) latencyKind(ctx context.Context, kind relayKind, _ int) error {
 	return b.latencyRun(ctx, "latency"+kind.suffix(), kind, float64(b.sz.LatencyRate), b.sz.LatencyFor)
 }
 
 // latencyRun offers a steady rate for d, one INSERT per committed
 // transaction, and records commit → receipt percentiles under name.
 func (b *bench) latencyRun(ctx context.Context, name string, kind relayKind, rate float64, d time.Duration) error {
-	e, err := b.setup(ctx, name, latencyConns)
+	rig, err := b.startSteady(ctx, name, kind, nil)
 	if err != nil {
 		return err
 	}
-	defer e.close()
-	if _, err := e.endpoint(ctx, "/hook/lat"); err != nil {
-		return err
-	}
-	if err := warm(ctx, e.app, latencyConns); err != nil {
-		return err
-	}
-	h, err := b.startRelayKind(ctx, e, kind, 1, relayRequestTimeout)
-	if err != nil {
-		return err
-	}
-	stopRelay := sync.OnceValue(h.stop)
-	defer func() { _ = stopRelay() }()
-	if err := b.rc.reset(ctx); err != nil {
-		return err
-	}
-	probe, err := b.startLatencyProbe(ctx, e, name, h)
-	if err != nil {
-		return err
-	}
+	defer rig.close()
 	o := newOffer(max(int(rate*d.Seconds()), 1))
-	if err := o.run(ctx, e, rate); err != nil {
+	if err := o.run(ctx, rig.e, rate); err != nil {
 		return err
 	}
-	if err := b.rc.waitCount(ctx, "/hook/lat", int64(o.total), time.Minute); err != nil {
+	if err := b.rc.waitCount(ctx, rig.path, int64(o.total), time.Minute); err != nil {
 		return err
 	}
 	st, err := b.rc.stats(ctx, true)
@@ -176,10 +157,10 @@ func (b *bench) latencyRun(ctx context.Context, name string, kind relayKind, rat
 	for i := range committed {
 		committed[i] = o.committed[i].Load()
 	}
-	if err := b.latencyPhases(ctx, e, name, committed, st); err != nil {
+	if err := b.latencyPhases(ctx, rig.e, name, committed, st); err != nil {
 		return err
 	}
-	if err := probe.finish(ctx, o.total, stopRelay); err != nil {
+	if err := rig.probe.finish(ctx, o.total, rig.stop); err != nil {
 		return err
 	}
 	b.note(fmt.Sprintf("latency, latency_binary, halfrate_binary, soak_binary: one autocommit INSERT per event from %d app connections; p50–max run from the moment the INSERT's durable commit returned to the application to the receiver's verified receipt; from_insert_* from just before the INSERT was sent; insert_* is the INSERT's own round trip", latencyConns))
@@ -200,7 +181,7 @@ func (b *bench) halfRate(ctx context.Context, _ int) error {
 	case b.find(name, "max_drain_events_per_s") != nil:
 		maxRate = b.find(name, "max_drain_events_per_s").Median
 	default:
-		r, err := b.oneDrain(ctx, "halfrate_drain", binaryProcess, b.sz.Drain)
+		r, err := b.drainFresh(ctx, "halfrate_drain", drainSpec{kind: binaryProcess, events: b.sz.Drain})
 		if err != nil {
 			return err
 		}
@@ -211,16 +192,57 @@ func (b *bench) halfRate(ctx context.Context, _ int) error {
 	return b.latencyRun(ctx, name, binaryProcess, maxRate/2, b.sz.HalfRateFor)
 }
 
-// oneDrain drains events to one endpoint of a fresh schema.
-func (b *bench) oneDrain(ctx context.Context, name string, kind relayKind, events int) (drainResult, error) {
-	e, err := b.setup(ctx, name, 4)
+// steadyRig is a steady load's set-up: a fresh schema with one endpoint at
+// path, the application's connections open, the relay started and ready,
+// the receiver reset, and (for the binary) the latency probe started.
+type steadyRig struct {
+	e     *env
+	path  string
+	rel   runningRelay
+	stop  func() error // stops the relay, once
+	probe *latencyProbe
+}
+
+// startSteady sets up a steady load named name; seed, if set, runs before
+// the relay starts; extra are the binary's own settings (KEY=value).
+func (b *bench) startSteady(ctx context.Context, name string, kind relayKind, seed func(*env) error, extra ...string) (*steadyRig, error) {
+	e, err := b.setupWith(ctx, name, latencyConns, "/hook/"+name)
 	if err != nil {
-		return drainResult{}, err
+		return nil, err
 	}
-	defer e.close()
-	path := "/hook/" + name
-	if _, err := e.endpoint(ctx, path); err != nil {
-		return drainResult{}, err
+	r := &steadyRig{e: e, path: "/hook/" + name}
+	if err := r.start(ctx, b, name, kind, seed, extra); err != nil {
+		r.close()
+		return nil, err
 	}
-	return b.drainRun(ctx, e, drainSpec{kind: kind, paths: []string{path}, events: events})
+	return r, nil
+}
+
+func (r *steadyRig) start(ctx context.Context, b *bench, name string, kind relayKind, seed func(*env) error, extra []string) error {
+	if seed != nil {
+		if err := seed(r.e); err != nil {
+			return err
+		}
+	}
+	if err := warm(ctx, r.e.app, latencyConns); err != nil {
+		return err
+	}
+	rel, err := b.startRelayKind(ctx, r.e, kind, 1, relayRequestTimeout, extra...)
+	if err != nil {
+		return err
+	}
+	r.rel, r.stop = rel, sync.OnceValue(rel.stop)
+	if err := b.rc.reset(ctx); err != nil {
+		return err
+	}
+	r.probe, err = b.startLatencyProbe(ctx, r.e, name, rel)
+	return err
+}
+
+// close stops the relay (if it still runs) and drops the schema.
+func (r *steadyRig) close() {
+	if r.stop != nil {
+		_ = r.stop()
+	}
+	r.e.close()
 }

@@ -513,48 +513,53 @@ type scenarioFuncs struct {
 	cleanup func()
 }
 
+// preparedScenario is a scenario with set-up shared by its runs.
+type preparedScenario interface {
+	prepare(context.Context) error
+	run(context.Context, int) error
+	cleanup()
+}
+
+// each is a scenario that is one method run on each run.
+func each(f func(*bench, context.Context, int) error) func(*bench) scenarioFuncs {
+	return func(b *bench) scenarioFuncs {
+		return scenarioFuncs{once: func(ctx context.Context, run int) error { return f(b, ctx, run) }}
+	}
+}
+
+// kinded is a scenario that is one method run with a relay kind.
+func kinded(f func(*bench, context.Context, relayKind, int) error, kind relayKind) func(*bench) scenarioFuncs {
+	return each(func(b *bench, ctx context.Context, run int) error { return f(b, ctx, kind, run) })
+}
+
+// prepared is a scenario with its own set-up and clean-up.
+func prepared(mk func(*bench) preparedScenario) func(*bench) scenarioFuncs {
+	return func(b *bench) scenarioFuncs {
+		p := mk(b)
+		return scenarioFuncs{prep: p.prepare, once: p.run, cleanup: p.cleanup}
+	}
+}
+
+// scenarioSteps makes each scenario's steps.
+var scenarioSteps = map[string]func(*bench) scenarioFuncs{
+	"bare": each((*bench).bare), "baseline": each((*bench).baseline),
+	"drain": kinded((*bench).drainKind, inProcess), "drain_binary": kinded((*bench).drainKind, binaryProcess),
+	"fanout": kinded((*bench).fanoutKind, inProcess), "fanout_binary": kinded((*bench).fanoutKind, binaryProcess),
+	"latency": kinded((*bench).latencyKind, inProcess), "latency_binary": kinded((*bench).latencyKind, binaryProcess),
+	"halfrate_binary": each((*bench).halfRate), "soak_binary": each((*bench).soakBinary),
+	"appcost": each((*bench).appCost), "isolation": each((*bench).isolation), "ordering": each((*bench).ordering),
+	"history":         prepared(func(b *bench) preparedScenario { return &history{b: b} }),
+	"tenants_binary":  prepared(func(b *bench) preparedScenario { return &tenants{b: b} }),
+	"replicas_binary": each((*bench).replicas),
+}
+
 // scenarioFor returns a scenario's steps.
 func (b *bench) scenarioFor(name string) (scenarioFuncs, error) {
-	var f scenarioFuncs
-	switch name {
-	case "bare":
-		f.once = b.bare
-	case "baseline":
-		f.once = b.baseline
-	case "drain":
-		f.once = b.drain
-	case "drain_binary":
-		f.once = b.drainBinary
-	case "fanout":
-		f.once = b.fanout
-	case "fanout_binary":
-		f.once = func(ctx context.Context, run int) error { return b.fanoutKind(ctx, binaryProcess, run) }
-	case "latency":
-		f.once = func(ctx context.Context, _ int) error { return b.latencyKind(ctx, inProcess) }
-	case "latency_binary":
-		f.once = func(ctx context.Context, _ int) error { return b.latencyKind(ctx, binaryProcess) }
-	case "halfrate_binary":
-		f.once = b.halfRate
-	case "soak_binary":
-		f.once = b.soakBinary
-	case "appcost":
-		f.once = b.appCost
-	case "isolation":
-		f.once = b.isolation
-	case "ordering":
-		f.once = b.ordering
-	case "history":
-		h := &history{b: b}
-		f.prep, f.once, f.cleanup = h.prepare, h.run, h.cleanup
-	case "tenants_binary":
-		t := &tenants{b: b}
-		f.prep, f.once, f.cleanup = t.prepare, t.run, t.cleanup
-	case "replicas_binary":
-		f.once = b.replicas
-	default:
-		return f, fmt.Errorf("unknown scenario %q", name)
+	mk, ok := scenarioSteps[name]
+	if !ok {
+		return scenarioFuncs{}, fmt.Errorf("unknown scenario %q", name)
 	}
-	return f, nil
+	return mk(b), nil
 }
 
 // runGroup prepares the scenarios of a group, runs them o.runs times

@@ -21,21 +21,30 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func TestQuickWritesJSON(t *testing.T) {
+// runQuick runs hookbench --quick with args, writing the JSON results to a
+// temporary file, and fails the test unless it exits 0; it returns what
+// hookbench printed and the results. It skips in -short mode.
+func runQuick(t *testing.T, timeout time.Duration, args ...string) (stdout, stderr string, results []byte) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts PostgreSQL")
 	}
 	path := filepath.Join(t.TempDir(), "bench.json")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	if code := run(ctx, []string{"--quick", "--scenarios", "drain,latency,history", "--history-rows", "2000", "--json", path}, &out, &errOut); code != 0 {
+	if code := run(ctx, append([]string{"--quick", "--json", path}, args...), &out, &errOut); code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return out.String(), errOut.String(), data
+}
+
+func TestQuickWritesJSON(t *testing.T) {
+	out, _, data := runQuick(t, 2*time.Minute, "--scenarios", "drain,latency,history", "--history-rows", "2000")
 	var rep struct {
 		Quick   bool
 		Runs    int
@@ -89,8 +98,8 @@ func TestQuickWritesJSON(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(out.String(), "events_per_s") {
-		t.Errorf("table lacks events_per_s:\n%s", out.String())
+	if !strings.Contains(out, "events_per_s") {
+		t.Errorf("table lacks events_per_s:\n%s", out)
 	}
 }
 
@@ -159,26 +168,12 @@ func TestFigureFinish(t *testing.T) {
 // in-process relay and checks the figures, targets, diagnostics and the
 // README table of one quick run.
 func TestQuickBinaryReadme(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL and builds hookrelay")
-	}
-	path := filepath.Join(t.TempDir(), "bench.json")
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	var out, errOut bytes.Buffer
-	if code := run(ctx, []string{"--quick", "--scenarios", "bare,drain,drain_binary,halfrate_binary,soak_binary", "--soak", "6s", "--readme", "--json", path}, &out, &errOut); code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
-	}
-	md := out.String()
+	md, progress, data := runQuick(t, 4*time.Minute, "--scenarios", "bare,drain,drain_binary,halfrate_binary,soak_binary", "--soak", "6s", "--readme")
 	if !strings.HasPrefix(md, "Measured on a ") || !strings.Contains(md, "| drain, 2k backlog to one endpoint | ") {
 		t.Errorf("stdout is not the README table:\n%s", md)
 	}
-	if !strings.Contains(errOut.String(), "hookbench: built ./cmd/hookrelay") {
-		t.Errorf("progress did not go to stderr:\n%s", errOut.String())
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
+	if !strings.Contains(progress, "hookbench: built ./cmd/hookrelay") {
+		t.Errorf("progress did not go to stderr:\n%s", progress)
 	}
 	var rep report
 	if err := json.Unmarshal(data, &rep); err != nil {

@@ -36,14 +36,6 @@ func (b *bench) perfDrain(ctx context.Context) error {
 		return fmt.Errorf("perf directory: %w", err)
 	}
 	data := filepath.Join(dir, "perf.data")
-	e, err := b.setup(ctx, "drain_perf", 4)
-	if err != nil {
-		return err
-	}
-	defer e.close()
-	if _, err := e.endpoint(ctx, "/hook/perf"); err != nil {
-		return err
-	}
 	var relayPIDs, pgPIDs []int
 	var rec *exec.Cmd
 	var recErr bytes.Buffer
@@ -71,7 +63,7 @@ func (b *bench) perfDrain(ctx context.Context) error {
 		}, nil
 	}
 	fmt.Fprintf(b.out, "hookbench: profiling one more drain_binary with perf (%s)\n", data)
-	r, err := b.drainRun(ctx, e, drainSpec{kind: binaryProcess, paths: []string{"/hook/perf"}, events: b.sz.Drain, hook: hook})
+	r, err := b.drainFresh(ctx, "drain_perf", drainSpec{kind: binaryProcess, events: b.sz.Drain, hook: hook})
 	if err != nil {
 		return err
 	}

@@ -9,26 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/relay/relaytest"
 	"github.com/hookrelay/hookrelay/relay/signature"
 )
 
 func TestReceiverVerifiesAndCounts(t *testing.T) {
-	raw, err := signature.GenerateSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sec, err := signature.ParseSecret(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherRaw, err := signature.GenerateSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := signature.ParseSecret(otherRaw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, sec := relaytest.NewSecret(t)
+	_, other := relaytest.NewSecret(t)
 	sent := time.Now().Add(-5 * time.Millisecond)
 	tests := []struct {
 		name    string

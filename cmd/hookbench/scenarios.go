@@ -35,6 +35,7 @@ type env struct {
 	pool   *pgxpool.Pool // the relay's
 	app    *pgxpool.Pool // the application's
 	st     *outbox.Store
+	ids    []string // the endpoints setupWith registered, in order
 }
 
 // setup creates and migrates a fresh schema.
@@ -56,6 +57,24 @@ func (b *bench) setup(ctx context.Context, name string, appConns int32) (*env, e
 	if e.st, err = outbox.NewStore(e.pool, e.schema); err != nil {
 		e.close()
 		return nil, fmt.Errorf("store: %w", err)
+	}
+	return e, nil
+}
+
+// setupWith is setup with an endpoint at each path on the receiver; their
+// ids are e.ids.
+func (b *bench) setupWith(ctx context.Context, name string, appConns int32, paths ...string) (*env, error) {
+	e, err := b.setup(ctx, name, appConns)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range paths {
+		id, err := e.endpoint(ctx, p)
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		e.ids = append(e.ids, id)
 	}
 	return e, nil
 }
@@ -255,69 +274,29 @@ func (b *bench) note(s string) {
 	}
 }
 
-// drainOnce drains n backlog events to one endpoint and returns events/s;
-// with measure set it also records CPU, RSS and the profile.
-func (b *bench) drainOnce(ctx context.Context, e *env, path string, n int, measure bool) (float64, error) {
-	return b.drainKeyed(ctx, e, path, n, 0, measure)
-}
-
-// drainKeyed is drainOnce with the events spread over keys ordering keys.
-func (b *bench) drainKeyed(ctx context.Context, e *env, path string, n, keys int, measure bool) (float64, error) {
-	r, err := b.drainRun(ctx, e, drainSpec{kind: inProcess, paths: []string{path}, events: n, keys: keys, profile: measure})
-	if err != nil {
-		return 0, err
-	}
-	if measure {
-		b.recordDrain("drain", "", r, true)
-	}
-	return r.rate(), nil
-}
-
-// drain is scenario 1 (and 7): a backlog to one endpoint.
-func (b *bench) drain(ctx context.Context, run int) error {
-	e, err := b.setup(ctx, "drain", 4)
-	if err != nil {
-		return err
-	}
-	defer e.close()
-	if _, err := e.endpoint(ctx, "/hook/drain"); err != nil {
-		return err
-	}
-	r, err := b.drainRun(ctx, e, drainSpec{kind: inProcess, paths: []string{"/hook/drain"}, events: b.sz.Drain, profile: true,
-		diag: diagLabel(run, "drain")})
-	if err != nil {
-		return err
-	}
-	b.recordDrain("drain", "", r, true)
-	b.record("drain", "events_per_s", "events/s", r.rate())
-	b.note("drain: the relay runs in the hookbench process with the driver; the driver only polls during the drain, so relay CPU and peak RSS (VmHWM, reset before the drain) are the relay's plus a little; the receiver and PostgreSQL are separate processes")
-	return nil
+// drainKeyed drains n backlog events spread over keys ordering keys to
+// the endpoint at path with the in-process relay and returns events/s.
+func (b *bench) drainKeyed(ctx context.Context, e *env, path string, n, keys int) (float64, error) {
+	r, err := b.drainRun(ctx, e, drainSpec{kind: inProcess, paths: []string{path}, events: n, keys: keys})
+	return r.rate(), err
 }
 
 // ordering is the ordering-key scenario: the same backlog to one endpoint
 // without keys, over many keys, and on one hot key (which the relay sends
 // one at a time, a round trip each).
 func (b *bench) ordering(ctx context.Context, _ int) error {
-	e, err := b.setup(ctx, "ordering", 4)
+	e, err := b.setupWith(ctx, "ordering", 4, "/hook/ordering")
 	if err != nil {
 		return err
 	}
 	defer e.close()
-	if _, err := e.endpoint(ctx, "/hook/ordering"); err != nil {
-		return err
+	var rates [3]float64
+	for i, d := range []struct{ events, keys int }{{b.sz.Ordering, 0}, {b.sz.Ordering, b.sz.OrderingKeys}, {b.sz.HotKey, 1}} {
+		if rates[i], err = b.drainKeyed(ctx, e, "/hook/ordering", d.events, d.keys); err != nil {
+			return err
+		}
 	}
-	plain, err := b.drainKeyed(ctx, e, "/hook/ordering", b.sz.Ordering, 0, false)
-	if err != nil {
-		return err
-	}
-	keyed, err := b.drainKeyed(ctx, e, "/hook/ordering", b.sz.Ordering, b.sz.OrderingKeys, false)
-	if err != nil {
-		return err
-	}
-	hot, err := b.drainKeyed(ctx, e, "/hook/ordering", b.sz.HotKey, 1, false)
-	if err != nil {
-		return err
-	}
+	plain, keyed, hot := rates[0], rates[1], rates[2]
 	b.record("ordering", "unkeyed_events_per_s", "events/s", plain)
 	b.record("ordering", "keyed_events_per_s", "events/s", keyed)
 	b.record("ordering", "keyed_loss", "%", 100*(1-keyed/plain))
@@ -326,11 +305,6 @@ func (b *bench) ordering(ctx context.Context, _ int) error {
 	b.note(fmt.Sprintf("ordering: %d events unkeyed, then over %d keys, then %d on one key; one endpoint, default settings",
 		b.sz.Ordering, b.sz.OrderingKeys, b.sz.HotKey))
 	return nil
-}
-
-// fanout is scenario 2: events × endpoints.
-func (b *bench) fanout(ctx context.Context, run int) error {
-	return b.fanoutKind(ctx, inProcess, run)
 }
 
 // warm opens n connections of pool.
@@ -352,77 +326,80 @@ func warm(ctx context.Context, pool *pgxpool.Pool, n int) error {
 }
 
 // appCost is scenario 4: outbox INSERT (trigger) vs a plain table with the
-// same columns, relay running.
+// same columns, with the relay delivering the outbox rows meanwhile and,
+// on a fresh schema, with no relay.
 func (b *bench) appCost(ctx context.Context, _ int) error {
-	e, err := b.setup(ctx, "appcost", 16)
+	e, err := b.appCostSchema(ctx, "appcost")
 	if err != nil {
 		return err
 	}
 	defer e.close()
-	if _, err := e.endpoint(ctx, "/hook/app"); err != nil {
-		return err
-	}
-	if _, err := e.app.Exec(ctx, `CREATE TABLE `+e.ident()+`.plain_events (LIKE `+e.ident()+`.outbox INCLUDING ALL)`); err != nil {
-		return fmt.Errorf("create plain table: %w", err)
-	}
-	if err := warm(ctx, e.app, 16); err != nil {
-		return err
-	}
 	h, err := e.startRelay(ctx, relayRequestTimeout)
 	if err != nil {
 		return err
 	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			_ = h.stop()
-		}
-	}()
-	for _, conc := range []int{1, 16} {
-		q := `INSERT INTO ` + e.ident() + `.%s (event_type, payload) VALUES ('app.event', $1)`
-		rates, err := interleavedRates(ctx, e.app, [2]string{fmt.Sprintf(q, "plain_events"), fmt.Sprintf(q, "outbox")}, conc, b.sz.AppCostFor)
-		if err != nil {
-			return err
-		}
-		suffix := fmt.Sprintf("_%dconn", conc)
+	err = b.appCostRates(ctx, e, func(suffix string, rates [2]float64) {
 		b.record("appcost", "plain_inserts_per_s"+suffix, "inserts/s", rates[0])
 		b.record("appcost", "outbox_inserts_per_s"+suffix, "inserts/s", rates[1])
 		b.record("appcost", "overhead"+suffix, "%", 100*(rates[0]-rates[1])/rates[0])
+	})
+	if serr := h.stop(); err == nil {
+		err = serr
 	}
-	stopped = true
-	if err := h.stop(); err != nil {
+	if err != nil {
 		return err
 	}
 	// The same without the relay: what the trigger alone costs.
-	bare, err := b.setup(ctx, "appcost_norelay", 16)
+	bare, err := b.appCostSchema(ctx, "appcost_norelay")
 	if err != nil {
 		return err
 	}
 	defer bare.close()
-	if _, err := bare.endpoint(ctx, "/hook/app"); err != nil {
-		return err
-	}
-	if _, err := bare.app.Exec(ctx, `CREATE TABLE `+bare.ident()+`.plain_events (LIKE `+bare.ident()+`.outbox INCLUDING ALL)`); err != nil {
-		return fmt.Errorf("create plain table: %w", err)
-	}
-	if err := warm(ctx, bare.app, 16); err != nil {
-		return err
-	}
 	if err := b.resetStatements(ctx); err != nil {
 		return err
 	}
-	for _, conc := range []int{1, 16} {
-		q := `INSERT INTO ` + bare.ident() + `.%s (event_type, payload) VALUES ('app.event', $1)`
-		rates, err := interleavedRates(ctx, bare.app, [2]string{fmt.Sprintf(q, "plain_events"), fmt.Sprintf(q, "outbox")}, conc, b.sz.AppCostFor)
-		if err != nil {
-			return err
-		}
-		b.record("appcost", fmt.Sprintf("overhead_relay_stopped_%dconn", conc), "%", 100*(rates[0]-rates[1])/rates[0])
+	if err := b.appCostRates(ctx, bare, func(suffix string, rates [2]float64) {
+		b.record("appcost", "overhead_relay_stopped"+suffix, "%", 100*(rates[0]-rates[1])/rates[0])
+	}); err != nil {
+		return err
 	}
 	if err := b.recordInsertCosts(ctx); err != nil {
 		return err
 	}
 	b.note("appcost: autocommit single-row INSERTs, plain table = CREATE TABLE (LIKE outbox INCLUDING ALL) (same columns, defaults, checks and indexes, no trigger), each measured in alternating slices over the phase; the relay delivers the outbox rows meanwhile; overhead_relay_stopped_* is the same on a fresh schema with no relay running (the trigger's NOTIFY alone)")
+	return nil
+}
+
+// appCostSchema is a fresh schema with one endpoint, the plain table
+// beside the outbox and 16 application connections open.
+func (b *bench) appCostSchema(ctx context.Context, name string) (*env, error) {
+	e, err := b.setupWith(ctx, name, 16, "/hook/app")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := e.app.Exec(ctx, `CREATE TABLE `+e.ident()+`.plain_events (LIKE `+e.ident()+`.outbox INCLUDING ALL)`); err != nil {
+		e.close()
+		return nil, fmt.Errorf("create plain table: %w", err)
+	}
+	if err := warm(ctx, e.app, 16); err != nil {
+		e.close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// appCostRates measures the plain and the outbox INSERT rates on e from
+// 1 and 16 connections and hands each pair to record with the metric
+// suffix ("_1conn", "_16conn").
+func (b *bench) appCostRates(ctx context.Context, e *env, record func(suffix string, rates [2]float64)) error {
+	q := `INSERT INTO ` + e.ident() + `.%s (event_type, payload) VALUES ('app.event', $1)`
+	for _, conc := range []int{1, 16} {
+		rates, err := interleavedRates(ctx, e.app, [2]string{fmt.Sprintf(q, "plain_events"), fmt.Sprintf(q, "outbox")}, conc, b.sz.AppCostFor)
+		if err != nil {
+			return err
+		}
+		record(fmt.Sprintf("_%dconn", conc), rates)
+	}
 	return nil
 }
 

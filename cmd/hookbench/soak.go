@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sync"
 	"text/tabwriter"
 	"time"
 )
@@ -118,47 +117,33 @@ const soakFlatLimit = 20
 // during the soak.
 func (b *bench) soakBinary(ctx context.Context, _ int) error {
 	const name = "soak_binary"
-	e, err := b.setup(ctx, name, latencyConns)
-	if err != nil {
-		return err
-	}
-	defer e.close()
-	ep, err := e.endpoint(ctx, "/hook/soak")
-	if err != nil {
-		return err
-	}
 	res := &soakResult{Rate: float64(b.sz.SoakRate), Duration: b.sz.SoakFor, Every: b.sz.SoakEvery, Retention: soakRetention}
-	if b.sz.SoakSeed {
+	seed := func(e *env) error {
+		if !b.sz.SoakSeed {
+			return nil
+		}
 		// As if the relay had run at the soak's rate before: SoakFor's
 		// worth of finished history, the oldest just at the retention
 		// period, so retention deletes about as much during the soak as
 		// the soak adds.
 		start := time.Now()
 		res.SeededRows = int(res.Rate * b.sz.SoakFor.Seconds())
-		if err := e.generateHistory(ctx, ep, res.SeededRows, start.Add(-soakRetention), time.Duration(float64(time.Second)/res.Rate)); err != nil {
+		if err := e.generateHistory(ctx, e.ids[0], res.SeededRows, start.Add(-soakRetention), time.Duration(float64(time.Second)/res.Rate)); err != nil {
 			return err
 		}
 		if err := e.vacuum(ctx, soakTables...); err != nil {
 			return err
 		}
 		fmt.Fprintf(b.out, "hookbench: soak: %s finished rows seeded in %s\n", thousands(float64(res.SeededRows)), time.Since(start).Round(100*time.Millisecond))
+		return nil
 	}
-	if err := warm(ctx, e.app, latencyConns); err != nil {
-		return err
-	}
-	rel, err := b.startBinaries(ctx, e.schema, 1, "HOOKRELAY_RETENTION="+soakRetention.String())
+	rig, err := b.startSteady(ctx, name, binaryProcess, seed, "HOOKRELAY_RETENTION="+soakRetention.String())
 	if err != nil {
 		return err
 	}
-	stopRelay := sync.OnceValue(rel.stop)
-	defer func() { _ = stopRelay() }()
-	if err := b.rc.reset(ctx); err != nil {
-		return err
-	}
-	probe, err := b.startLatencyProbe(ctx, e, name, rel)
-	if err != nil {
-		return err
-	}
+	defer rig.close()
+	rel := rig.rel.(*binaryRelay)
+	e := rig.e
 	o := newOffer(max(int(res.Rate*b.sz.SoakFor.Seconds()), 1))
 	sp, err := b.newSoakProbe(ctx, e, o, rel)
 	if err != nil {
@@ -208,7 +193,7 @@ func (b *bench) soakBinary(ctx context.Context, _ int) error {
 			return err
 		}
 	}
-	if err := b.rc.waitCount(ctx, "/hook/soak", int64(o.total), time.Minute); err != nil {
+	if err := b.rc.waitCount(ctx, rig.path, int64(o.total), time.Minute); err != nil {
 		return err
 	}
 	if b.soak == nil {
@@ -216,15 +201,15 @@ func (b *bench) soakBinary(ctx context.Context, _ int) error {
 	}
 	b.record(name, "offered_rate", "events/s", o.rate)
 	b.recordSoak(res.Samples)
-	if err := probe.finish(ctx, o.total, stopRelay); err != nil {
+	if err := rig.probe.finish(ctx, o.total, rig.stop); err != nil {
 		return err
 	}
-	seed := "no history seeded"
+	seeded := "no history seeded"
 	if res.SeededRows > 0 {
-		seed = fmt.Sprintf("the schema starts with %s finished deliveries (events, attempts) that finished from %s ago on at the soak's rate, as if the relay had been running, so retention deletes about what the soak adds", thousands(float64(res.SeededRows)), soakRetention)
+		seeded = fmt.Sprintf("the schema starts with %s finished deliveries (events, attempts) that finished from %s ago on at the soak's rate, as if the relay had been running, so retention deletes about what the soak adds", thousands(float64(res.SeededRows)), soakRetention)
 	}
 	b.note(fmt.Sprintf("soak_binary: the binary with HOOKRELAY_RETENTION=%s (the least allowed; retention runs on the first maintenance sweep, about a minute in, then every 10 minutes); %s; every %s the window's commit → receipt percentiles, the relay's RSS (VmRSS) and CPU, and each table's total size (pg_total_relation_size), live and dead tuples (pg_stat_user_tables) and rows deleted; flat = the last third's median within +%d %% of the first third's",
-		soakRetention, seed, b.sz.SoakEvery, soakFlatLimit))
+		soakRetention, seeded, b.sz.SoakEvery, soakFlatLimit))
 	return nil
 }
 
