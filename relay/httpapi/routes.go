@@ -84,14 +84,21 @@ func nonNil[T any](xs []T) []T {
 	return xs
 }
 
-// endpointBody reads the endpoint {id} of the route's path and decodes the
-// JSON body into b; an id no endpoint can have is not found.
-func endpointBody(w http.ResponseWriter, r *http.Request, b any) (string, error) {
-	id := r.PathValue("id")
+// endpointRange reads the endpoint {id} of the route's path and decodes
+// the JSON body into b, whose [since, until) range it returns (until nil
+// when the body leaves it out); an id no endpoint can have is not found.
+func endpointRange(w http.ResponseWriter, r *http.Request, b interface {
+	parse() (time.Time, *time.Time, error)
+}) (id string, since time.Time, until *time.Time, err error) {
+	id = r.PathValue("id")
 	if !outbox.ValidID(id) {
-		return "", outbox.ErrNotFound
+		return "", since, nil, outbox.ErrNotFound
 	}
-	return id, decodeBody(w, r, maxBody, false, b)
+	if err = decodeBody(w, r, maxBody, false, b); err != nil {
+		return "", since, nil, err
+	}
+	since, until, err = b.parse()
+	return id, since, until, err
 }
 
 // listPage answers a filtered list route: the query's first error, or one
@@ -217,12 +224,7 @@ func (t timeRange) parse() (since time.Time, until *time.Time, err error) {
 }
 
 func (s *server) recoverEndpoint(w http.ResponseWriter, r *http.Request, p *principal) error {
-	var b timeRange
-	id, err := endpointBody(w, r, &b)
-	if err != nil {
-		return err
-	}
-	since, u, err := b.parse()
+	id, since, u, err := endpointRange(w, r, &timeRange{})
 	if err != nil {
 		return err
 	}

@@ -128,11 +128,7 @@ type backfillBody struct {
 
 func (s *server) backfillEndpoint(w http.ResponseWriter, r *http.Request, p *principal) error {
 	var b backfillBody
-	id, err := endpointBody(w, r, &b)
-	if err != nil {
-		return err
-	}
-	since, until, err := b.parse()
+	id, since, until, err := endpointRange(w, r, &b)
 	if err != nil {
 		return err
 	}

@@ -532,7 +532,6 @@ func TestDeliveryLogFiltersPagesAndResends(t *testing.T) {
 func TestTenantIsolation(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
-	ctx := context.Background()
 	theirs := e.endpoint("bravo", "https://hooks.bravo.test/secret-path")
 	d := e.testSend(theirs, true)
 	e.endpoint("acme", "https://hooks.acme.test/a")
@@ -558,23 +557,15 @@ func TestTenantIsolation(t *testing.T) {
 	if r := c.get("/deliveries?endpoint=" + theirs.ID); strings.Contains(r.body, "state-delivered") {
 		t.Error("the delivery log filtered on another tenant's endpoint lists its deliveries")
 	}
-	after, err := e.Store.GetEndpoint(ctx, theirs.ID)
-	if err != nil || after.URL != theirs.URL || !after.Enabled {
-		t.Fatalf("tenant bravo's endpoint changed: %+v, %v", after, err)
-	}
+	e.unchanged(theirs, "tenant bravo's endpoint")
 }
 
 func TestPostsNeedTheCSRFToken(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil)
-	ctx := context.Background()
-	ep := e.endpoint("acme", "https://hooks.acme.test/a")
-	d := e.testSend(ep, false)
+	e, ep, d := acmeWithDelivery(t)
 	c := e.login("acme", false)
 	other := e.login("acme", false)
-	for _, path := range []string{"/endpoints", "/endpoints/" + ep.ID, "/endpoints/" + ep.ID + "/enable", "/endpoints/" + ep.ID + "/disable",
-		"/endpoints/" + ep.ID + "/delete", "/endpoints/" + ep.ID + "/secret", "/endpoints/" + ep.ID + "/rotate",
-		"/endpoints/" + ep.ID + "/test", "/endpoints/" + ep.ID + "/recover", "/deliveries/" + itoa(d) + "/resend", "/logout"} {
+	for _, path := range append(writePaths(ep, d), "/logout") {
 		for name, token := range map[string]string{"none": "", "another session's": other.csrf} {
 			form := url.Values{"url": {"https://evil.test/"}, "grace": {"0s"}, "since": {"2020-01-01T00:00"}, "csrf": {token}}
 			if r := c.post(path, form); r.status != http.StatusForbidden || !strings.Contains(r.body, "Form expired") {
@@ -582,19 +573,13 @@ func TestPostsNeedTheCSRFToken(t *testing.T) {
 			}
 		}
 	}
-	after, err := e.Store.GetEndpoint(ctx, ep.ID)
-	if err != nil || after.URL != ep.URL || !after.Enabled {
-		t.Fatalf("the endpoint changed: %+v, %v", after, err)
-	}
+	e.unchanged(ep, "the endpoint")
 	want(t, c.get("/endpoints"), http.StatusOK) // still signed in
 }
 
 func TestReadOnlySession(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil)
-	ctx := context.Background()
-	ep := e.endpoint("acme", "https://hooks.acme.test/a")
-	d := e.testSend(ep, false)
+	e, ep, d := acmeWithDelivery(t)
 	c := e.login("acme", true)
 	for _, path := range []string{"/endpoints", "/endpoints/" + ep.ID, "/deliveries", "/deliveries/" + itoa(d), "/event-types", "/verify"} {
 		r := c.get(path)
@@ -611,17 +596,41 @@ func TestReadOnlySession(t *testing.T) {
 	for _, path := range []string{"/endpoints/new", "/endpoints/" + ep.ID + "/edit", "/endpoints/" + ep.ID + "/delete"} {
 		want(t, c.get(path), http.StatusForbidden, "Read-only session")
 	}
-	for _, path := range []string{"/endpoints", "/endpoints/" + ep.ID, "/endpoints/" + ep.ID + "/enable", "/endpoints/" + ep.ID + "/disable",
-		"/endpoints/" + ep.ID + "/delete", "/endpoints/" + ep.ID + "/secret", "/endpoints/" + ep.ID + "/rotate",
-		"/endpoints/" + ep.ID + "/test", "/endpoints/" + ep.ID + "/recover", "/deliveries/" + itoa(d) + "/resend"} {
+	for _, path := range writePaths(ep, d) {
 		form := url.Values{"url": {"https://evil.test/"}, "grace": {"0s"}, "since": {"2020-01-01T00:00"}}
 		want(t, c.post(path, form), http.StatusForbidden, "Read-only session")
 	}
-	after, err := e.Store.GetEndpoint(ctx, ep.ID)
-	if err != nil || after.URL != ep.URL || !after.Enabled {
-		t.Fatalf("a read-only session changed the endpoint: %+v, %v", after, err)
-	}
+	e.unchanged(ep, "the endpoint, after a read-only session,")
 	want(t, c.post("/logout", nil), http.StatusOK, "Signed out")
+}
+
+// acmeWithDelivery is a portal with an endpoint of tenant acme and one
+// test delivery to it.
+func acmeWithDelivery(t *testing.T) (*env, outbox.Endpoint, int64) {
+	t.Helper()
+	e := newEnv(t, nil)
+	ep := e.endpoint("acme", "https://hooks.acme.test/a")
+	return e, ep, e.testSend(ep, false)
+}
+
+// writePaths are the portal's POST routes that change endpoint ep or
+// delivery d.
+func writePaths(ep outbox.Endpoint, d int64) []string {
+	paths := []string{"/endpoints", "/deliveries/" + itoa(d) + "/resend"}
+	for _, sub := range []string{"", "/enable", "/disable", "/delete", "/secret", "/rotate", "/test", "/recover"} {
+		paths = append(paths, "/endpoints/"+ep.ID+sub)
+	}
+	return paths
+}
+
+// unchanged fails the test when ep's URL or enabled state is no longer
+// what it was; what names ep in the message.
+func (e *env) unchanged(ep outbox.Endpoint, what string) {
+	e.t.Helper()
+	after, err := e.Store.GetEndpoint(context.Background(), ep.ID)
+	if err != nil || after.URL != ep.URL || after.Enabled != ep.Enabled {
+		e.t.Fatalf("%s changed: %+v, %v", what, after, err)
+	}
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
