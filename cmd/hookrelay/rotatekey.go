@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/outbox"
@@ -46,30 +45,11 @@ func runRotateSecretKey(ctx context.Context, args []string, stdout, stderr io.Wr
 		return fmt.Errorf("rotate secret key: %w", err)
 	}
 	return withStore(ctx, cfg, func(store *outbox.Store) error {
-		n, err := store.ResealSecrets(ctx, resealWith(box), *batch)
+		n, err := store.ResealSecrets(ctx, box.Reseal, *batch)
 		if err != nil {
 			return fmt.Errorf("rotate secret key: %w (%d endpoints were re-encrypted before the error; running the command again continues)", err, n)
 		}
 		fmt.Fprintf(stdout, "re-encrypted the secrets of %d endpoints with key %s\n", n, box.CurrentKeyID())
 		return nil
 	})
-}
-
-// resealWith returns the reseal function for box: values already sealed
-// with its current key stay as they are, everything else is opened (plain
-// values need no opening) and sealed with the current key.
-func resealWith(box *secretbox.Box) func(string) (string, error) {
-	return func(stored string) (string, error) {
-		if secretbox.SealedWith(stored) == box.CurrentKeyID() {
-			return stored, nil
-		}
-		plain := stored
-		if !strings.HasPrefix(stored, "whsec_") {
-			var err error
-			if plain, err = box.Open(stored); err != nil {
-				return "", err
-			}
-		}
-		return box.Seal(plain)
-	}
 }

@@ -70,6 +70,19 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// checked is c with defaults applied, or an error naming a schema that is
+// not a valid name.
+func (c Config) checked() (Config, error) {
+	c = c.withDefaults()
+	if err := outbox.ValidSchema(c.Schema); err != nil {
+		return c, fmt.Errorf("referralapp schema: %w", err)
+	}
+	if err := outbox.ValidSchema(c.OutboxSchema); err != nil {
+		return c, fmt.Errorf("outbox schema: %w", err)
+	}
+	return c, nil
+}
+
 // Participant is one person in the referral program.
 type Participant struct {
 	ID         int64     `json:"id"`
@@ -89,12 +102,9 @@ type App struct {
 // New returns an App. The schemas must already be migrated (Migrate for the
 // app's, outbox.Migrate for hookrelay's).
 func New(pool *pgxpool.Pool, cfg Config) (*App, error) {
-	cfg = cfg.withDefaults()
-	if err := outbox.ValidSchema(cfg.Schema); err != nil {
-		return nil, fmt.Errorf("referralapp schema: %w", err)
-	}
-	if err := outbox.ValidSchema(cfg.OutboxSchema); err != nil {
-		return nil, fmt.Errorf("outbox schema: %w", err)
+	cfg, err := cfg.checked()
+	if err != nil {
+		return nil, err
 	}
 	return &App{pool: pool, cfg: cfg, q: newQueries(cfg.Schema)}, nil
 }

@@ -21,12 +21,9 @@ type SQLApp struct {
 
 // NewSQL returns a SQLApp on db. The schemas must already be migrated.
 func NewSQL(db *sql.DB, cfg Config) (*SQLApp, error) {
-	cfg = cfg.withDefaults()
-	if err := outbox.ValidSchema(cfg.Schema); err != nil {
-		return nil, fmt.Errorf("referralapp schema: %w", err)
-	}
-	if err := outbox.ValidSchema(cfg.OutboxSchema); err != nil {
-		return nil, fmt.Errorf("outbox schema: %w", err)
+	cfg, err := cfg.checked()
+	if err != nil {
+		return nil, err
 	}
 	return &SQLApp{db: db, cfg: cfg, q: newQueries(cfg.Schema)}, nil
 }
