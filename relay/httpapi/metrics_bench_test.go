@@ -15,6 +15,7 @@ import (
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/hookrelay/hookrelay/relay/httpapi"
+	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
 
 // BenchmarkMetricsScrape measures GET /metrics through the real handler
@@ -68,7 +69,7 @@ func BenchmarkMetricsScrape(b *testing.B) {
 						interval = time.Hour
 					}
 					reg := prometheus.NewRegistry()
-					h, err := httpapi.New(httpapi.Options{Store: st, Gatherer: reg, Registerer: reg, StatsInterval: interval, Log: zap.NewNop()})
+					h, err := httpapi.New(httpapi.Options{Store: st, Endpoints: relaytest.Endpoints(b, st, nil), Gatherer: reg, Registerer: reg, StatsInterval: interval, Log: zap.NewNop()})
 					if err != nil {
 						b.Fatal(err)
 					}

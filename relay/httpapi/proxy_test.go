@@ -234,15 +234,20 @@ func rawRequest(t *testing.T, addr, method, target, body string) (*http.Response
 
 func TestNewRejectsBadOptions(t *testing.T) {
 	e := newEnv(t, nil)
-	for name, o := range map[string]httpapi.Options{
-		"no store":       {},
-		"bad upstream":   {Store: e.Store, ProxyUpstream: "ftp://x"},
-		"relative":       {Store: e.Store, ProxyUpstream: "/app"},
-		"portal no /":    {Store: e.Store, PortalPrefix: "portal"},
-		"portal slash /": {Store: e.Store, PortalPrefix: "/portal/"},
+	for _, tt := range []struct {
+		name string
+		o    httpapi.Options
+		want string // in the error
+	}{
+		{"no store", httpapi.Options{Endpoints: e.Endpoints}, "Store"},
+		{"no endpoint service", httpapi.Options{Store: e.Store}, "Endpoints"},
+		{"bad upstream", httpapi.Options{Store: e.Store, Endpoints: e.Endpoints, ProxyUpstream: "ftp://x"}, "ftp://x"},
+		{"relative", httpapi.Options{Store: e.Store, Endpoints: e.Endpoints, ProxyUpstream: "/app"}, "/app"},
+		{"portal no /", httpapi.Options{Store: e.Store, Endpoints: e.Endpoints, PortalPrefix: "portal"}, `"portal"`},
+		{"portal slash /", httpapi.Options{Store: e.Store, Endpoints: e.Endpoints, PortalPrefix: "/portal/"}, `"/portal/"`},
 	} {
-		if _, err := httpapi.New(o); err == nil {
-			t.Errorf("%s: no error", name)
+		if _, err := httpapi.New(tt.o); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error %v, want one naming %s", tt.name, err, tt.want)
 		}
 	}
 }
