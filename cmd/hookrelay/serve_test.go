@@ -19,25 +19,21 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
+	"github.com/hookrelay/hookrelay/relay/relaytest"
 	"github.com/jackc/pgx/v5"
 )
 
-// waitFor polls check every 50ms until it succeeds or the deadline passes.
+// waitFor polls check until it succeeds, failing the test after timeout
+// with check's last error.
 func waitFor(t *testing.T, what string, timeout time.Duration, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := check()
-		if err == nil {
-			return
+	var err error
+	defer func() {
+		if err != nil { // Eventually failed the test: say why
+			t.Logf("%s: last error: %v", what, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		<-tick.C
-	}
+	}()
+	relaytest.Eventually(t, timeout, what, func() bool { err = check(); return err == nil })
 }
 
 func httpGet(url string) error {
