@@ -11,20 +11,17 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hookrelay/hookrelay/outbox"
-	"github.com/hookrelay/hookrelay/outbox/outboxtest"
+	"github.com/hookrelay/hookrelay/relay/endpoint"
 	"github.com/hookrelay/hookrelay/relay/httpapi"
 	"github.com/hookrelay/hookrelay/relay/relaytest"
 )
 
 // fuzzHandler is an API on a real store, called in-process.
 func fuzzHandler(f *testing.F) (http.Handler, *outbox.Store) {
-	store := outboxtest.Store(f)
-	svc := relaytest.Endpoints(f, store, nil)
-	h, err := httpapi.New(httpapi.Options{Store: store, Endpoints: svc, AdminToken: token, Registerer: prometheus.NewRegistry(), Log: zap.NewNop()})
-	if err != nil {
-		f.Fatal(err)
-	}
-	return h, store
+	fr := relaytest.NewFront(f, relaytest.FrontConfig{Handler: func(st *outbox.Store, svc *endpoint.Service) (http.Handler, error) {
+		return httpapi.New(httpapi.Options{Store: st, Endpoints: svc, AdminToken: token, Registerer: prometheus.NewRegistry(), Log: zap.NewNop()})
+	}})
+	return fr.Server.Config.Handler, fr.Store
 }
 
 func serve(t *testing.T, h http.Handler, method, target string, body []byte) *httptest.ResponseRecorder {
