@@ -5,8 +5,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 )
 
 func TestMain(m *testing.M) { os.Exit(Main(m)) }
@@ -68,7 +66,7 @@ func TestNewSchema(t *testing.T) {
 			if exists(a) {
 				t.Errorf("%s: NewSchema created %q; the caller's migration should", tc.name, a)
 			}
-			if _, err := pool.Exec(t.Context(), "CREATE SCHEMA "+pgx.Identifier{a}.Sanitize()+"; CREATE TABLE "+pgx.Identifier{a, "x"}.Sanitize()+" (v int)"); err != nil {
+			if _, err := pool.Exec(t.Context(), SQL(a, `CREATE SCHEMA {{schema}}; CREATE TABLE {{schema}}.x (v int)`)); err != nil {
 				t.Fatalf("create schema: %v", err)
 			}
 			created = append(created, a, b)
