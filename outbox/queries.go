@@ -1,6 +1,9 @@
 package outbox
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // queries holds every statement with the schema filled in, built once per
 // Store. Endpoint ids travel as text[] cast to uuid[] in SQL: pgx encodes Go
@@ -180,26 +183,11 @@ var claimSQL = `WITH lim AS (
                                                        LIMIT $1) o) AS room
              OFFSET 0) k
 ), cand AS (
-    (SELECT d.id, d.endpoint_id, d.next_attempt_at AS due, 0 AS kind
-       FROM {{schema}}.deliveries d
-      WHERE d.state = 'pending' AND d.attempts = 0 AND d.next_attempt_at <= now()
-        AND d.endpoint_id <> ALL ($2::text[]::uuid[]) AND NOT (` + waitsSQL + `)
-      ORDER BY d.next_attempt_at, d.id
-      LIMIT (SELECT first FROM lim))
+    ` + dueSQL(0, "d.state = 'pending' AND d.attempts = 0", "next_attempt_at", "d.next_attempt_at, d.id", "(SELECT first FROM lim)") + `
     UNION ALL
-    (SELECT d.id, d.endpoint_id, d.next_attempt_at, 1
-       FROM {{schema}}.deliveries d
-      WHERE d.state = 'pending' AND d.attempts > 0 AND d.next_attempt_at <= now()
-        AND d.endpoint_id <> ALL ($2::text[]::uuid[]) AND NOT (` + waitsSQL + `)
-      ORDER BY d.next_attempt_at, d.id
-      LIMIT (SELECT retry FROM lim))
+    ` + dueSQL(1, "d.state = 'pending' AND d.attempts > 0", "next_attempt_at", "d.next_attempt_at, d.id", "(SELECT retry FROM lim)") + `
     UNION ALL
-    (SELECT d.id, d.endpoint_id, d.lease_expires_at, 1
-       FROM {{schema}}.deliveries d
-      WHERE d.state = 'in_flight' AND d.lease_expires_at <= now()
-        AND d.endpoint_id <> ALL ($2::text[]::uuid[]) AND NOT (` + waitsSQL + `)
-      ORDER BY d.lease_expires_at
-      LIMIT $3)
+    ` + dueSQL(1, "d.state = 'in_flight'", "lease_expires_at", "d.lease_expires_at", "$3") + `
 ), room AS (
     -- What this relay will take per candidate's endpoint: the room it asked
     -- for, or the in-flight cap for an endpoint it has not asked about.
@@ -235,6 +223,20 @@ RETURNING d.id, d.event_id, d.endpoint_id::text, d.attempts, o.uid, o.event_type
           convert_to(o.payload::text, 'UTF8'), o.created_at, e.url,
           ` + secretsSQL + `,
           coalesce(e.max_in_flight, 0), coalesce(e.rate_limit, 0), coalesce(d.ordering_key, '')`
+
+// dueSQL is one kind of claimSQL's candidates: the deliveries matching
+// cond whose time column at has come, in order (which the partial index of
+// that kind serves), at most limit, skipping the endpoints with no room ($2)
+// and the deliveries waiting for an earlier one of their ordering key. kind
+// 0 is a first attempt, 1 a retry or an expired lease.
+func dueSQL(kind int, cond, at, order, limit string) string {
+	return `(SELECT d.id, d.endpoint_id, d.` + at + ` AS due, ` + strconv.Itoa(kind) + ` AS kind
+       FROM {{schema}}.deliveries d
+      WHERE ` + cond + ` AND d.` + at + ` <= now()
+        AND d.endpoint_id <> ALL ($2::text[]::uuid[]) AND NOT (` + waitsSQL + `)
+      ORDER BY ` + order + `
+      LIMIT ` + limit + `)`
+}
 
 // completeSQL records outcomes. A deferred outcome ($15) returns its
 // delivery to pending with its error and counts nothing: no attempt row, no

@@ -24,13 +24,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -210,13 +208,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == receiverFlag {
 		os.Exit(receiverMain(os.Args[2:]))
 	}
-	// The in-process relay runs with the collector setting of hookrelay run,
-	// so the two are compared like for like (the receiver keeps Go's own).
-	sidecar.TuneGC()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	// The in-process relay runs like hookrelay run (the same collector
+	// setting), so the two compare like for like; the receiver keeps Go's.
+	sidecar.Main(run)
 }
 
 // run is the command without process exit: 0 on success, 1 on an error,

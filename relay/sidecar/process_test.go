@@ -26,9 +26,9 @@ func TestTuneGC(t *testing.T) {
 				}
 			}
 			debug.SetGCPercent(100)
-			TuneGC()
+			tuneGC()
 			if got := debug.SetGCPercent(100); got != tc.want {
-				t.Errorf("GC percent after TuneGC = %d, want %d", got, tc.want)
+				t.Errorf("GC percent after tuneGC = %d, want %d", got, tc.want)
 			}
 		})
 	}
