@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 )
 
 // BenchmarkEnqueueSchemaCheck measures what the event-type catalog adds to
@@ -20,7 +21,7 @@ func BenchmarkEnqueueSchemaCheck(b *testing.B) {
 	st, opts := enqueueStore(b)
 	payload := []byte(`{"email": "ada@example.com", "referrer": {"position": 42}}`)
 	b.Run("plain-sql-insert", func(b *testing.B) {
-		q := `INSERT INTO ` + outboxTable(st, "outbox") + ` (event_type, tenant, payload) VALUES ($1, $2, $3)`
+		q := outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, tenant, payload) VALUES ($1, $2, $3)`)
 		for b.Loop() {
 			if _, err := st.Pool().Exec(ctx, q, "signup.created", "acme", string(payload)); err != nil {
 				b.Fatal(err)

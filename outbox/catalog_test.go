@@ -7,9 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 )
 
 const signupSchema = `{"type": "object", "required": ["email"],
@@ -83,8 +82,7 @@ func TestEnqueueRefusesPayloadAgainstSchema(t *testing.T) {
 	if _, _, err := st.PutEventType(ctx, outbox.EventType{Name: "signup.created", Schema: json.RawMessage(signupSchema)}); err != nil {
 		t.Fatal(err)
 	}
-	business := pgx.Identifier{st.Schema(), "signups"}.Sanitize()
-	if _, err := st.Pool().Exec(ctx, `CREATE TABLE `+business+` (email text)`); err != nil {
+	if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `CREATE TABLE {{schema}}.signups (email text)`)); err != nil {
 		t.Fatal(err)
 	}
 	opts := outbox.Options{Schema: st.Schema()}
@@ -93,7 +91,7 @@ func TestEnqueueRefusesPayloadAgainstSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO `+business+` VALUES ('ada@example.com')`); err != nil {
+	if _, err := tx.Exec(ctx, outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.signups VALUES ('ada@example.com')`)); err != nil {
 		t.Fatal(err)
 	}
 	_, err = outbox.Enqueue(ctx, tx, outbox.Event{Type: "signup.created", Payload: []byte(`{"email": "ada@example.com", "referrer": {"position": "first"}}`)}, opts)
@@ -106,14 +104,14 @@ func TestEnqueueRefusesPayloadAgainstSchema(t *testing.T) {
 	// Nothing was written by Enqueue: the transaction is still usable and
 	// the outbox holds no row inside it.
 	var n int
-	if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+outboxTable(st, "outbox")).Scan(&n); err != nil || n != 0 {
+	if err := tx.QueryRow(ctx, outboxtest.SQL(st.Schema(), `SELECT count(*) FROM {{schema}}.outbox`)).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("outbox rows inside the transaction: %d, %v; want 0", n, err)
 	}
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
 	wantRows(t, st, "outbox", 0) // after the rollback
-	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM `+business).Scan(&n); err != nil || n != 0 {
+	if err := st.Pool().QueryRow(ctx, outboxtest.SQL(st.Schema(), `SELECT count(*) FROM {{schema}}.signups`)).Scan(&n); err != nil || n != 0 {
 		t.Errorf("business rows after the rollback: %d, %v; want 0", n, err)
 	}
 
@@ -135,7 +133,7 @@ func TestEnqueueRefusesPayloadAgainstSchema(t *testing.T) {
 		t.Fatalf("EnqueueBatch(valid) = %v", err)
 	}
 	// Plain SQL is not checked.
-	if _, err := st.Pool().Exec(ctx, `INSERT INTO `+outboxTable(st, "outbox")+` (event_type, payload) VALUES ('signup.created', '{}')`); err != nil {
+	if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, payload) VALUES ('signup.created', '{}')`)); err != nil {
 		t.Fatalf("plain SQL insert: %v", err)
 	}
 }

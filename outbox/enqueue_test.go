@@ -20,7 +20,7 @@ import (
 func wantRows(t *testing.T, st *outbox.Store, table string, want int) {
 	t.Helper()
 	var n int
-	if err := st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM `+outboxTable(st, table)).Scan(&n); err != nil {
+	if err := st.Pool().QueryRow(context.Background(), outboxtest.SQL(st.Schema(), `SELECT count(*) FROM {{schema}}.`+table)).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != want {
@@ -126,7 +126,7 @@ func TestEnqueueInTransaction(t *testing.T) {
 func TestPlainSQLInsertNotifies(t *testing.T) {
 	st := outboxtest.Store(t)
 	l := listen(t, st)
-	if _, err := st.Pool().Exec(context.Background(), `INSERT INTO `+pgx.Identifier{st.Schema()}.Sanitize()+`.outbox (event_type, tenant, payload) VALUES ($1, $2, $3)`,
+	if _, err := st.Pool().Exec(context.Background(), outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, tenant, payload) VALUES ($1, $2, $3)`),
 		"signup.created", "acme", `{"plain":true}`); err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestEnqueueValidation(t *testing.T) {
 func TestPlainSQLConstraints(t *testing.T) {
 	ctx := context.Background()
 	st := outboxtest.Store(t)
-	ins := `INSERT INTO ` + pgx.Identifier{st.Schema()}.Sanitize() + `.outbox (event_type, tenant, payload) VALUES ($1, $2, $3)`
+	ins := outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, tenant, payload) VALUES ($1, $2, $3)`)
 	if _, err := st.Pool().Exec(ctx, ins, "", "", `{}`); err == nil {
 		t.Error("empty event type accepted by SQL")
 	}
@@ -266,7 +266,7 @@ func TestEnqueueThroughPgxTxAndSQLTx(t *testing.T) {
 		t.Fatal(err)
 	}
 	var payload string
-	if err := st.Pool().QueryRow(ctx, `SELECT payload->>'q' FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.outbox WHERE id = $1`, res[0].ID).Scan(&payload); err != nil {
+	if err := st.Pool().QueryRow(ctx, outboxtest.SQL(st.Schema(), `SELECT payload->>'q' FROM {{schema}}.outbox WHERE id = $1`), res[0].ID).Scan(&payload); err != nil {
 		t.Fatal(err)
 	}
 	if payload != `a "quoted" \ value, {x}` {
@@ -294,7 +294,7 @@ func TestNoNotificationWhileNoRelayIsIdle(t *testing.T) {
 		t.Fatalf("notifications while busy = %d, want 0", n)
 	}
 	// A stale idle mark (a crashed relay) does not count either.
-	if _, err := st.Pool().Exec(ctx, `UPDATE `+pgx.Identifier{st.Schema()}.Sanitize()+`.relays SET idle = true, seen_at = now() - interval '1 minute'`); err != nil {
+	if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `UPDATE {{schema}}.relays SET idle = true, seen_at = now() - interval '1 minute'`)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := outbox.Enqueue(ctx, st.Pool(), outbox.Event{Type: "a", Payload: json.RawMessage(`{}`)}, outbox.Options{Schema: st.Schema()}); err != nil {

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 )
@@ -25,19 +23,18 @@ func BenchmarkDueQueriesWithHistory(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			s := pgx.Identifier{st.Schema()}.Sanitize()
 			if rows > 0 {
 				steps := []struct {
 					sql  string
 					args []any
 				}{
-					{`INSERT INTO ` + s + `.outbox (event_type, payload, created_at, dispatched_at, delivery_count)
- SELECT 'signup.created', '{"n":1}', now() - interval '10 days', now() - interval '10 days', 1 FROM generate_series(1, $1)`, []any{rows}},
-					{`INSERT INTO ` + s + `.deliveries (event_id, endpoint_id, state, attempts, next_attempt_at, created_at, updated_at, finished_at, last_status)
+					{outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, payload, created_at, dispatched_at, delivery_count)
+ SELECT 'signup.created', '{"n":1}', now() - interval '10 days', now() - interval '10 days', 1 FROM generate_series(1, $1)`), []any{rows}},
+					{outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, attempts, next_attempt_at, created_at, updated_at, finished_at, last_status)
  SELECT id, $1::uuid, CASE WHEN id % 10 = 0 THEN 'dead' ELSE 'delivered' END, 1, created_at, created_at, created_at, created_at, 200
-   FROM ` + s + `.outbox`, []any{ep.ID}},
-					{`VACUUM ANALYZE ` + s + `.outbox`, nil},
-					{`VACUUM ANALYZE ` + s + `.deliveries`, nil},
+   FROM {{schema}}.outbox`), []any{ep.ID}},
+					{outboxtest.SQL(st.Schema(), `VACUUM ANALYZE {{schema}}.outbox`), nil},
+					{outboxtest.SQL(st.Schema(), `VACUUM ANALYZE {{schema}}.deliveries`), nil},
 					// Start measuring from a clean checkpoint, as a
 					// long-running database would be: otherwise the first
 					// writes after the bulk load pay for full-page images.
@@ -49,9 +46,9 @@ func BenchmarkDueQueriesWithHistory(b *testing.B) {
 					}
 				}
 			}
-			insert := `INSERT INTO ` + s + `.outbox (event_type, payload) SELECT 'signup.created', '{}' FROM generate_series(1, 100)`
-			finish := `UPDATE ` + s + `.deliveries SET state = 'delivered', lease_token = NULL, lease_expires_at = NULL, finished_at = now()
- WHERE state = 'in_flight'`
+			insert := outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, payload) SELECT 'signup.created', '{}' FROM generate_series(1, 100)`)
+			finish := outboxtest.SQL(st.Schema(), `UPDATE {{schema}}.deliveries SET state = 'delivered', lease_token = NULL, lease_expires_at = NULL, finished_at = now()
+ WHERE state = 'in_flight'`)
 			var claimed int
 			b.ResetTimer()
 			for b.Loop() {

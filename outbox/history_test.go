@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 )
 
 // TestListDeliveriesFilters checks each filter and that paging a tenant's
@@ -28,9 +29,9 @@ func TestListDeliveriesFilters(t *testing.T) {
 	dispatchAll(t, st)
 	// Spread creation over 60 minutes, newest with the highest id; make
 	// every 5th dead.
-	if _, err := st.Pool().Exec(ctx, `UPDATE `+outboxTable(st, "deliveries")+`
+	if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `UPDATE {{schema}}.deliveries
    SET created_at = now() - make_interval(mins => (200 - id)::int),
-       state = CASE WHEN id % 5 = 0 THEN 'dead' ELSE 'delivered' END, finished_at = now()`); err != nil {
+       state = CASE WHEN id % 5 = 0 THEN 'dead' ELSE 'delivered' END, finished_at = now()`)); err != nil {
 		t.Fatal(err)
 	}
 	all, _, err := st.ListDeliveries(ctx, outbox.DeliveryFilter{Limit: 500})
@@ -126,10 +127,10 @@ func TestListDeliveriesFilters(t *testing.T) {
 
 	// Attempts: by tenant, failed only.
 	failed := outbox.AttemptsFailed
-	if _, err := st.Pool().Exec(ctx, `INSERT INTO `+outboxTable(st, "attempts")+`
+	if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.attempts
     (delivery_id, event_id, endpoint_id, attempt, started_at, duration_ms, outcome)
 SELECT id, event_id, endpoint_id, 1, created_at, 5, CASE WHEN state = 'dead' THEN 'dead' ELSE 'delivered' END
-  FROM `+outboxTable(st, "deliveries")); err != nil {
+  FROM {{schema}}.deliveries`)); err != nil {
 		t.Fatal(err)
 	}
 	as, _, err := scoped.ListAttemptsFiltered(ctx, outbox.AttemptFilter{Outcome: &failed, Limit: 500})

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 )
 
 // BenchmarkListDeliveries1M measures a page (50) of the filtered delivery
@@ -35,27 +36,26 @@ func BenchmarkListDeliveries1M(b *testing.B) {
 			endpoints[t][e] = ep.ID
 		}
 	}
-	ob, dl := outboxTable(st, "outbox"), outboxTable(st, "deliveries")
 	for _, step := range []struct {
 		sql  string
 		args []any
 	}{
 		// Event n: tenant n % 100, the rare type for one in 200 (by a hash
 		// of n), else one of nine; created over 30 days, oldest first.
-		{`INSERT INTO ` + ob + ` (event_type, tenant, payload, created_at, dispatched_at, delivery_count)
+		{outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, tenant, payload, created_at, dispatched_at, delivery_count)
  SELECT CASE WHEN abs(hashint8(n)) % 200 = 0 THEN 'rare.type' ELSE 'type.' || (abs(hashint8(-n)) % 9) END,
         't' || lpad((n % 100)::text, 3, '0'), '{"n":1}',
         now() - interval '30 days' + make_interval(secs => n * 2.592), now() - interval '30 days' + make_interval(secs => n * 2.592), 1
-   FROM generate_series(1, $1) n`, []any{rows}},
+   FROM generate_series(1, $1) n`), []any{rows}},
 		// Delivery of event n to endpoint (n / 100) % 3 of its tenant, dead
 		// for one in 50 (by a hash of n).
-		{`INSERT INTO ` + dl + ` (event_id, endpoint_id, state, attempts, next_attempt_at, created_at, updated_at, finished_at, last_status)
+		{outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, attempts, next_attempt_at, created_at, updated_at, finished_at, last_status)
  SELECT o.id, e.id, CASE WHEN abs(hashint8(o.id * 7)) % 50 = 0 THEN 'dead' ELSE 'delivered' END, 1, o.created_at, o.created_at, o.created_at, o.created_at, 200
-   FROM ` + ob + ` o
-   JOIN LATERAL (SELECT id FROM ` + outboxTable(st, "endpoints") + ` e WHERE e.tenant = o.tenant ORDER BY id
-                  OFFSET (o.id / 100) % 3 LIMIT 1) e ON true`, nil},
-		{`VACUUM ANALYZE ` + ob, nil},
-		{`VACUUM ANALYZE ` + dl, nil},
+   FROM {{schema}}.outbox o
+   JOIN LATERAL (SELECT id FROM {{schema}}.endpoints e WHERE e.tenant = o.tenant ORDER BY id
+                  OFFSET (o.id / 100) % 3 LIMIT 1) e ON true`), nil},
+		{outboxtest.SQL(st.Schema(), `VACUUM ANALYZE {{schema}}.outbox`), nil},
+		{outboxtest.SQL(st.Schema(), `VACUUM ANALYZE {{schema}}.deliveries`), nil},
 	} {
 		if _, err := st.Pool().Exec(ctx, step.sql, step.args...); err != nil {
 			b.Fatalf("history: %v", err)

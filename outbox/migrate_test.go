@@ -9,7 +9,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -34,7 +33,7 @@ func TestMigrateFreshThenNoop(t *testing.T) {
 	}
 	for _, table := range []string{"endpoints", "outbox", "deliveries", "attempts", "schema_migrations"} {
 		var ok bool
-		if err := pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, pgx.Identifier{schema, table}.Sanitize()).Scan(&ok); err != nil || !ok {
+		if err := pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, outboxtest.SQL(schema, `{{schema}}.`+table)).Scan(&ok); err != nil || !ok {
 			t.Errorf("table %s missing (err %v)", table, err)
 		}
 	}
@@ -86,7 +85,7 @@ func TestMigrateRefusesNewerSchema(t *testing.T) {
 	ctx := context.Background()
 	st := outboxtest.Store(t)
 	pool := st.Pool()
-	if _, err := pool.Exec(ctx, `INSERT INTO `+pgx.Identifier{st.Schema(), "schema_migrations"}.Sanitize()+` (version, name) VALUES (9999, 'from_the_future')`); err != nil {
+	if _, err := pool.Exec(ctx, outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.schema_migrations (version, name) VALUES (9999, 'from_the_future')`)); err != nil {
 		t.Fatal(err)
 	}
 	_, err := outbox.Migrate(ctx, pool, st.Schema())
@@ -99,7 +98,7 @@ func TestMigrateRefusesNewerSchema(t *testing.T) {
 	}
 	// Nothing stored was touched.
 	var n int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{st.Schema(), "outbox"}.Sanitize()).Scan(&n); err != nil {
+	if err := pool.QueryRow(ctx, outboxtest.SQL(st.Schema(), `SELECT count(*) FROM {{schema}}.outbox`)).Scan(&n); err != nil {
 		t.Fatalf("outbox table unusable after refusal: %v", err)
 	}
 }

@@ -200,8 +200,7 @@ func TestOrderingSurvivesDisableAndEnable(t *testing.T) {
 	got := f.claim()
 	expect(t, "after enabling", f.labels(got), "k1", "u1")
 	var due int
-	if err := f.st.Pool().QueryRow(ctx, `SELECT count(*) FROM `+outboxTable(f.st, "deliveries")+
-		` WHERE state = 'pending' AND next_attempt_at <> 'infinity'`).Scan(&due); err != nil || due != 0 {
+	if err := f.st.Pool().QueryRow(ctx, outboxtest.SQL(f.st.Schema(), `SELECT count(*) FROM {{schema}}.deliveries WHERE state = 'pending' AND next_attempt_at <> 'infinity'`)).Scan(&due); err != nil || due != 0 {
 		t.Fatalf("%d deliveries due while k1 is in flight (%v), want 0: k2 and k3 wait", due, err)
 	}
 }
@@ -215,8 +214,7 @@ func TestOrderingKeyValidated(t *testing.T) {
 	if !errors.As(err, &ve) || ve.Field != "ordering_key" {
 		t.Fatalf("enqueue with a %d-byte key: %v, want a validation error on ordering_key", len(long), err)
 	}
-	if _, err := st.Pool().Exec(context.Background(), `INSERT INTO `+outboxTable(st, "outbox")+
-		` (event_type, payload, ordering_key) VALUES ('t', '{}', repeat('k', 256))`); err == nil {
+	if _, err := st.Pool().Exec(context.Background(), outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, payload, ordering_key) VALUES ('t', '{}', repeat('k', 256))`)); err == nil {
 		t.Fatal("plain SQL accepted a 256-byte ordering key")
 	}
 }

@@ -6,17 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 )
 
 const plainSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-func outboxTable(st *outbox.Store, table string) string {
-	return pgx.Identifier{st.Schema(), table}.Sanitize()
-}
 
 // TestDispatchPayloadIsTheStoredJSON checks that a claimed delivery carries
 // the payload byte for byte as PostgreSQL stores it, for payloads with JSON
@@ -27,12 +21,12 @@ func TestDispatchPayloadIsTheStoredJSON(t *testing.T) {
 	want := map[int64]string{}
 	for _, p := range outboxtest.RealWorldPayloads {
 		var id int64
-		if err := st.Pool().QueryRow(ctx, `INSERT INTO `+outboxTable(st, "outbox")+` (event_type, payload) VALUES ('t', $1)
-			RETURNING id`, p).Scan(&id); err != nil {
+		if err := st.Pool().QueryRow(ctx, outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, payload) VALUES ('t', $1)
+			RETURNING id`), p).Scan(&id); err != nil {
 			t.Fatalf("insert %s: %v", p, err)
 		}
 		var stored string
-		if err := st.Pool().QueryRow(ctx, `SELECT payload::text FROM `+outboxTable(st, "outbox")+` WHERE id = $1`, id).Scan(&stored); err != nil {
+		if err := st.Pool().QueryRow(ctx, outboxtest.SQL(st.Schema(), `SELECT payload::text FROM {{schema}}.outbox WHERE id = $1`), id).Scan(&stored); err != nil {
 			t.Fatal(err)
 		}
 		want[id] = stored
@@ -73,8 +67,8 @@ func TestDispatchEndpointIDStaysInTenant(t *testing.T) {
 	insert := func(tenant, typ, endpointID string) int64 {
 		t.Helper()
 		var id int64
-		err := st.Pool().QueryRow(ctx, `INSERT INTO `+outboxTable(st, "outbox")+` (event_type, tenant, payload, endpoint_id)
-			VALUES ($1, $2, '{}', $3::uuid) RETURNING id`, typ, tenant, endpointID).Scan(&id)
+		err := st.Pool().QueryRow(ctx, outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, tenant, payload, endpoint_id)
+			VALUES ($1, $2, '{}', $3::uuid) RETURNING id`), typ, tenant, endpointID).Scan(&id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,18 +123,17 @@ func TestDispatchEndpointIDStaysInTenant(t *testing.T) {
 func TestDispatchSetsAsideAFailingRow(t *testing.T) {
 	ctx, st := parallelStore(t)
 	createEndpoint(t, st, outbox.EndpointInput{URL: "https://a.test"})
-	if _, err := st.Pool().Exec(ctx, `INSERT INTO `+outboxTable(st, "outbox")+` (event_type, payload)
-		SELECT 't', jsonb_build_object('n', g) FROM generate_series(1, 20) g`); err != nil {
+	if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, payload)
+		SELECT 't', jsonb_build_object('n', g) FROM generate_series(1, 20) g`)); err != nil {
 		t.Fatal(err)
 	}
 	var poison int64
-	if err := st.Pool().QueryRow(ctx, `SELECT id FROM `+outboxTable(st, "outbox")+` ORDER BY id OFFSET 12 LIMIT 1`).Scan(&poison); err != nil {
+	if err := st.Pool().QueryRow(ctx, outboxtest.SQL(st.Schema(), `SELECT id FROM {{schema}}.outbox ORDER BY id OFFSET 12 LIMIT 1`)).Scan(&poison); err != nil {
 		t.Fatal(err)
 	}
 	// A constraint that refuses the poison row's delivery stands for any
 	// value the database refuses.
-	if _, err := st.Pool().Exec(ctx, `ALTER TABLE `+outboxTable(st, "deliveries")+` ADD CONSTRAINT no_poison CHECK (event_id <> `+
-		strconv.FormatInt(poison, 10)+`)`); err != nil {
+	if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `ALTER TABLE {{schema}}.deliveries ADD CONSTRAINT no_poison CHECK (event_id <> `+strconv.FormatInt(poison, 10)+`)`)); err != nil {
 		t.Fatal(err)
 	}
 	d, err := st.DispatchClaim(ctx, 100, outbox.ClaimParams{Limit: 100, Lease: time.Minute, PerEndpoint: 100})
@@ -167,7 +160,7 @@ func TestDispatchSetsAsideAFailingRow(t *testing.T) {
 	}
 	// Its time comes, the cause is still there: the same error, reported
 	// as a repeat.
-	due := `UPDATE ` + outboxTable(st, "outbox") + ` SET dispatch_retry_at = now() WHERE id = $1`
+	due := outboxtest.SQL(st.Schema(), `UPDATE {{schema}}.outbox SET dispatch_retry_at = now() WHERE id = $1`)
 	if _, err := st.Pool().Exec(ctx, due, poison); err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +169,7 @@ func TestDispatchSetsAsideAFailingRow(t *testing.T) {
 		t.Fatalf("retry with the cause in place: %+v, %v; want it set aside again as a repeat", d.SetAside, err)
 	}
 	// The cause is fixed: the next try fans it out and clears the error.
-	if _, err := st.Pool().Exec(ctx, `ALTER TABLE `+outboxTable(st, "deliveries")+` DROP CONSTRAINT no_poison`); err != nil {
+	if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `ALTER TABLE {{schema}}.deliveries DROP CONSTRAINT no_poison`)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.Pool().Exec(ctx, due, poison); err != nil {

@@ -209,8 +209,8 @@ func TestBackfillOnce(t *testing.T) {
 	}
 	// Keyed: only the first of the key is due.
 	var due, waiting int
-	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FILTER (WHERE next_attempt_at <> 'infinity'), count(*) FILTER (WHERE next_attempt_at = 'infinity')
-  FROM `+outboxTable(st, "deliveries")).Scan(&due, &waiting); err != nil || due != 2 || waiting != 1 {
+	if err := st.Pool().QueryRow(ctx, outboxtest.SQL(st.Schema(), `SELECT count(*) FILTER (WHERE next_attempt_at <> 'infinity'), count(*) FILTER (WHERE next_attempt_at = 'infinity')
+  FROM {{schema}}.deliveries`)).Scan(&due, &waiting); err != nil || due != 2 || waiting != 1 {
 		t.Errorf("backfilled deliveries: %d due, %d waiting (%v); want 2 and 1", due, waiting, err)
 	}
 	if res, err := st.Backfill(ctx, e.ID, outbox.BackfillInput{Since: since.Add(-time.Hour), Until: &since}); err != nil || res.Matched != 0 {

@@ -19,9 +19,9 @@ func testSecret(c string) string { return "whsec_" + strings.Repeat(c, 32) } // 
 func storedSecrets(t *testing.T, st *outbox.Store) []string {
 	t.Helper()
 	var out []string
-	if err := st.Pool().QueryRow(context.Background(), `SELECT coalesce(array_agg(s), '{}') FROM (
-    SELECT secret FROM `+outboxTable(st, "endpoints")+`
-    UNION ALL SELECT x->>'secret' FROM `+outboxTable(st, "endpoints")+`, jsonb_array_elements(old_secrets) x) u(s)`).Scan(&out); err != nil {
+	if err := st.Pool().QueryRow(context.Background(), outboxtest.SQL(st.Schema(), `SELECT coalesce(array_agg(s), '{}') FROM (
+    SELECT secret FROM {{schema}}.endpoints
+    UNION ALL SELECT x->>'secret' FROM {{schema}}.endpoints, jsonb_array_elements(old_secrets) x) u(s)`)).Scan(&out); err != nil {
 		t.Fatal(err)
 	}
 	return out

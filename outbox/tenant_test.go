@@ -29,7 +29,7 @@ func TestTokensAreStoredHashed(t *testing.T) {
 	// can be read back: no column contains it.
 	var hash []byte
 	var row string
-	if err := st.Pool().QueryRow(ctx, `SELECT token_hash, t::text FROM `+outboxTable(st, "tokens")+` t WHERE id = $1`, tok.ID).Scan(&hash, &row); err != nil {
+	if err := st.Pool().QueryRow(ctx, outboxtest.SQL(st.Schema(), `SELECT token_hash, t::text FROM {{schema}}.tokens t WHERE id = $1`), tok.ID).Scan(&hash, &row); err != nil {
 		t.Fatal(err)
 	}
 	want := sha256.Sum256([]byte(tok.Value))
@@ -71,7 +71,7 @@ func TestTokensAreStoredHashed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Pool().Exec(ctx, `UPDATE `+outboxTable(st, "tokens")+` SET expires_at = now() - interval '1 second' WHERE id = $1`, old.ID); err != nil {
+	if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `UPDATE {{schema}}.tokens SET expires_at = now() - interval '1 second' WHERE id = $1`), old.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.Authenticate(ctx, old.Value); !errors.Is(err, outbox.ErrNotFound) {

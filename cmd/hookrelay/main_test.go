@@ -1,14 +1,11 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/hookrelay/hookrelay/relay/relaytest"
@@ -208,8 +205,8 @@ func TestMigrateSchemaTooNew(t *testing.T) {
 		t.Fatalf("migrate:\n%s", res)
 	}
 	// Pretend a newer binary migrated.
-	if _, err := outboxtest.Pool(t).Exec(t.Context(), fmt.Sprintf("INSERT INTO %s (version, name) VALUES (1000, 'future')",
-		pgx.Identifier{schema, "schema_migrations"}.Sanitize())); err != nil {
+	if _, err := outboxtest.Pool(t).Exec(t.Context(), outboxtest.SQL(schema,
+		`INSERT INTO {{schema}}.schema_migrations (version, name) VALUES (1000, 'future')`)); err != nil {
 		t.Fatalf("record a future version: %v", err)
 	}
 	res := hookrelay(t, env, "migrate")

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
-	"github.com/jackc/pgx/v5"
 )
 
 func TestRotateSecretKey(t *testing.T) {
@@ -34,7 +33,7 @@ func TestRotateSecretKey(t *testing.T) {
 		t.Errorf("second rotate: %s", res)
 	}
 	var plainLeft int
-	if err := outboxtest.Pool(t).QueryRow(context.Background(), `SELECT count(*) FROM `+pgx.Identifier{schema}.Sanitize()+`.endpoints WHERE secret LIKE 'whsec_%' OR secret NOT LIKE 'enc:v1:%'`).Scan(&plainLeft); err != nil {
+	if err := outboxtest.Pool(t).QueryRow(context.Background(), outboxtest.SQL(schema, `SELECT count(*) FROM {{schema}}.endpoints WHERE secret LIKE 'whsec_%' OR secret NOT LIKE 'enc:v1:%'`)).Scan(&plainLeft); err != nil {
 		t.Fatal(err)
 	}
 	if plainLeft != 0 {

@@ -20,7 +20,6 @@ import (
 
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/hookrelay/hookrelay/relay/relaytest"
-	"github.com/jackc/pgx/v5"
 )
 
 // waitFor polls check until it succeeds, failing the test after timeout
@@ -107,8 +106,8 @@ func TestRun(t *testing.T) {
 	// The application enqueues with plain SQL.
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	if _, err := outboxtest.Pool(t).Exec(ctx, fmt.Sprintf("INSERT INTO %s (event_type, tenant, payload) VALUES ($1, $2, $3)",
-		pgx.Identifier{schema, "outbox"}.Sanitize()), "signup.created", "acme", `{"email":"a@example.com"}`); err != nil {
+	if _, err := outboxtest.Pool(t).Exec(ctx, outboxtest.SQL(schema,
+		`INSERT INTO {{schema}}.outbox (event_type, tenant, payload) VALUES ($1, $2, $3)`), "signup.created", "acme", `{"email":"a@example.com"}`); err != nil {
 		t.Fatalf("enqueue: %v", err)
 	}
 	if got := rc.WaitAccepted(1, 20*time.Second); got[0].Type != "signup.created" {

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 )
@@ -94,9 +92,9 @@ func TestExamples(t *testing.T) {
 					t.Errorf("%s %v says tenant %q, want %q", ex.name, tt.args, m[2], tt.tenant)
 				}
 				var tenant, typ, payloadEmail, userID string
-				err = pool.QueryRow(ctx, fmt.Sprintf(
-					`SELECT tenant, event_type, payload->>'email', payload->>'user_id' FROM %s.outbox
-					 WHERE 'msg_' || replace(uid::text, '-', '') = $1`, pgx.Identifier{schema}.Sanitize()), m[3]).
+				err = pool.QueryRow(ctx, outboxtest.SQL(schema,
+					`SELECT tenant, event_type, payload->>'email', payload->>'user_id' FROM {{schema}}.outbox
+					 WHERE 'msg_' || replace(uid::text, '-', '') = $1`), m[3]).
 					Scan(&tenant, &typ, &payloadEmail, &userID)
 				if err != nil {
 					t.Fatalf("the event %s the example reported: %v", m[3], err)

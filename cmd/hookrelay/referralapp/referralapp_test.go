@@ -54,7 +54,7 @@ type row struct{ typ, tenant, key string }
 func (e env) outboxRows(t *testing.T) []row {
 	t.Helper()
 	rows, err := e.pool.Query(t.Context(),
-		`SELECT event_type, tenant, coalesce(idempotency_key, '') FROM `+pgx.Identifier{e.outboxSchema}.Sanitize()+`.outbox ORDER BY id`)
+		outboxtest.SQL(e.outboxSchema, `SELECT event_type, tenant, coalesce(idempotency_key, '') FROM {{schema}}.outbox ORDER BY id`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func (e env) outboxRows(t *testing.T) []row {
 
 func (e env) participants(t *testing.T) map[string]int {
 	t.Helper()
-	rows, err := e.pool.Query(t.Context(), `SELECT email, referrals FROM `+pgx.Identifier{e.appSchema}.Sanitize()+`.participants`)
+	rows, err := e.pool.Query(t.Context(), outboxtest.SQL(e.appSchema, `SELECT email, referrals FROM {{schema}}.participants`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func (e env) participants(t *testing.T) map[string]int {
 func (e env) rewards(t *testing.T) int {
 	t.Helper()
 	var n int
-	if err := e.pool.QueryRow(t.Context(), `SELECT count(*) FROM `+pgx.Identifier{e.appSchema}.Sanitize()+`.rewards`).Scan(&n); err != nil {
+	if err := e.pool.QueryRow(t.Context(), outboxtest.SQL(e.appSchema, `SELECT count(*) FROM {{schema}}.rewards`)).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -172,8 +172,7 @@ func TestFailedSignupLeavesNoEvent(t *testing.T) {
 			// signup.created event were written: both must roll back.
 			name: "referral count fails after the event was enqueued",
 			setup: func(t *testing.T, e env) {
-				_, err := e.pool.Exec(t.Context(), `ALTER TABLE `+pgx.Identifier{e.appSchema}.Sanitize()+
-					`.participants ADD CONSTRAINT no_referrals CHECK (referrals = 0)`)
+				_, err := e.pool.Exec(t.Context(), outboxtest.SQL(e.appSchema, `ALTER TABLE {{schema}}.participants ADD CONSTRAINT no_referrals CHECK (referrals = 0)`))
 				if err != nil {
 					t.Fatal(err)
 				}
