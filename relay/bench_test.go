@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/hookrelay/hookrelay/relay"
@@ -66,7 +64,7 @@ func BenchmarkLatency(b *testing.B) {
 		eventually(b, 10*time.Second, "listener", l.Connected)
 		startEngine(b, st, engineOpts{wake: l.Wake(), listening: l.Connected, log: zapNop()})
 		b.StartTimer()
-		q := `INSERT INTO ` + pgx.Identifier{st.Schema()}.Sanitize() + `.outbox (event_type, payload) VALUES ('lat', $1)`
+		q := outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, payload) VALUES ('lat', $1)`)
 		tick := time.NewTicker(time.Second / rate)
 		var sent atomic.Int64
 		for i := 0; i < rate*seconds; i++ {
@@ -103,8 +101,7 @@ func BenchmarkLatency(b *testing.B) {
 
 func insertBulk(tb testing.TB, st *outbox.Store, n int) {
 	tb.Helper()
-	_, err := st.Pool().Exec(context.Background(), `INSERT INTO `+pgx.Identifier{st.Schema()}.Sanitize()+
-		`.outbox (event_type, payload) SELECT 'bench.event', jsonb_build_object('n', g, 'email', 'user'||g||'@example.com') FROM generate_series(1, $1) g`, n)
+	_, err := st.Pool().Exec(context.Background(), outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, payload) SELECT 'bench.event', jsonb_build_object('n', g, 'email', 'user'||g||'@example.com') FROM generate_series(1, $1) g`), n)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -115,17 +112,16 @@ func insertBulk(tb testing.TB, st *outbox.Store, n int) {
 // that the polling does not steal the database's time from the relay.
 func waitDelivered(tb testing.TB, st *outbox.Store, n int, timeout time.Duration) {
 	tb.Helper()
-	s := pgx.Identifier{st.Schema()}.Sanitize()
-	left := `SELECT EXISTS (SELECT 1 FROM ` + s + `.outbox WHERE dispatched_at IS NULL)
-    OR EXISTS (SELECT 1 FROM ` + s + `.deliveries WHERE state = 'pending' AND attempts = 0)
-    OR EXISTS (SELECT 1 FROM ` + s + `.deliveries WHERE state = 'in_flight')`
+	left := outboxtest.SQL(st.Schema(), `SELECT EXISTS (SELECT 1 FROM {{schema}}.outbox WHERE dispatched_at IS NULL)
+    OR EXISTS (SELECT 1 FROM {{schema}}.deliveries WHERE state = 'pending' AND attempts = 0)
+    OR EXISTS (SELECT 1 FROM {{schema}}.deliveries WHERE state = 'in_flight')`)
 	eventually(tb, timeout, fmt.Sprintf("%d delivered", n), func() bool {
 		var busy bool
 		if err := st.Pool().QueryRow(context.Background(), left).Scan(&busy); err != nil || busy {
 			return false
 		}
 		var got int
-		_ = st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM `+s+`.deliveries WHERE state = 'delivered'`).Scan(&got)
+		_ = st.Pool().QueryRow(context.Background(), outboxtest.SQL(st.Schema(), `SELECT count(*) FROM {{schema}}.deliveries WHERE state = 'delivered'`)).Scan(&got)
 		return got >= n
 	})
 }

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -85,7 +84,7 @@ func TestFiltersAndTargeting(t *testing.T) {
 	// which is done (not retried forever).
 	eventually(t, 10*time.Second, "all events dispatched", func() bool {
 		var n int
-		_ = st.Pool().QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.outbox WHERE dispatched_at IS NULL`).Scan(&n)
+		_ = st.Pool().QueryRow(ctx, outboxtest.SQL(st.Schema(), `SELECT count(*) FROM {{schema}}.outbox WHERE dispatched_at IS NULL`)).Scan(&n)
 		return n == 0
 	})
 	eventually(t, 10*time.Second, "7 deliveries", func() bool { return states(t, st)[outbox.StateDelivered] == 7 })
@@ -139,7 +138,7 @@ func TestOutOfOrderCommitsAreDelivered(t *testing.T) {
 	rc := newReceiver(t, nil)
 	createEndpoint(t, st, rc, "")
 	startEngine(t, st, engineOpts{})
-	q := `INSERT INTO ` + pgx.Identifier{st.Schema()}.Sanitize() + `.outbox (event_type, payload) VALUES ($1, $2)`
+	q := outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, payload) VALUES ($1, $2)`)
 	// tx1 takes the lower id but commits after tx2 (and after the relay has
 	// delivered tx2's event).
 	tx1, err := st.Pool().Begin(ctx)
@@ -199,14 +198,14 @@ func TestRetryThenDeliverWithSameID(t *testing.T) {
 	eventually(t, 5*time.Second, "delivered state", func() bool { return states(t, st)[outbox.StateDelivered] == 1 })
 	var attempts int
 	var lastStatus int
-	if err := st.Pool().QueryRow(context.Background(), `SELECT attempts, last_status FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.deliveries`).Scan(&attempts, &lastStatus); err != nil {
+	if err := st.Pool().QueryRow(context.Background(), outboxtest.SQL(st.Schema(), `SELECT attempts, last_status FROM {{schema}}.deliveries`)).Scan(&attempts, &lastStatus); err != nil {
 		t.Fatal(err)
 	}
 	if attempts != 3 || lastStatus != 200 {
 		t.Fatalf("attempts=%d last_status=%d", attempts, lastStatus)
 	}
 	var rows int
-	if err := st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.attempts`).Scan(&rows); err != nil || rows != 3 {
+	if err := st.Pool().QueryRow(context.Background(), outboxtest.SQL(st.Schema(), `SELECT count(*) FROM {{schema}}.attempts`)).Scan(&rows); err != nil || rows != 3 {
 		t.Fatalf("attempt rows = %d (%v)", rows, err)
 	}
 }
@@ -227,7 +226,7 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 	insertSQL(t, st, "", "signup.created", 3, 3)
 	eventually(t, 10*time.Second, "held", func() bool { return states(t, st)[outbox.StatePending] == 3 })
 	var infinite int
-	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.deliveries WHERE next_attempt_at = 'infinity'`).Scan(&infinite); err != nil || infinite != 3 {
+	if err := st.Pool().QueryRow(ctx, outboxtest.SQL(st.Schema(), `SELECT count(*) FROM {{schema}}.deliveries WHERE next_attempt_at = 'infinity'`)).Scan(&infinite); err != nil || infinite != 3 {
 		t.Fatalf("held deliveries = %d (%v)", infinite, err)
 	}
 }
@@ -348,7 +347,7 @@ func TestListenerWakesEngine(t *testing.T) {
 	// turns the trigger's notifications on.
 	eventually(t, 10*time.Second, "relay idle", func() bool {
 		var idle bool
-		_ = st.Pool().QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.relays WHERE idle)`).Scan(&idle)
+		_ = st.Pool().QueryRow(context.Background(), outboxtest.SQL(st.Schema(), `SELECT EXISTS (SELECT 1 FROM {{schema}}.relays WHERE idle)`)).Scan(&idle)
 		return idle
 	})
 	insertSQL(t, st, "", "signup.created", 5, 5)
@@ -433,7 +432,7 @@ func TestGracefulShutdownReleasesLeases(t *testing.T) {
 		t.Fatalf("after shutdown: %v, want 10 pending and no lease held", s)
 	}
 	var attempts int
-	if err := st.Pool().QueryRow(ctx, `SELECT coalesce(sum(attempts), 0) FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.deliveries`).Scan(&attempts); err != nil || attempts != 0 {
+	if err := st.Pool().QueryRow(ctx, outboxtest.SQL(st.Schema(), `SELECT coalesce(sum(attempts), 0) FROM {{schema}}.deliveries`)).Scan(&attempts); err != nil || attempts != 0 {
 		t.Fatalf("cancelled sends counted as attempts: %d (%v)", attempts, err)
 	}
 }
@@ -495,9 +494,8 @@ func TestUnusableSecretWaitsNotSent(t *testing.T) {
 	healthy := newReceiver(t, nil)
 	ep := createEndpoint(t, st, rc, "")
 	createEndpoint(t, st, healthy, "")
-	endpoints := pgx.Identifier{st.Schema()}.Sanitize() + `.endpoints`
 	for _, bad := range []string{"not-a-secret", "enc:v1:0badc0de:AAAA"} {
-		if _, err := st.Pool().Exec(ctx, `UPDATE `+endpoints+` SET secret = $2 WHERE id = $1`, ep.ID, bad); err != nil {
+		if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `UPDATE {{schema}}.endpoints SET secret = $2 WHERE id = $1`), ep.ID, bad); err != nil {
 			t.Fatal(err)
 		}
 		m := relay.NewMetrics(nil)
@@ -508,8 +506,8 @@ func TestUnusableSecretWaitsNotSent(t *testing.T) {
 		e.stop()
 		var pending, attempts int
 		var lastError string
-		if err := st.Pool().QueryRow(ctx, `SELECT count(*) FILTER (WHERE state = 'pending' AND next_attempt_at > now()), sum(attempts), max(last_error)
-			FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.deliveries WHERE endpoint_id = $1`, ep.ID).Scan(&pending, &attempts, &lastError); err != nil {
+		if err := st.Pool().QueryRow(ctx, outboxtest.SQL(st.Schema(), `SELECT count(*) FILTER (WHERE state = 'pending' AND next_attempt_at > now()), sum(attempts), max(last_error)
+			FROM {{schema}}.deliveries WHERE endpoint_id = $1`), ep.ID).Scan(&pending, &attempts, &lastError); err != nil {
 			t.Fatal(err)
 		}
 		if pending != 3 || attempts != 0 || !strings.Contains(lastError, "cannot sign") {
@@ -518,24 +516,24 @@ func TestUnusableSecretWaitsNotSent(t *testing.T) {
 		if n := len(rc.Accepted()); n != 0 {
 			t.Fatalf("receiver got %d deliveries without a usable secret", n)
 		}
-		if _, err := st.Pool().Exec(ctx, `DELETE FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.deliveries WHERE endpoint_id = $1`, ep.ID); err != nil {
+		if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `DELETE FROM {{schema}}.deliveries WHERE endpoint_id = $1`), ep.ID); err != nil {
 			t.Fatal(err)
 		}
 		healthy.Reset()
 	}
 	// Fixed: the waiting deliveries go out when they are due.
 	insertSQL(t, st, "", "signup.created", 2, 2)
-	if _, err := st.Pool().Exec(ctx, `UPDATE `+endpoints+` SET secret = 'not-a-secret' WHERE id = $1`, ep.ID); err != nil {
+	if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `UPDATE {{schema}}.endpoints SET secret = 'not-a-secret' WHERE id = $1`), ep.ID); err != nil {
 		t.Fatal(err)
 	}
 	m := relay.NewMetrics(nil)
 	e := startEngineStoppable(t, st, engineOpts{metrics: m})
 	eventually(t, 10*time.Second, "deliveries put back", func() bool { return counterValue(t, m.Deferred) == 2 })
 	e.stop()
-	if _, err := st.Pool().Exec(ctx, `UPDATE `+endpoints+` SET secret = $2 WHERE id = $1`, ep.ID, rc.Secret); err != nil {
+	if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `UPDATE {{schema}}.endpoints SET secret = $2 WHERE id = $1`), ep.ID, rc.Secret); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Pool().Exec(ctx, `UPDATE `+pgx.Identifier{st.Schema()}.Sanitize()+`.deliveries SET next_attempt_at = now() WHERE endpoint_id = $1`, ep.ID); err != nil {
+	if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `UPDATE {{schema}}.deliveries SET next_attempt_at = now() WHERE endpoint_id = $1`), ep.ID); err != nil {
 		t.Fatal(err)
 	}
 	startEngine(t, st, engineOpts{})
@@ -568,8 +566,8 @@ func TestRefusedOutcomeFailsOnlyItself(t *testing.T) {
 	createEndpoint(t, st, healthy, "", "healthy")
 	// A constraint stands for any value of a receiver's answer that the
 	// database refuses.
-	if _, err := st.Pool().Exec(ctx, `ALTER TABLE `+pgx.Identifier{st.Schema()}.Sanitize()+`.attempts
-		ADD CONSTRAINT refuse CHECK (response_excerpt NOT LIKE '%refuse-me%')`); err != nil {
+	if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `ALTER TABLE {{schema}}.attempts
+		ADD CONSTRAINT refuse CHECK (response_excerpt NOT LIKE '%refuse-me%')`)); err != nil {
 		t.Fatal(err)
 	}
 	m := relay.NewMetrics(nil)
@@ -583,8 +581,8 @@ func TestRefusedOutcomeFailsOnlyItself(t *testing.T) {
 		t.Fatalf("healthy endpoint got %d requests for 400 events: outcomes were lost and sent again", n)
 	}
 	var stripped int
-	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.attempts
-		WHERE response_excerpt = '' AND error LIKE '%could not be stored%'`).Scan(&stripped); err != nil {
+	if err := st.Pool().QueryRow(ctx, outboxtest.SQL(st.Schema(), `SELECT count(*) FROM {{schema}}.attempts
+		WHERE response_excerpt = '' AND error LIKE '%could not be stored%'`)).Scan(&stripped); err != nil {
 		t.Fatal(err)
 	}
 	if stripped != 3 || counterValue(t, m.Isolated.WithLabelValues("stripped")) != 3 {
@@ -600,7 +598,7 @@ func TestHealthReportsALoopFailingTooLong(t *testing.T) {
 		t.Fatalf("healthy engine: %v", err)
 	}
 	// The schema disappears: the fan-out fails from now on.
-	if _, err := st.Pool().Exec(context.Background(), `ALTER TABLE `+pgx.Identifier{st.Schema()}.Sanitize()+`.outbox RENAME TO gone`); err != nil {
+	if _, err := st.Pool().Exec(context.Background(), outboxtest.SQL(st.Schema(), `ALTER TABLE {{schema}}.outbox RENAME TO gone`)); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "health error", func() bool {

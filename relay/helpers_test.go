@@ -131,7 +131,7 @@ func ptr[T any](v T) *T { return &v }
 func insertSQL(t testing.TB, st *outbox.Store, tenant, typ string, count, perTx int) {
 	t.Helper()
 	ctx := context.Background()
-	q := `INSERT INTO ` + pgx.Identifier{st.Schema()}.Sanitize() + `.outbox (event_type, tenant, payload) VALUES ($1, $2, $3)`
+	q := outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, tenant, payload) VALUES ($1, $2, $3)`)
 	for i := 0; i < count; {
 		tx, err := st.Pool().Begin(ctx)
 		if err != nil {
@@ -153,7 +153,7 @@ func insertSQL(t testing.TB, st *outbox.Store, tenant, typ string, count, perTx 
 // states counts deliveries by state.
 func states(t testing.TB, st *outbox.Store) map[string]int {
 	t.Helper()
-	return outboxtest.Counts(t, st, `SELECT state, count(*) FROM `+qualifiedTable(st, "deliveries")+` GROUP BY state`)
+	return outboxtest.Counts(t, st, outboxtest.SQL(st.Schema(), `SELECT state, count(*) FROM {{schema}}.deliveries GROUP BY state`))
 }
 
 // acceptedOnce waits until rc accepted n deliveries and fails unless they
@@ -186,9 +186,4 @@ func startListener(tb testing.TB, url, schema string) (l *outbox.Listener, stop 
 	stop = func() { once.Do(func() { cancel(); <-done }) }
 	tb.Cleanup(stop)
 	return l, stop
-}
-
-// qualifiedTable is the quoted name of one of the store's tables.
-func qualifiedTable(st *outbox.Store, table string) string {
-	return pgx.Identifier{st.Schema(), table}.Sanitize()
 }

@@ -18,14 +18,9 @@ import (
 	"github.com/hookrelay/hookrelay/relay"
 )
 
-// sqlq qualifies {{s}} with st's schema.
-func sqlq(st *outbox.Store, q string) string {
-	return strings.ReplaceAll(q, "{{s}}", pgx.Identifier{st.Schema()}.Sanitize())
-}
-
 func mustExec(t testing.TB, st *outbox.Store, q string, args ...any) {
 	t.Helper()
-	if _, err := st.Pool().Exec(context.Background(), sqlq(st, q), args...); err != nil {
+	if _, err := st.Pool().Exec(context.Background(), outboxtest.SQL(st.Schema(), q), args...); err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
 }
@@ -33,7 +28,7 @@ func mustExec(t testing.TB, st *outbox.Store, q string, args ...any) {
 func count(t testing.TB, st *outbox.Store, q string, args ...any) int {
 	t.Helper()
 	var n int
-	if err := st.Pool().QueryRow(context.Background(), sqlq(st, q), args...).Scan(&n); err != nil {
+	if err := st.Pool().QueryRow(context.Background(), outboxtest.SQL(st.Schema(), q), args...).Scan(&n); err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
 	return n
@@ -46,7 +41,7 @@ func history(t testing.TB, st *outbox.Store, age time.Duration, dispatched bool,
 	t.Helper()
 	ctx := context.Background()
 	var id int64
-	err := st.Pool().QueryRow(ctx, sqlq(st, `INSERT INTO {{s}}.outbox (event_type, payload, created_at, dispatched_at)
+	err := st.Pool().QueryRow(ctx, outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, payload, created_at, dispatched_at)
  VALUES ('signup.created', '{}', now() - make_interval(secs => $1), CASE WHEN $2 THEN now() - make_interval(secs => $1) END) RETURNING id`),
 		age.Seconds(), dispatched).Scan(&id)
 	if err != nil {
@@ -54,12 +49,12 @@ func history(t testing.TB, st *outbox.Store, age time.Duration, dispatched bool,
 	}
 	for _, state := range deliveryStates {
 		mustExec(t, st, `WITH d AS (
-  INSERT INTO {{s}}.deliveries (event_id, endpoint_id, state, attempts, finished_at, lease_token, lease_expires_at)
+  INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, attempts, finished_at, lease_token, lease_expires_at)
   VALUES ($1, gen_random_uuid(), $2, 2,
           CASE WHEN $2 IN ('delivered', 'dead', 'cancelled') THEN now() - make_interval(secs => $3) END,
           CASE WHEN $2 = 'in_flight' THEN 1 END, CASE WHEN $2 = 'in_flight' THEN now() + interval '1 minute' END)
   RETURNING id, event_id, endpoint_id)
-INSERT INTO {{s}}.attempts (delivery_id, event_id, endpoint_id, attempt, started_at, duration_ms, outcome)
+INSERT INTO {{schema}}.attempts (delivery_id, event_id, endpoint_id, attempt, started_at, duration_ms, outcome)
 SELECT id, event_id, endpoint_id, n, now() - make_interval(secs => $3), 5, 'retry' FROM d, generate_series(1, 2) n`, id, state, age.Seconds())
 	}
 	return id
@@ -92,12 +87,12 @@ func TestRetentionDeletesOnlyOldFinishedHistory(t *testing.T) {
 		t.Errorf("sweep = %+v, want retention purging %+v", res, want)
 	}
 	for _, id := range gone {
-		if n := count(t, st, `SELECT count(*) FROM {{s}}.outbox WHERE id = $1`, id); n != 0 {
+		if n := count(t, st, `SELECT count(*) FROM {{schema}}.outbox WHERE id = $1`, id); n != 0 {
 			t.Errorf("old finished event %d was kept", id)
 		}
 	}
 	for _, id := range kept {
-		if n := count(t, st, `SELECT count(*) FROM {{s}}.outbox WHERE id = $1`, id); n != 1 {
+		if n := count(t, st, `SELECT count(*) FROM {{schema}}.outbox WHERE id = $1`, id); n != 1 {
 			t.Errorf("event %d was deleted", id)
 		}
 	}
@@ -105,10 +100,10 @@ func TestRetentionDeletesOnlyOldFinishedHistory(t *testing.T) {
 	if got := states(t, st); got["pending"] != 3 || got["in_flight"] != 1 || got["delivered"] != 1 || got["dead"] != 1 || got["cancelled"] != 0 {
 		t.Errorf("deliveries left by state = %v", got)
 	}
-	if n := count(t, st, `SELECT count(*) FROM {{s}}.attempts a WHERE NOT EXISTS (SELECT 1 FROM {{s}}.deliveries d WHERE d.id = a.delivery_id)`); n != 0 {
+	if n := count(t, st, `SELECT count(*) FROM {{schema}}.attempts a WHERE NOT EXISTS (SELECT 1 FROM {{schema}}.deliveries d WHERE d.id = a.delivery_id)`); n != 0 {
 		t.Errorf("%d attempts of deleted deliveries left", n)
 	}
-	if n := count(t, st, `SELECT count(*) FROM {{s}}.attempts`); n != 12 {
+	if n := count(t, st, `SELECT count(*) FROM {{schema}}.attempts`); n != 12 {
 		t.Errorf("attempts left = %d, want 12 (two for each of the 6 deliveries kept)", n)
 	}
 
@@ -165,7 +160,7 @@ func TestMaintenanceLockSkipsSecondSweep(t *testing.T) {
 // opsEvents returns the operational events in st's outbox, oldest first.
 func opsEvents(t testing.TB, st *outbox.Store) []outbox.StoredEvent {
 	t.Helper()
-	rows, err := st.Pool().Query(context.Background(), sqlq(st, `SELECT event_type, tenant, payload FROM {{s}}.outbox
+	rows, err := st.Pool().Query(context.Background(), outboxtest.SQL(st.Schema(), `SELECT event_type, tenant, payload FROM {{schema}}.outbox
  WHERE event_type LIKE 'hookrelay.%' ORDER BY id`))
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +184,7 @@ func TestAutoDisable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mustExec(t, st, `UPDATE {{s}}.endpoints SET consecutive_failures = $2,
+		mustExec(t, st, `UPDATE {{schema}}.endpoints SET consecutive_failures = $2,
   last_success_at = CASE WHEN $5 THEN NULL ELSE now() - make_interval(secs => $3) END,
   created_at = now() - make_interval(secs => $4) WHERE id = $1`, ep.ID, failures, lastSuccessAgo.Seconds(), createdAgo.Seconds(), never)
 		return ep.ID
@@ -202,7 +197,7 @@ func TestAutoDisable(t *testing.T) {
 	newNever := mk(50, 0, 4*day, true)
 	// A pending delivery of the stale endpoint is held, not lost.
 	ev := history(t, st, time.Minute, true)
-	mustExec(t, st, `INSERT INTO {{s}}.deliveries (event_id, endpoint_id) VALUES ($1, $2)`, ev, stale)
+	mustExec(t, st, `INSERT INTO {{schema}}.deliveries (event_id, endpoint_id) VALUES ($1, $2)`, ev, stale)
 
 	ops := relay.NewOpsEvents(st, "ops", zapNop())
 	m := &relay.Maintenance{Store: st, DisableAfter: 5 * day, DisableAfterFailures: 10, OnDisabled: ops.OnDisabled}
@@ -222,7 +217,7 @@ func TestAutoDisable(t *testing.T) {
 			t.Errorf("disabled reason = %q", ep.DisabledReason)
 		}
 	}
-	if n := count(t, st, `SELECT count(*) FROM {{s}}.deliveries WHERE endpoint_id = $1 AND state = 'pending' AND next_attempt_at = 'infinity'`, stale); n != 1 {
+	if n := count(t, st, `SELECT count(*) FROM {{schema}}.deliveries WHERE endpoint_id = $1 AND state = 'pending' AND next_attempt_at = 'infinity'`, stale); n != 1 {
 		t.Errorf("held deliveries of the disabled endpoint = %d, want 1", n)
 	}
 	evs := opsEvents(t, st)
@@ -290,7 +285,7 @@ func TestOpsEventsOnDeadAndGone(t *testing.T) {
 	// other delivery dead (500 twice), and the ops endpoint's deliveries of
 	// those three events dying without echo.
 	eventually(t, 20*time.Second, "operational deliveries to die", func() bool {
-		return count(t, st, `SELECT count(*) FROM {{s}}.deliveries d JOIN {{s}}.outbox o ON o.id = d.event_id
+		return count(t, st, `SELECT count(*) FROM {{schema}}.deliveries d JOIN {{schema}}.outbox o ON o.id = d.event_id
  WHERE o.event_type LIKE 'hookrelay.%' AND d.state = 'dead'`) == 3
 	})
 	stop() // every OnDead call has returned
@@ -338,14 +333,14 @@ func TestDeliveryWithSealedSecrets(t *testing.T) {
 	ep := createEndpoint(t, st, rc, "acme")
 	// The database holds only ciphertext.
 	var stored string
-	if err := st.Pool().QueryRow(context.Background(), sqlq(st, `SELECT secret FROM {{s}}.endpoints WHERE id = $1`), ep.ID).Scan(&stored); err != nil {
+	if err := st.Pool().QueryRow(context.Background(), outboxtest.SQL(st.Schema(), `SELECT secret FROM {{schema}}.endpoints WHERE id = $1`), ep.ID).Scan(&stored); err != nil {
 		t.Fatal(err)
 	}
 	raw := strings.TrimPrefix(rc.Secret, "whsec_")
 	if strings.Contains(stored, raw) || !strings.HasPrefix(stored, secretbox.Prefix+box.CurrentKeyID()+":") {
 		t.Fatalf("stored secret %q is not sealed with the box", stored)
 	}
-	if n := count(t, st, `SELECT count(*) FROM {{s}}.endpoints WHERE strpos(secret || old_secrets::text, $1) > 0`, raw); n != 0 {
+	if n := count(t, st, `SELECT count(*) FROM {{schema}}.endpoints WHERE strpos(secret || old_secrets::text, $1) > 0`, raw); n != 0 {
 		t.Fatal("the plain secret is in the endpoints table")
 	}
 	startEngine(t, st, engineOpts{})

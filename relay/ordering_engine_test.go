@@ -175,8 +175,7 @@ func TestOrderingBlockedKeyHoldsOnlyItself(t *testing.T) {
 	}
 	// The stuck key's head is retrying; the 19 behind it wait.
 	var waiting int
-	if err := st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM `+qualifiedTable(st, "deliveries")+
-		` WHERE ordering_key = 'stuck' AND state = 'pending' AND next_attempt_at = 'infinity'`).Scan(&waiting); err != nil {
+	if err := st.Pool().QueryRow(context.Background(), outboxtest.SQL(st.Schema(), `SELECT count(*) FROM {{schema}}.deliveries WHERE ordering_key = 'stuck' AND state = 'pending' AND next_attempt_at = 'infinity'`)).Scan(&waiting); err != nil {
 		t.Fatal(err)
 	}
 	if waiting != 19 {

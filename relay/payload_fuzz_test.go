@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/hookrelay/hookrelay/relay"
@@ -51,7 +49,7 @@ func FuzzPayloadThroughRelay(f *testing.F) {
 			t.Fatalf("enqueue %q: %v", payload, err)
 		}
 		var stored string
-		if err := st.Pool().QueryRow(ctx, `SELECT payload::text FROM `+pgx.Identifier{st.Schema()}.Sanitize()+`.outbox WHERE id = $1`,
+		if err := st.Pool().QueryRow(ctx, outboxtest.SQL(st.Schema(), `SELECT payload::text FROM {{schema}}.outbox WHERE id = $1`),
 			res.ID).Scan(&stored); err != nil {
 			t.Fatal(err)
 		}

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/hookrelay/hookrelay/relay/endpoint"
@@ -212,10 +210,10 @@ func TestGetReportsHealth(t *testing.T) {
 	}
 	// 10 attempts in the last hour (8 delivered, 10..100 ms), 10 more two
 	// hours ago (all failed, 1000 ms), one a week ago.
-	if _, err := st.Pool().Exec(ctx, `INSERT INTO `+table(st, "outbox")+` (id, event_type, payload) VALUES (1, 't', '{}')`); err != nil {
+	if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (id, event_type, payload) VALUES (1, 't', '{}')`)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Pool().Exec(ctx, `INSERT INTO `+table(st, "attempts")+`
+	if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.attempts
     (delivery_id, event_id, endpoint_id, attempt, started_at, duration_ms, status_code, outcome, error_class, error)
 SELECT 1, 1, $1::uuid, 1, now() - make_interval(mins => n), n * 10, CASE WHEN n <= 8 THEN 200 ELSE 500 END,
        CASE WHEN n <= 8 THEN 'delivered' ELSE 'retry' END, CASE WHEN n <= 8 THEN '' ELSE 'http_status' END,
@@ -224,11 +222,11 @@ SELECT 1, 1, $1::uuid, 1, now() - make_interval(mins => n), n * 10, CASE WHEN n 
 UNION ALL
 SELECT 1, 1, $1::uuid, 2, now() - interval '2 hours', 1000, 503, 'retry', 'http_status', 'old' FROM generate_series(1, 10)
 UNION ALL
-SELECT 1, 1, $1::uuid, 3, now() - interval '7 days', 5, 200, 'delivered', '', '' `, ep.ID); err != nil {
+SELECT 1, 1, $1::uuid, 3, now() - interval '7 days', 5, 200, 'delivered', '', '' `), ep.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Pool().Exec(ctx, `UPDATE `+table(st, "endpoints")+` SET consecutive_failures = 5,
-    last_success_at = now() - interval '2 hours' WHERE id = $1`, ep.ID); err != nil {
+	if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `UPDATE {{schema}}.endpoints SET consecutive_failures = 5,
+    last_success_at = now() - interval '2 hours' WHERE id = $1`), ep.ID); err != nil {
 		t.Fatal(err)
 	}
 	d, err = svc.Get(ctx, ep.ID)
@@ -248,10 +246,6 @@ SELECT 1, 1, $1::uuid, 3, now() - interval '7 days', 5, 200, 'delivered', '', ''
 	if h.ConsecutiveFailures != 5 || h.AutoDisable.State != endpoint.AutoDisableDue || h.AutoDisable.DisablesAt == nil {
 		t.Errorf("auto-disable = %+v with %d failures; want due", h.AutoDisable, h.ConsecutiveFailures)
 	}
-}
-
-func table(st *outbox.Store, name string) string {
-	return pgx.Identifier{st.Schema(), name}.Sanitize()
 }
 
 func jsonEqual(a, b any) bool {

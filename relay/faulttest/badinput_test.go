@@ -30,7 +30,7 @@ func checksum(t *testing.T, st *outbox.Store) string {
 	for _, table := range []string{"endpoints", "outbox", "deliveries", "attempts", "schema_migrations"} {
 		var n int
 		var sum string
-		err := st.Pool().QueryRow(context.Background(), `SELECT count(*), coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') FROM `+qualified(st, table)+` x`).Scan(&n, &sum)
+		err := st.Pool().QueryRow(context.Background(), outboxtest.SQL(st.Schema(), `SELECT count(*), coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') FROM {{schema}}.`+table+` x`)).Scan(&n, &sum)
 		if err != nil {
 			t.Fatalf("checksum %s: %v", table, err)
 		}
@@ -45,8 +45,8 @@ func eventsChecksum(t *testing.T, st *outbox.Store) string {
 	t.Helper()
 	var n int
 	var sum string
-	err := st.Pool().QueryRow(context.Background(), `SELECT count(*), coalesce(md5(string_agg(concat_ws(':', id, uid, event_type, tenant, payload::text), '|' ORDER BY id)), '')
-		FROM `+qualified(st, "outbox")).Scan(&n, &sum)
+	err := st.Pool().QueryRow(context.Background(), outboxtest.SQL(st.Schema(), `SELECT count(*), coalesce(md5(string_agg(concat_ws(':', id, uid, event_type, tenant, payload::text), '|' ORDER BY id)), '')
+		FROM {{schema}}.outbox`)).Scan(&n, &sum)
 	if err != nil {
 		t.Fatalf("checksum events: %v", err)
 	}
@@ -128,9 +128,9 @@ func TestFaultBadInput(t *testing.T) {
 
 	t.Run("payload_sql", func(t *testing.T) {
 		for _, c := range []struct{ name, sql string }{
-			{"oversized", `INSERT INTO ` + qualified(st, "outbox") + ` (event_type, payload) VALUES ('big.one', jsonb_build_object('x', repeat('a', 300*1024)))`},
-			{"invalid_json", `INSERT INTO ` + qualified(st, "outbox") + ` (event_type, payload) VALUES ('bad.one', '{"a":')`},
-			{"bad_event_type", `INSERT INTO ` + qualified(st, "outbox") + ` (event_type, payload) VALUES ('no spaces allowed', '{}')`},
+			{"oversized", outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, payload) VALUES ('big.one', jsonb_build_object('x', repeat('a', 300*1024)))`)},
+			{"invalid_json", outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, payload) VALUES ('bad.one', '{"a":')`)},
+			{"bad_event_type", outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, payload) VALUES ('no spaces allowed', '{}')`)},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				_, err := st.Pool().Exec(context.Background(), c.sql)
@@ -192,7 +192,7 @@ func TestFaultBadInput(t *testing.T) {
 	})
 
 	t.Run("schema_too_new", func(t *testing.T) {
-		if _, err := st.Pool().Exec(context.Background(), `INSERT INTO `+qualified(st, "schema_migrations")+` (version, name) VALUES (9999, 'from_the_future')`); err != nil {
+		if _, err := st.Pool().Exec(context.Background(), outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.schema_migrations (version, name) VALUES (9999, 'from_the_future')`)); err != nil {
 			t.Fatal(err)
 		}
 		before = checksum(t, st)

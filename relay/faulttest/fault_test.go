@@ -169,7 +169,7 @@ func TestFaultReceiverDown(t *testing.T) {
 	rc.Down()
 	downAt := time.Now()
 	insertEvents(t, st, events)
-	refused := `SELECT count(*) FROM ` + qualified(st, "attempts") + ` WHERE error_class = 'connection_refused'`
+	refused := outboxtest.SQL(st.Schema(), `SELECT count(*) FROM {{schema}}.attempts WHERE error_class = 'connection_refused'`)
 	eventually(t, 30*time.Second, "10s of refused connections", func() bool {
 		return time.Since(downAt) >= 10*time.Second && count(st, refused) > 0
 	})
@@ -178,7 +178,7 @@ func TestFaultReceiverDown(t *testing.T) {
 	waitDelivered(t, st, events, 1, 60*time.Second)
 	checkFigures(t, st, ep, rc, time.Since(start), 0, "no crash")
 
-	classes := outboxtest.Counts(t, st, `SELECT error_class, count(*) FROM `+qualified(st, "attempts")+` WHERE outcome <> 'delivered' GROUP BY 1`)
+	classes := outboxtest.Counts(t, st, outboxtest.SQL(st.Schema(), `SELECT error_class, count(*) FROM {{schema}}.attempts WHERE outcome <> 'delivered' GROUP BY 1`))
 	t.Logf("failed attempts by error class: %v", classes)
 	if classes["connection_refused"] == 0 {
 		t.Errorf("no connection_refused attempts recorded")
@@ -193,11 +193,11 @@ func TestFaultReceiverDown(t *testing.T) {
 	for k := 1; k <= 4; k++ {
 		var pairs int
 		var minGap, avgGap float64
-		err := st.Pool().QueryRow(context.Background(), `SELECT count(*), coalesce(min(extract(epoch FROM b.started_at - a.started_at)), 0),
+		err := st.Pool().QueryRow(context.Background(), outboxtest.SQL(st.Schema(), `SELECT count(*), coalesce(min(extract(epoch FROM b.started_at - a.started_at)), 0),
 				coalesce(avg(extract(epoch FROM b.started_at - a.started_at)), 0)
-			FROM `+qualified(st, "attempts")+` a JOIN `+qualified(st, "attempts")+` b
+			FROM {{schema}}.attempts a JOIN {{schema}}.attempts b
 			  ON b.delivery_id = a.delivery_id AND b.attempt = a.attempt + 1
-			WHERE a.attempt = $1 AND a.error_class = 'connection_refused'`, k).Scan(&pairs, &minGap, &avgGap)
+			WHERE a.attempt = $1 AND a.error_class = 'connection_refused'`), k).Scan(&pairs, &minGap, &avgGap)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -249,14 +249,14 @@ func TestFaultSlowEndpointIsolation(t *testing.T) {
 		insertEvents(t, st, events)
 		eventually(t, 90*time.Second, "B received everything", func() bool { return fast.Unique() >= events })
 		if withSlow {
-			attemptsA := `SELECT count(*) FROM ` + qualified(st, "attempts") + ` WHERE endpoint_id = $1`
+			attemptsA := outboxtest.SQL(st.Schema(), `SELECT count(*) FROM {{schema}}.attempts WHERE endpoint_id = $1`)
 			if n := count(st, attemptsA, epA); n != 0 {
 				t.Errorf("B finished only after %d of A's requests had timed out (%s each): B waited for A", n, slowTimeout)
 			}
 		}
 		_, _, _, last := fast.Stats()
 		d := last.Sub(start)
-		q := `SELECT count(*) FROM ` + qualified(st, "deliveries") + ` WHERE state = 'delivered' AND endpoint_id = $1`
+		q := outboxtest.SQL(st.Schema(), `SELECT count(*) FROM {{schema}}.deliveries WHERE state = 'delivered' AND endpoint_id = $1`)
 		eventually(t, 30*time.Second, "B's deliveries recorded", func() bool { return count(st, q, epB) == events })
 		checkFigures(t, st, epB, fast, d, 0, "no crash")
 		return d
@@ -299,7 +299,7 @@ func TestFaultSigtermDuringDrain(t *testing.T) {
 	d := newDrain(t, outboxtest.Store(t), rc)
 	p := startRelay(t, d.env())
 	d.waitReceived(t, drainEvents/3, "a third received")
-	inFlight := `SELECT count(*) FROM ` + qualified(d.st, "deliveries") + ` WHERE state = 'in_flight'`
+	inFlight := outboxtest.SQL(d.st.Schema(), `SELECT count(*) FROM {{schema}}.deliveries WHERE state = 'in_flight'`)
 	before := count(d.st, inFlight)
 	p.signal(syscall.SIGTERM)
 	termAt := time.Now()

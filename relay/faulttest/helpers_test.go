@@ -246,10 +246,6 @@ func migratedStore(t testing.TB, dbURL, schema string) *outbox.Store {
 	return outboxtest.StoreOn(t, pool, schema)
 }
 
-func qualified(st *outbox.Store, table string) string {
-	return pgx.Identifier{st.Schema(), table}.Sanitize()
-}
-
 // addEndpoint subscribes rc to every event of tenant "".
 func addEndpoint(t testing.TB, st *outbox.Store, rc *relaytest.Receiver) string {
 	t.Helper()
@@ -263,8 +259,8 @@ func addEndpoint(t testing.TB, st *outbox.Store, rc *relaytest.Receiver) string 
 // insertEvents inserts n events of tenant "" with one SQL statement.
 func insertEvents(t testing.TB, st *outbox.Store, n int) {
 	t.Helper()
-	_, err := st.Pool().Exec(context.Background(), `INSERT INTO `+qualified(st, "outbox")+` (event_type, tenant, payload)
-		SELECT 'fault.test', '', jsonb_build_object('n', g, 'pad', repeat('x', 64)) FROM generate_series(1, $1) g`, n)
+	_, err := st.Pool().Exec(context.Background(), outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, tenant, payload)
+		SELECT 'fault.test', '', jsonb_build_object('n', g, 'pad', repeat('x', 64)) FROM generate_series(1, $1) g`), n)
 	if err != nil {
 		t.Fatalf("insert events: %v", err)
 	}
@@ -287,7 +283,7 @@ func count(st *outbox.Store, sql string, args ...any) int {
 func waitDelivered(t testing.TB, st *outbox.Store, events, endpoints int, timeout time.Duration) {
 	t.Helper()
 	want := events * endpoints
-	q := `SELECT count(*) FROM ` + qualified(st, "deliveries") + ` WHERE state = 'delivered'`
+	q := outboxtest.SQL(st.Schema(), `SELECT count(*) FROM {{schema}}.deliveries WHERE state = 'delivered'`)
 	eventually(t, timeout, fmt.Sprintf("%d delivered deliveries", want), func() bool { return count(st, q) >= want })
 }
 
@@ -304,11 +300,11 @@ type figures struct {
 // figures.
 func verify(t testing.TB, st *outbox.Store, endpointID string, rc *relaytest.Receiver) figures {
 	t.Helper()
-	rows, err := st.Pool().Query(context.Background(), `SELECT 'msg_' || replace(o.uid::text, '-', ''), coalesce(d.state, '<none>')
-		FROM `+qualified(st, "outbox")+` o
-		LEFT JOIN `+qualified(st, "deliveries")+` d ON d.event_id = o.id AND d.endpoint_id = $1
-		WHERE o.tenant = (SELECT tenant FROM `+qualified(st, "endpoints")+` WHERE id = $1)
-		ORDER BY o.id`, endpointID)
+	rows, err := st.Pool().Query(context.Background(), outboxtest.SQL(st.Schema(), `SELECT 'msg_' || replace(o.uid::text, '-', ''), coalesce(d.state, '<none>')
+		FROM {{schema}}.outbox o
+		LEFT JOIN {{schema}}.deliveries d ON d.event_id = o.id AND d.endpoint_id = $1
+		WHERE o.tenant = (SELECT tenant FROM {{schema}}.endpoints WHERE id = $1)
+		ORDER BY o.id`), endpointID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -113,7 +113,7 @@ func TestFaultOrderingKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	delivered := `SELECT count(*) FROM ` + qualified(st, "deliveries") + ` WHERE state = 'delivered'`
+	delivered := outboxtest.SQL(st.Schema(), `SELECT count(*) FROM {{schema}}.deliveries WHERE state = 'delivered'`)
 	enqueue(0, 5)
 	eventually(t, 60*time.Second, "a first share delivered", func() bool { return count(st, delivered) >= keys*2 })
 	a.kill() // SIGKILL mid-run: its leases expire and the other relay goes on

@@ -83,8 +83,8 @@ func TestFaultPayloadsArriveAsWritten(t *testing.T) {
 	for i, p := range outboxtest.RealWorldPayloads {
 		var id int64
 		if i%2 == 0 {
-			err := st.Pool().QueryRow(ctx, `INSERT INTO `+qualified(st, "outbox")+` (event_type, tenant, payload)
-				VALUES ('signup.created', 'acme', $1) RETURNING id`, p).Scan(&id)
+			err := st.Pool().QueryRow(ctx, outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, tenant, payload)
+				VALUES ('signup.created', 'acme', $1) RETURNING id`), p).Scan(&id)
 			if err != nil {
 				t.Fatalf("insert %s: %v", p, err)
 			}
@@ -98,16 +98,15 @@ func TestFaultPayloadsArriveAsWritten(t *testing.T) {
 		}
 		written[id] = p
 	}
-	if _, err := st.Pool().Exec(ctx, `INSERT INTO `+qualified(st, "outbox")+` (event_type, tenant, payload)
-		VALUES ('signup.created', 'dead', '{}')`); err != nil {
+	if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, tenant, payload)
+		VALUES ('signup.created', 'dead', '{}')`)); err != nil {
 		t.Fatal(err)
 	}
 
 	eventually(t, 30*time.Second, "every payload received", func() bool { return rc.Unique() >= len(written) })
 	for id, p := range written {
 		var webhookID, stored string
-		if err := st.Pool().QueryRow(ctx, `SELECT 'msg_' || replace(uid::text, '-', ''), payload::text FROM `+qualified(st, "outbox")+
-			` WHERE id = $1`, id).Scan(&webhookID, &stored); err != nil {
+		if err := st.Pool().QueryRow(ctx, outboxtest.SQL(st.Schema(), `SELECT 'msg_' || replace(uid::text, '-', ''), payload::text FROM {{schema}}.outbox WHERE id = $1`), id).Scan(&webhookID, &stored); err != nil {
 			t.Fatal(err)
 		}
 		data := dataOf(t, rc.Body(webhookID))
@@ -233,8 +232,8 @@ func TestFaultHostileReceivers(t *testing.T) {
 			}
 			// The hostile events first, so their answers land in the
 			// same recording batches as the healthy ones.
-			if _, err := st.Pool().Exec(ctx, `INSERT INTO `+qualified(st, "outbox")+` (event_type, tenant, payload)
-				SELECT 'poison.test', 'hostile', jsonb_build_object('n', g) FROM generate_series(1, 5) g`); err != nil {
+			if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, tenant, payload)
+				SELECT 'poison.test', 'hostile', jsonb_build_object('n', g) FROM generate_series(1, 5) g`)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -245,8 +244,8 @@ func TestFaultHostileReceivers(t *testing.T) {
 			"HOOKRELAY_REQUEST_TIMEOUT="+hostileTimeout.String(), "HOOKRELAY_LEASE_DURATION="+(3*hostileTimeout).String(),
 			fmt.Sprintf("HOOKRELAY_ENDPOINT_MAX_IN_FLIGHT=%d", maxInFlight/2), "HOOKRELAY_POLL_INTERVAL=50ms"))
 		start := time.Now()
-		if _, err := st.Pool().Exec(ctx, `INSERT INTO `+qualified(st, "outbox")+` (event_type, tenant, payload)
-			SELECT 'fault.test', 'healthy', jsonb_build_object('n', g, 'pad', repeat('x', 64)) FROM generate_series(1, $1) g`, events); err != nil {
+		if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, tenant, payload)
+			SELECT 'fault.test', 'healthy', jsonb_build_object('n', g, 'pad', repeat('x', 64)) FROM generate_series(1, $1) g`), events); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, 90*time.Second, "the healthy endpoint received everything", func() bool { return healthy.Unique() >= events })
@@ -255,12 +254,11 @@ func TestFaultHostileReceivers(t *testing.T) {
 		if withHostile && d >= hostileTimeout {
 			t.Errorf("the healthy endpoint drained in %v, longer than the hostile requests' timeout (%v): it waited for them", d, hostileTimeout)
 		}
-		q := `SELECT count(*) FROM ` + qualified(st, "deliveries") + ` WHERE state = 'delivered' AND endpoint_id = $1`
+		q := outboxtest.SQL(st.Schema(), `SELECT count(*) FROM {{schema}}.deliveries WHERE state = 'delivered' AND endpoint_id = $1`)
 		eventually(t, 30*time.Second, "the healthy deliveries recorded", func() bool { return count(st, q, hep.ID) == events })
 		// Every hostile delivery has had its one attempt recorded.
 		if withHostile {
-			attempts := `SELECT count(*) FROM ` + qualified(st, "attempts") + ` a JOIN ` + qualified(st, "endpoints") +
-				` e ON e.id = a.endpoint_id WHERE e.tenant = 'hostile'`
+			attempts := outboxtest.SQL(st.Schema(), `SELECT count(*) FROM {{schema}}.attempts a JOIN {{schema}}.endpoints e ON e.id = a.endpoint_id WHERE e.tenant = 'hostile'`)
 			want := 5 * len(kinds)
 			eventually(t, 30*time.Second, "the hostile attempts recorded", func() bool { return count(st, attempts) >= want })
 			if n := count(st, attempts); n != want {
@@ -271,8 +269,8 @@ func TestFaultHostileReceivers(t *testing.T) {
 					t.Errorf("%s got %d requests for 5 events, want 5 (no re-sends)", x.name, n)
 				}
 			}
-			rows, err := st.Pool().Query(ctx, `SELECT e.url, a.outcome, a.error_class, a.response_excerpt, a.error FROM `+qualified(st, "attempts")+` a
-				JOIN `+qualified(st, "endpoints")+` e ON e.id = a.endpoint_id WHERE e.tenant = 'hostile' ORDER BY e.url, a.id`)
+			rows, err := st.Pool().Query(ctx, outboxtest.SQL(st.Schema(), `SELECT e.url, a.outcome, a.error_class, a.response_excerpt, a.error FROM {{schema}}.attempts a
+				JOIN {{schema}}.endpoints e ON e.id = a.endpoint_id WHERE e.tenant = 'hostile' ORDER BY e.url, a.id`))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -360,27 +358,27 @@ func TestFaultSealedSecrets(t *testing.T) {
 
 	// One secret altered in the table: the relay starts, says which
 	// endpoint, and only that endpoint's deliveries wait.
-	if _, err := st.Pool().Exec(ctx, `UPDATE `+qualified(st, "endpoints")+` SET secret = overlay(secret placing 'AAAA' from length(secret) - 8) WHERE id = $1`, badEP.ID); err != nil {
+	if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `UPDATE {{schema}}.endpoints SET secret = overlay(secret placing 'AAAA' from length(secret) - 8) WHERE id = $1`), badEP.ID); err != nil {
 		t.Fatal(err)
 	}
 	p := startRelay(t, relayEnv(dbURL, st.Schema(), "HOOKRELAY_SECRET_KEY="+key))
 	for _, tenant := range []string{"acme", "globex", "acme"} {
 		for range 10 {
-			if _, err := st.Pool().Exec(ctx, `INSERT INTO `+qualified(st, "outbox")+` (event_type, tenant, payload) VALUES ('t', $1, '{}')`, tenant); err != nil {
+			if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, tenant, payload) VALUES ('t', $1, '{}')`), tenant); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 	eventually(t, 30*time.Second, "acme's deliveries", func() bool { return good.Unique() >= 20 })
-	waiting := `SELECT count(*) FROM ` + qualified(st, "deliveries") + ` WHERE endpoint_id = $1 AND state = 'pending'
-		AND attempts = 0 AND next_attempt_at > now() AND last_error LIKE 'cannot sign:%'`
+	waiting := outboxtest.SQL(st.Schema(), `SELECT count(*) FROM {{schema}}.deliveries WHERE endpoint_id = $1 AND state = 'pending'
+		AND attempts = 0 AND next_attempt_at > now() AND last_error LIKE 'cannot sign:%'`)
 	eventually(t, 30*time.Second, "globex's deliveries waiting with the reason", func() bool { return count(st, waiting, badEP.ID) == 10 })
 	if n := tampered.Unique(); n != 0 {
 		t.Errorf("the tampered endpoint got %d deliveries", n)
 	}
 	// Nothing is held in flight waiting for a lease to expire: the good
 	// endpoint's last outcomes are recorded within their batch delay.
-	inFlight := `SELECT count(*) FROM ` + qualified(st, "deliveries") + ` WHERE state = 'in_flight'`
+	inFlight := outboxtest.SQL(st.Schema(), `SELECT count(*) FROM {{schema}}.deliveries WHERE state = 'in_flight'`)
 	eventually(t, 5*time.Second, "no delivery left in flight", func() bool { return count(st, inFlight) == 0 })
 	logs := p.logs.String()
 	if !strings.Contains(logs, badEP.ID) || strings.Contains(logs, goodEP.ID+`","error`) {
@@ -408,8 +406,8 @@ func TestFaultEndpointIDAcrossTenants(t *testing.T) {
 	const token = "fault-test-admin-token-0123456789abcdef"
 	p := startRelay(t, relayEnv(outboxtest.Shared().URL(), st.Schema(), "HOOKRELAY_ADMIN_TOKEN="+token))
 	var id int64
-	if err := st.Pool().QueryRow(ctx, `INSERT INTO `+qualified(st, "outbox")+` (event_type, tenant, payload, endpoint_id)
-		VALUES ('t', 'acme', '{"cross": true}', $1) RETURNING id`, gep.ID).Scan(&id); err != nil {
+	if err := st.Pool().QueryRow(ctx, outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, tenant, payload, endpoint_id)
+		VALUES ('t', 'acme', '{"cross": true}', $1) RETURNING id`), gep.ID).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
 	body := fmt.Sprintf(`{"type":"t","tenant":"acme","endpoint_id":%q,"payload":{}}`, gep.ID)
@@ -428,7 +426,7 @@ func TestFaultEndpointIDAcrossTenants(t *testing.T) {
 		t.Errorf("POST /v1/events with another tenant's endpoint_id: %d %s, want 400 naming endpoint_id", resp.StatusCode, msg)
 	}
 	// A control event behind it shows the fan-out went past the row.
-	if _, err := st.Pool().Exec(ctx, `INSERT INTO `+qualified(st, "outbox")+` (event_type, tenant, payload) VALUES ('t', 'acme', '{}')`); err != nil {
+	if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, tenant, payload) VALUES ('t', 'acme', '{}')`)); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 30*time.Second, "the control event", func() bool { return acme.Unique() == 1 })
@@ -486,7 +484,7 @@ func TestFaultProxyKeepsTheGuard(t *testing.T) {
 	insertEvents(t, st, 3)
 	startRelay(t, relayEnv(outboxtest.Shared().URL(), st.Schema(), "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS=false",
 		"HOOKRELAY_HTTP_PROXY="+proxySrv.URL, "HOOKRELAY_RETRY_SCHEDULE=1h"))
-	refused := `SELECT count(*) FROM ` + qualified(st, "attempts") + ` WHERE endpoint_id = $1 AND error_class = 'destination_refused'`
+	refused := outboxtest.SQL(st.Schema(), `SELECT count(*) FROM {{schema}}.attempts WHERE endpoint_id = $1 AND error_class = 'destination_refused'`)
 	eventually(t, 30*time.Second, "three refused attempts", func() bool { return count(st, refused, epID) == 3 })
 	if n := proxied.Load(); n != 0 {
 		t.Errorf("the proxy got %d requests for a refused destination", n)
@@ -527,13 +525,13 @@ func TestFaultHungEndpointOnASharedHost(t *testing.T) {
 		fmt.Sprintf("HOOKRELAY_ENDPOINT_MAX_IN_FLIGHT=%d", maxInFlight/2)))
 	// The hung endpoint's events first, so its requests are in flight.
 	for _, tenant := range []string{"hung", "healthy"} {
-		if _, err := st.Pool().Exec(ctx, `INSERT INTO `+qualified(st, "outbox")+` (event_type, tenant, payload)
-			SELECT 't', $1, jsonb_build_object('n', g) FROM generate_series(1, $2) g`, tenant, events); err != nil {
+		if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, tenant, payload)
+			SELECT 't', $1, jsonb_build_object('n', g) FROM generate_series(1, $2) g`), tenant, events); err != nil {
 			t.Fatal(err)
 		}
 	}
 	start := time.Now()
-	delivered := `SELECT count(*) FROM ` + qualified(st, "deliveries") + ` WHERE endpoint_id = $1 AND state = 'delivered'`
+	delivered := outboxtest.SQL(st.Schema(), `SELECT count(*) FROM {{schema}}.deliveries WHERE endpoint_id = $1 AND state = 'delivered'`)
 	eventually(t, 60*time.Second, "the healthy endpoint's deliveries", func() bool { return count(st, delivered, healthy.ID) == events })
 	if d := time.Since(start); d >= hungTimeout {
 		t.Errorf("the healthy endpoint drained in %v, after the hung requests' timeout (%v): it waited for connections the hung endpoint held", d, hungTimeout)

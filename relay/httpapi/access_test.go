@@ -116,7 +116,7 @@ func TestRouteTokenMatrix(t *testing.T) {
 		values[col] = tok.Value
 		switch col {
 		case colExp:
-			e.exec(`UPDATE "{{s}}".tokens SET expires_at = now() - interval '1 second' WHERE id = $1`, tok.ID)
+			e.exec(`UPDATE {{schema}}.tokens SET expires_at = now() - interval '1 second' WHERE id = $1`, tok.ID)
 		case colRev:
 			if _, err := st.RevokeToken(ctx, tok.ID); err != nil {
 				t.Fatal(err)

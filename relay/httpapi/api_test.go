@@ -127,7 +127,7 @@ func TestEndpointValidation(t *testing.T) {
 			}
 		})
 	}
-	if n := e.queryInt(`SELECT count(*) FROM {{s}}.endpoints`); n != 0 {
+	if n := e.queryInt(`SELECT count(*) FROM {{schema}}.endpoints`); n != 0 {
 		t.Errorf("%d endpoints written by failed requests", n)
 	}
 	// The per-tenant cap answers 409.
@@ -171,9 +171,9 @@ func TestEndpointCRUD(t *testing.T) {
 	if _, field := r.err(t); field != "url" {
 		t.Errorf("field %q", field)
 	}
-	e.exec(`INSERT INTO {{s}}.deliveries (event_id, endpoint_id, next_attempt_at) VALUES (1, $1, 'infinity')`, a.ID)
+	e.exec(`INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, next_attempt_at) VALUES (1, $1, 'infinity')`, a.ID)
 	e.do("PATCH", "/v1/endpoints/"+a.ID, `{"enabled":true}`).must(t, 200)
-	if n := e.queryInt(`SELECT count(*) FROM {{s}}.deliveries WHERE next_attempt_at = 'infinity'`); n != 0 {
+	if n := e.queryInt(`SELECT count(*) FROM {{schema}}.deliveries WHERE next_attempt_at = 'infinity'`); n != 0 {
 		t.Errorf("%d deliveries still held after enabling", n)
 	}
 
@@ -293,7 +293,7 @@ func TestEvents(t *testing.T) {
 			}
 		})
 	}
-	if n := e.queryInt(`SELECT count(*) FROM {{s}}.outbox`); n != 0 {
+	if n := e.queryInt(`SELECT count(*) FROM {{schema}}.outbox`); n != 0 {
 		t.Fatalf("%d events written by failed requests", n)
 	}
 
@@ -357,12 +357,12 @@ func TestEvents(t *testing.T) {
 func TestDeliveries(t *testing.T) {
 	e := newEnv(t, nil)
 	ep := e.createEndpoint(map[string]any{"url": "https://a.test"})
-	e.exec(`INSERT INTO {{s}}.deliveries (id, event_id, endpoint_id, state, attempts, finished_at, lease_expires_at) VALUES
+	e.exec(`INSERT INTO {{schema}}.deliveries (id, event_id, endpoint_id, state, attempts, finished_at, lease_expires_at) VALUES
   (1, 10, $1, 'dead', 3, now(), NULL), (2, 11, $1, 'delivered', 1, now(), NULL),
   (3, 12, $1, 'in_flight', 0, NULL, now() + interval '1 minute'), (4, 13, $1, 'pending', 2, NULL, NULL),
   (5, 14, $1, 'cancelled', 0, now(), NULL)`, ep.ID)
-	e.exec(`UPDATE {{s}}.deliveries SET next_attempt_at = now() + interval '1 hour' WHERE id = 4`)
-	e.exec(`INSERT INTO {{s}}.attempts (delivery_id, event_id, endpoint_id, attempt, started_at, duration_ms, status_code, outcome, error_class, response_excerpt)
+	e.exec(`UPDATE {{schema}}.deliveries SET next_attempt_at = now() + interval '1 hour' WHERE id = 4`)
+	e.exec(`INSERT INTO {{schema}}.attempts (delivery_id, event_id, endpoint_id, attempt, started_at, duration_ms, status_code, outcome, error_class, response_excerpt)
   VALUES (1, 10, $1, 1, now(), 12, 500, 'retry', 'http_status', 'oops'), (1, 10, $1, 2, now(), 7, NULL, 'dead', 'timeout', '')`, ep.ID)
 
 	var d outbox.Delivery
@@ -419,7 +419,7 @@ func TestDeliveries(t *testing.T) {
 			t.Errorf("retry %d: %d, want %d: %s", tc.id, r.status, tc.status, r.body)
 		}
 	}
-	if n := e.queryInt(`SELECT count(*) FROM {{s}}.deliveries WHERE id IN (1, 4) AND state = 'pending' AND next_attempt_at <= now() AND finished_at IS NULL`); n != 2 {
+	if n := e.queryInt(`SELECT count(*) FROM {{schema}}.deliveries WHERE id IN (1, 4) AND state = 'pending' AND next_attempt_at <= now() AND finished_at IS NULL`); n != 2 {
 		t.Errorf("%d of 2 retried deliveries are due now", n)
 	}
 }
@@ -455,7 +455,7 @@ func TestRecover(t *testing.T) {
 		if r.future {
 			next = "now() + interval '1 hour'"
 		}
-		e.exec(`INSERT INTO {{s}}.deliveries (id, event_id, endpoint_id, state, attempts, created_at, next_attempt_at, finished_at)
+		e.exec(`INSERT INTO {{schema}}.deliveries (id, event_id, endpoint_id, state, attempts, created_at, next_attempt_at, finished_at)
   VALUES ($1, $1, $2, $3, $4, $5, `+next+`, CASE WHEN $3 IN ('dead', 'delivered', 'cancelled') THEN now() END)`,
 			r.id, r.endpoint, r.state, r.attempts, r.created)
 	}
@@ -480,7 +480,7 @@ func TestRecover(t *testing.T) {
 	}).must(t, 200).json(t, &res)
 	want := 0
 	for _, r := range rows {
-		due := e.queryInt(`SELECT count(*) FROM {{s}}.deliveries WHERE id = $1 AND state = 'pending' AND next_attempt_at <= now() AND finished_at IS NULL`, r.id)
+		due := e.queryInt(`SELECT count(*) FROM {{schema}}.deliveries WHERE id = $1 AND state = 'pending' AND next_attempt_at <= now() AND finished_at IS NULL`, r.id)
 		if r.requeue {
 			want++
 			if due != 1 {
@@ -499,7 +499,7 @@ func TestEnableFlipWritesOperationalEvents(t *testing.T) {
 	e := newEnvWith(t, nil, func(c *endpoint.Config) { c.Ops = relay.NewOpsEvents(c.Store, "ops", zap.NewNop()) })
 	ep := e.createEndpoint(map[string]any{"url": "https://a.test/hook"})
 	count := func(typ string) int {
-		return e.queryInt(`SELECT count(*) FROM {{s}}.outbox WHERE tenant = 'ops' AND event_type = $1 AND payload->>'endpoint_id' = $2`, typ, ep.ID)
+		return e.queryInt(`SELECT count(*) FROM {{schema}}.outbox WHERE tenant = 'ops' AND event_type = $1 AND payload->>'endpoint_id' = $2`, typ, ep.ID)
 	}
 	e.do("PATCH", "/v1/endpoints/"+ep.ID, map[string]any{"enabled": false}).must(t, 200)
 	e.do("PATCH", "/v1/endpoints/"+ep.ID, map[string]any{"enabled": false}).must(t, 200) // no flip, no event
@@ -542,7 +542,7 @@ func TestInvalidText(t *testing.T) {
 			t.Errorf("POST %s %q: %d %q: %s", tc.path, tc.body, r.status, code, r.body)
 		}
 	}
-	if n := e.queryInt(`SELECT (SELECT count(*) FROM {{s}}.endpoints) + (SELECT count(*) FROM {{s}}.outbox)`); n != 0 {
+	if n := e.queryInt(`SELECT (SELECT count(*) FROM {{schema}}.endpoints) + (SELECT count(*) FROM {{schema}}.outbox)`); n != 0 {
 		t.Errorf("%d rows written from invalid UTF-8", n)
 	}
 	// Valid non-ASCII text is kept as sent.

@@ -116,7 +116,7 @@ func TestRotateSecretSignsWithBothDuringGrace(t *testing.T) {
 	}
 
 	// After the grace window (moved into the past) only the new one signs.
-	e.exec(`UPDATE {{s}}.endpoints SET old_secrets = jsonb_build_array(jsonb_set(old_secrets->0, '{expires_at}', to_jsonb(now() - interval '1 second')))
+	e.exec(`UPDATE {{schema}}.endpoints SET old_secrets = jsonb_build_array(jsonb_set(old_secrets->0, '{expires_at}', to_jsonb(now() - interval '1 second')))
   WHERE id = $1`, a.ID)
 	got = verifying(t, rc.wait(t, e.publish(t, map[string]any{"type": "x", "tenant": "a", "payload": 2})), a.Secret, rotated.Secret)
 	if fmt.Sprint(got) != "[[1]]" {
@@ -181,7 +181,7 @@ func TestMetricsMatchDeliveries(t *testing.T) {
 		e.publish(t, map[string]any{"type": "x", "tenant": "m", "payload": i})
 	}
 	waitFor(t, "all deliveries finished", func() bool {
-		return e.queryInt(`SELECT count(*) FROM {{s}}.deliveries WHERE state IN ('delivered', 'dead')`) == 2*n
+		return e.queryInt(`SELECT count(*) FROM {{schema}}.deliveries WHERE state IN ('delivered', 'dead')`) == 2*n
 	})
 
 	r := e.doAuth("GET", "/metrics", "", nil).must(t, 200)
@@ -203,7 +203,7 @@ func TestMetricsMatchDeliveries(t *testing.T) {
 		}
 	}
 	for _, state := range []string{"delivered", "dead"} {
-		want := float64(e.queryInt(`SELECT count(*) FROM {{s}}.deliveries WHERE state = $1`, state))
+		want := float64(e.queryInt(`SELECT count(*) FROM {{schema}}.deliveries WHERE state = $1`, state))
 		if want != n || counters[state] != want || gauges[state] != want {
 			t.Errorf("%s: table %v, hookrelay_deliveries_total %v, hookrelay_queue_depth %v", state, want, counters[state], gauges[state])
 		}

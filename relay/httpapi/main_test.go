@@ -158,20 +158,21 @@ func (e *env) createEndpoint(body map[string]any) outbox.Endpoint {
 	return ep
 }
 
-// exec runs SQL, with {{s}} replaced by the env's schema.
+// exec runs SQL, with {{schema}} replaced by the env's quoted schema.
 func (e *env) exec(sql string, args ...any) {
 	e.t.Helper()
-	sql = strings.ReplaceAll(sql, "{{s}}", e.Store.Schema())
+	sql = outboxtest.SQL(e.Store.Schema(), sql)
 	if _, err := e.Store.Pool().Exec(context.Background(), sql, args...); err != nil {
 		e.t.Fatalf("%s: %v", sql, err)
 	}
 }
 
-// queryInt runs a one-integer query in the env's schema.
+// queryInt runs a one-integer query, with {{schema}} replaced by the env's
+// quoted schema.
 func (e *env) queryInt(sql string, args ...any) int {
 	e.t.Helper()
 	var n int
-	sql = strings.ReplaceAll(sql, "{{s}}", e.Store.Schema())
+	sql = outboxtest.SQL(e.Store.Schema(), sql)
 	if err := e.Store.Pool().QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
 		e.t.Fatalf("%s: %v", sql, err)
 	}

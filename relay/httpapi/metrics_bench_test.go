@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -44,13 +43,12 @@ func BenchmarkMetricsScrape(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			s := pgx.Identifier{st.Schema()}.Sanitize()
 			if rows > 0 {
 				for _, sql := range []string{
-					`INSERT INTO ` + s + `.deliveries (event_id, endpoint_id, state, attempts, next_attempt_at, created_at, updated_at, finished_at, last_status)
- SELECT n, '` + ep.ID + `'::uuid, CASE WHEN n % 10 = 0 THEN 'dead' ELSE 'delivered' END, 1, t, t, t, t, 200
-   FROM generate_series(1, ` + fmt.Sprint(rows) + `) n, LATERAL (SELECT now() - interval '10 days' + n * interval '1 ms' AS t) x`,
-					`VACUUM ANALYZE ` + s + `.deliveries`,
+					outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, attempts, next_attempt_at, created_at, updated_at, finished_at, last_status)
+ SELECT n, '`+ep.ID+`'::uuid, CASE WHEN n % 10 = 0 THEN 'dead' ELSE 'delivered' END, 1, t, t, t, t, 200
+   FROM generate_series(1, `+fmt.Sprint(rows)+`) n, LATERAL (SELECT now() - interval '10 days' + n * interval '1 ms' AS t) x`),
+					outboxtest.SQL(st.Schema(), `VACUUM ANALYZE {{schema}}.deliveries`),
 				} {
 					if _, err := st.Pool().Exec(ctx, sql); err != nil {
 						b.Fatalf("history: %v", err)
@@ -90,8 +88,8 @@ func BenchmarkMetricsScrape(b *testing.B) {
 				})
 			}
 			b.Run("exact-count", func(b *testing.B) {
-				q := `SELECT (SELECT count(*) FROM ` + s + `.deliveries WHERE finished_at IS NOT NULL AND state = 'dead'),
- (SELECT count(*) FROM ` + s + `.deliveries WHERE finished_at IS NOT NULL AND state = 'delivered')`
+				q := outboxtest.SQL(st.Schema(), `SELECT (SELECT count(*) FROM {{schema}}.deliveries WHERE finished_at IS NOT NULL AND state = 'dead'),
+ (SELECT count(*) FROM {{schema}}.deliveries WHERE finished_at IS NOT NULL AND state = 'delivered')`)
 				for b.Loop() {
 					var dead, delivered int64
 					if err := st.Pool().QueryRow(ctx, q).Scan(&dead, &delivered); err != nil {

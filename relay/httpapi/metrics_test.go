@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
@@ -66,7 +65,7 @@ func lockEndpoints(t *testing.T, st *outbox.Store) (release func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{st.Schema(), "endpoints"}.Sanitize()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+	if _, err := tx.Exec(ctx, outboxtest.SQL(st.Schema(), `LOCK TABLE {{schema}}.endpoints IN ACCESS EXCLUSIVE MODE`)); err != nil {
 		t.Fatal(err)
 	}
 	var once sync.Once
@@ -133,8 +132,7 @@ func TestQueueMetricsCached(t *testing.T) {
 	if b := c.scrape(t); !strings.Contains(b, `hookrelay_queue_depth{state="pending"} 0`) {
 		t.Fatalf("first scrape:\n%s", b)
 	}
-	if _, err := c.plain.Pool().Exec(ctx, `INSERT INTO `+pgx.Identifier{c.plain.Schema()}.Sanitize()+
-		`.deliveries (event_id, endpoint_id) VALUES (1, $1)`, ep.ID); err != nil {
+	if _, err := c.plain.Pool().Exec(ctx, outboxtest.SQL(c.plain.Schema(), `INSERT INTO {{schema}}.deliveries (event_id, endpoint_id) VALUES (1, $1)`), ep.ID); err != nil {
 		t.Fatal(err)
 	}
 	for range 5 {
@@ -153,8 +151,7 @@ func TestQueueMetricsCached(t *testing.T) {
 	if _, err := fresh.plain.CreateEndpoint(ctx, outbox.EndpointInput{URL: "https://b.test", Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fresh.plain.Pool().Exec(ctx, `INSERT INTO `+pgx.Identifier{fresh.plain.Schema()}.Sanitize()+
-		`.deliveries (event_id, endpoint_id) SELECT 1, id FROM `+pgx.Identifier{fresh.plain.Schema()}.Sanitize()+`.endpoints`); err != nil {
+	if _, err := fresh.plain.Pool().Exec(ctx, outboxtest.SQL(fresh.plain.Schema(), `INSERT INTO {{schema}}.deliveries (event_id, endpoint_id) SELECT 1, id FROM {{schema}}.endpoints`)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "a refreshed sample", func() bool {
@@ -186,13 +183,12 @@ func TestQueueStatsLargeHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := pgx.Identifier{st.Schema()}.Sanitize()
 	const rows = 3 * outbox.FinishedExactLimit
-	if _, err := st.Pool().Exec(ctx, `INSERT INTO `+s+`.deliveries (event_id, endpoint_id, state, attempts, finished_at)
- SELECT n, $1::uuid, CASE WHEN n % 4 = 0 THEN 'dead' ELSE 'delivered' END, 1, now() FROM generate_series(1, $2) n`, ep.ID, rows); err != nil {
+	if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, attempts, finished_at)
+ SELECT n, $1::uuid, CASE WHEN n % 4 = 0 THEN 'dead' ELSE 'delivered' END, 1, now() FROM generate_series(1, $2) n`), ep.ID, rows); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Pool().Exec(ctx, `ANALYZE `+s+`.deliveries`); err != nil {
+	if _, err := st.Pool().Exec(ctx, outboxtest.SQL(st.Schema(), `ANALYZE {{schema}}.deliveries`)); err != nil {
 		t.Fatal(err)
 	}
 	q, err := st.QueueStats(ctx)

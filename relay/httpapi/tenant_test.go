@@ -47,7 +47,7 @@ func TestReplayDeliveredEventIsReceivedAgain(t *testing.T) {
 	id := e.publishID("acme", "signup.created", `{"email": "ada@example.com"}`)
 	first := rc.WaitAccepted(1, 20*time.Second)[0]
 	waitFor(t, "the delivery recorded as delivered", func() bool {
-		return e.queryInt(`SELECT count(*) FROM "{{s}}".deliveries WHERE state = 'delivered'`) == 1
+		return e.queryInt(`SELECT count(*) FROM {{schema}}.deliveries WHERE state = 'delivered'`) == 1
 	})
 
 	var res outbox.ReplayResult
@@ -88,7 +88,7 @@ func TestBackfillTwiceDeliversOnce(t *testing.T) {
 	e.publishID("acme", "campaign.ended", `{}`)
 	e.publishID("other", "signup.created", `{}`)
 	waitFor(t, "the events fanned out (to no endpoint)", func() bool {
-		return e.queryInt(`SELECT count(*) FROM "{{s}}".outbox WHERE dispatched_at IS NULL`) == 0
+		return e.queryInt(`SELECT count(*) FROM {{schema}}.outbox WHERE dispatched_at IS NULL`) == 0
 	})
 	rc := relaytest.NewReceiver(t)
 	acme := e.tenantToken("acme", false)
@@ -112,12 +112,12 @@ func TestBackfillTwiceDeliversOnce(t *testing.T) {
 	}
 	rc.WaitAccepted(3, 20*time.Second)
 	waitFor(t, "every backfilled delivery finished", func() bool {
-		return e.queryInt(`SELECT count(*) FROM "{{s}}".deliveries WHERE state <> 'delivered'`) == 0
+		return e.queryInt(`SELECT count(*) FROM {{schema}}.deliveries WHERE state <> 'delivered'`) == 0
 	})
 	if unique, dups, bad, _ := rc.Stats(); unique != 3 || dups != 0 || bad != 0 {
 		t.Errorf("receiver: %d unique, %d duplicates, %d bad; want 3, 0, 0", unique, dups, bad)
 	}
-	if n := e.queryInt(`SELECT count(*) FROM "{{s}}".deliveries`); n != 3 {
+	if n := e.queryInt(`SELECT count(*) FROM {{schema}}.deliveries`); n != 3 {
 		t.Errorf("%d deliveries, want 3", n)
 	}
 }

@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/hookrelay/hookrelay/outbox"
+	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/hookrelay/hookrelay/relay/endpoint"
 	"github.com/hookrelay/hookrelay/relay/portal"
 	"github.com/hookrelay/hookrelay/relay/relaytest"
@@ -52,32 +51,31 @@ func BenchmarkPortalPages1M(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	tbl := func(name string) string { return pgx.Identifier{schema, name}.Sanitize() }
 	for _, sql := range []string{
 		// Event n: tenant t000 for one in ten, else one of the other 99;
 		// one of three types; created over 30 days, oldest first.
-		`INSERT INTO ` + tbl("outbox") + ` (event_type, tenant, payload, created_at, dispatched_at, delivery_count)
+		outboxtest.SQL(schema, `INSERT INTO {{schema}}.outbox (event_type, tenant, payload, created_at, dispatched_at, delivery_count)
  SELECT (ARRAY['signup.created', 'signup.deleted', 'participant.reached_goal'])[1 + abs(hashint8(n)) % 3],
         CASE WHEN n % 10 = 0 THEN 't000' ELSE 't' || lpad((1 + n % 99)::text, 3, '0') END,
         '{"email":"ada@example.com","position":12,"referred_by":"bob@example.com"}',
         now() - interval '30 days' + make_interval(secs => n * 2.592), now() - interval '30 days' + make_interval(secs => n * 2.592), 1
-   FROM generate_series(1, ` + fmt.Sprint(rows) + `) n`,
+   FROM generate_series(1, `+fmt.Sprint(rows)+`) n`),
 		// Its delivery to one of the tenant's endpoints, dead for one in 50.
-		`INSERT INTO ` + tbl("deliveries") + ` (event_id, endpoint_id, state, attempts, next_attempt_at, created_at, updated_at, finished_at, last_status)
+		outboxtest.SQL(schema, `INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, attempts, next_attempt_at, created_at, updated_at, finished_at, last_status)
  SELECT o.id, e.id, CASE WHEN abs(hashint8(o.id * 7)) % 50 = 0 THEN 'dead' ELSE 'delivered' END, 1, o.created_at, o.created_at, o.created_at, o.created_at,
         CASE WHEN abs(hashint8(o.id * 7)) % 50 = 0 THEN 500 ELSE 200 END
-   FROM ` + tbl("outbox") + ` o
-   JOIN LATERAL (SELECT id FROM ` + tbl("endpoints") + ` e WHERE e.tenant = o.tenant ORDER BY id
-                  OFFSET (o.id / 100) % 3 LIMIT 1) e ON true`,
+   FROM {{schema}}.outbox o
+   JOIN LATERAL (SELECT id FROM {{schema}}.endpoints e WHERE e.tenant = o.tenant ORDER BY id
+                  OFFSET (o.id / 100) % 3 LIMIT 1) e ON true`),
 		// And its attempt.
-		`INSERT INTO ` + tbl("attempts") + ` (delivery_id, event_id, endpoint_id, attempt, started_at, duration_ms, status_code, outcome, error_class, error, response_excerpt)
+		outboxtest.SQL(schema, `INSERT INTO {{schema}}.attempts (delivery_id, event_id, endpoint_id, attempt, started_at, duration_ms, status_code, outcome, error_class, error, response_excerpt)
  SELECT d.id, d.event_id, d.endpoint_id, 1, d.created_at, 5 + abs(hashint8(d.id)) % 300, d.last_status,
         CASE WHEN d.state = 'dead' THEN 'dead' ELSE 'delivered' END,
         CASE WHEN d.state = 'dead' THEN 'http_5xx' ELSE '' END, '', CASE WHEN d.state = 'dead' THEN 'upstream failed' ELSE '' END
-   FROM ` + tbl("deliveries") + ` d`,
-		`VACUUM ANALYZE ` + tbl("outbox"),
-		`VACUUM ANALYZE ` + tbl("deliveries"),
-		`VACUUM ANALYZE ` + tbl("attempts"),
+   FROM {{schema}}.deliveries d`),
+		outboxtest.SQL(schema, `VACUUM ANALYZE {{schema}}.outbox`),
+		outboxtest.SQL(schema, `VACUUM ANALYZE {{schema}}.deliveries`),
+		outboxtest.SQL(schema, `VACUUM ANALYZE {{schema}}.attempts`),
 	} {
 		if _, err := st.Pool().Exec(ctx, sql); err != nil {
 			b.Fatalf("history: %v", err)
@@ -114,7 +112,7 @@ func BenchmarkPortalPages1M(b *testing.B) {
 		b.Fatalf("tenant t000's deliveries: %d, %v", len(ds), err)
 	}
 	var n int64
-	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM `+tbl("deliveries")).Scan(&n); err != nil || n != rows {
+	if err := st.Pool().QueryRow(ctx, outboxtest.SQL(schema, `SELECT count(*) FROM {{schema}}.deliveries`)).Scan(&n); err != nil || n != rows {
 		b.Fatalf("%d deliveries, %v", n, err)
 	}
 

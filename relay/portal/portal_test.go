@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/hookrelay/hookrelay/relay/endpoint"
@@ -184,7 +182,7 @@ func (e *env) testSend(ep outbox.Endpoint, delivered bool) int64 {
 
 func (e *env) exec(sql string, args ...any) {
 	e.t.Helper()
-	if _, err := e.Store.Pool().Exec(context.Background(), strings.ReplaceAll(sql, "{{schema}}", pgx.Identifier{e.Store.Schema()}.Sanitize()), args...); err != nil {
+	if _, err := e.Store.Pool().Exec(context.Background(), outboxtest.SQL(e.Store.Schema(), sql), args...); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -235,8 +233,8 @@ func TestLoginCodeWorksOnce(t *testing.T) {
 
 	// Only hashes are stored.
 	var n int
-	if err := e.Store.Pool().QueryRow(context.Background(), strings.ReplaceAll(`SELECT count(*) FROM {{schema}}.portal_sessions
- WHERE length(code_hash) = 32 AND (session_hash IS NULL OR length(session_hash) = 32)`, "{{schema}}", pgx.Identifier{e.Store.Schema()}.Sanitize())).Scan(&n); err != nil || n != 2 {
+	if err := e.Store.Pool().QueryRow(context.Background(), outboxtest.SQL(e.Store.Schema(), `SELECT count(*) FROM {{schema}}.portal_sessions
+ WHERE length(code_hash) = 32 AND (session_hash IS NULL OR length(session_hash) = 32)`)).Scan(&n); err != nil || n != 2 {
 		t.Errorf("sessions with hashed code and token: %d, %v; want 2", n, err)
 	}
 }
