@@ -139,6 +139,13 @@ func TestDefaultScenarios(t *testing.T) {
 	}
 }
 
+func TestSoakRunsOnce(t *testing.T) {
+	b := &bench{}
+	if err := b.soakBinary(t.Context(), 1); err != nil || len(b.figs) > 0 || b.soak != nil {
+		t.Errorf("second run: err %v, figures %v, soak %v; want nothing done", err, b.figs, b.soak)
+	}
+}
+
 func TestFigureFinish(t *testing.T) {
 	tests := []struct {
 		name           string

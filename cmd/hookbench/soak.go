@@ -114,9 +114,13 @@ const soakFlatLimit = 20
 
 // soakBinary is soak_binary: SoakRate events/s for SoakFor into the
 // binary, sampled every SoakEvery, with retention short enough to delete
-// during the soak.
-func (b *bench) soakBinary(ctx context.Context, _ int) error {
+// during the soak. It runs once, on the first run, whatever --runs says.
+func (b *bench) soakBinary(ctx context.Context, run int) error {
 	const name = "soak_binary"
+	if run > 0 {
+		b.note("soak_binary: runs once, on the first run (--runs repeats the other scenarios)")
+		return nil
+	}
 	res := &soakResult{Rate: float64(b.sz.SoakRate), Duration: b.sz.SoakFor, Every: b.sz.SoakEvery, Retention: soakRetention}
 	seed := func(e *env) error {
 		if !b.sz.SoakSeed {
