@@ -81,24 +81,17 @@ func (s *Store) AsyncCommit() *Store {
 	return &c
 }
 
-// engineSQL sets what every engine statement runs with, for the rest of
-// its implicit transaction: a generic plan. The engine runs the same few
-// statements thousands of times a minute, and PostgreSQL would otherwise
-// keep planning them afresh for their parameters (a custom plan costs 1–4 ms
-// for the fan-out, about a tenth of its execution), though their plans do
-// not depend on the values: the indexes they use are fixed by their
-// shape (partial indexes, id = ANY of the batch). asyncSQL adds
-// synchronous_commit = off for an AsyncCommit store.
-const (
-	engineSQL = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"
-	asyncSQL  = engineSQL + ", set_config('synchronous_commit', 'off', true)"
-)
+// asyncSQL makes the rest of an implicit transaction commit asynchronously.
+const asyncSQL = "SELECT set_config('synchronous_commit', 'off', true)"
 
-// engineQuery runs an engine statement with its settings (engineSQL): the
-// settings and the statement go in one batch, which PostgreSQL runs as one
-// implicit transaction, in one round trip.
+// engineQuery runs an engine statement, asynchronously committed when the
+// store says so: the setting and the statement go in one batch, which
+// PostgreSQL runs as one implicit transaction, in one round trip.
 func (s *Store) engineQuery(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	br, err := s.engineBatch(ctx, sql, args...)
+	if !s.async {
+		return s.pool.Query(ctx, sql, args...)
+	}
+	br, err := s.asyncBatch(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +105,10 @@ func (s *Store) engineQuery(ctx context.Context, sql string, args ...any) (pgx.R
 
 // engineExec is engineQuery for a statement without rows.
 func (s *Store) engineExec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	br, err := s.engineBatch(ctx, sql, args...)
+	if !s.async {
+		return s.pool.Exec(ctx, sql, args...)
+	}
+	br, err := s.asyncBatch(ctx, sql, args...)
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
@@ -123,15 +119,11 @@ func (s *Store) engineExec(ctx context.Context, sql string, args ...any) (pgconn
 	return tag, err
 }
 
-// engineBatch sends the transaction-local settings and sql in one batch
-// and reads the settings' result; sql's result is next.
-func (s *Store) engineBatch(ctx context.Context, sql string, args ...any) (pgx.BatchResults, error) {
-	settings := engineSQL
-	if s.async {
-		settings = asyncSQL
-	}
+// asyncBatch sends the transaction-local setting and sql in one batch and
+// reads the setting's result; sql's result is next.
+func (s *Store) asyncBatch(ctx context.Context, sql string, args ...any) (pgx.BatchResults, error) {
 	b := &pgx.Batch{}
-	b.Queue(settings)
+	b.Queue(asyncSQL)
 	b.Queue(sql, args...)
 	br := s.pool.SendBatch(ctx, b)
 	if _, err := br.Exec(); err != nil {
