@@ -183,11 +183,11 @@ var claimSQL = `WITH lim AS (
                                                        LIMIT $1) o) AS room
              OFFSET 0) k
 ), cand AS (
-    ` + dueSQL(0, "d.state = 'pending' AND d.attempts = 0", "next_attempt_at", "d.next_attempt_at, d.id", "(SELECT first FROM lim)") + `
+    ` + dueSQL(0, "d.state = 'pending' AND d.attempts = 0", "next_attempt_at", "(SELECT first FROM lim)") + `
     UNION ALL
-    ` + dueSQL(1, "d.state = 'pending' AND d.attempts > 0", "next_attempt_at", "d.next_attempt_at, d.id", "(SELECT retry FROM lim)") + `
+    ` + dueSQL(1, "d.state = 'pending' AND d.attempts > 0", "next_attempt_at", "(SELECT retry FROM lim)") + `
     UNION ALL
-    ` + dueSQL(1, "d.state = 'in_flight'", "lease_expires_at", "d.lease_expires_at", "$3") + `
+    ` + dueSQL(1, "d.state = 'in_flight'", "lease_expires_at", "$3") + `
 ), room AS (
     -- What this relay will take per candidate's endpoint: the room it asked
     -- for, or the in-flight cap for an endpoint it has not asked about.
@@ -225,16 +225,17 @@ RETURNING d.id, d.event_id, d.endpoint_id::text, d.attempts, o.uid, o.event_type
           coalesce(e.max_in_flight, 0), coalesce(e.rate_limit, 0), coalesce(d.ordering_key, '')`
 
 // dueSQL is one kind of claimSQL's candidates: the deliveries matching
-// cond whose time column at has come, in order (which the partial index of
-// that kind serves), at most limit, skipping the endpoints with no room ($2)
-// and the deliveries waiting for an earlier one of their ordering key. kind
-// 0 is a first attempt, 1 a retry or an expired lease.
-func dueSQL(kind int, cond, at, order, limit string) string {
+// cond whose time column at has come, oldest first (the kind's partial
+// index serves the order; id breaks ties), at most limit, skipping the
+// endpoints with no room ($2) and the deliveries waiting for an earlier one
+// of their ordering key. kind 0 is a first attempt, 1 a retry or an
+// expired lease.
+func dueSQL(kind int, cond, at, limit string) string {
 	return `(SELECT d.id, d.endpoint_id, d.` + at + ` AS due, ` + strconv.Itoa(kind) + ` AS kind
        FROM {{schema}}.deliveries d
       WHERE ` + cond + ` AND d.` + at + ` <= now()
         AND d.endpoint_id <> ALL ($2::text[]::uuid[]) AND NOT (` + waitsSQL + `)
-      ORDER BY ` + order + `
+      ORDER BY d.` + at + `, d.id
       LIMIT ` + limit + `)`
 }
 
