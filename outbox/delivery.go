@@ -207,7 +207,7 @@ func (s *Store) dispatchClaim(ctx context.Context, sql string, limit int, claim 
 	if len(only) > 0 {
 		args = append(args, only[0])
 	}
-	rows, err := s.engineQuery(ctx, sql, args...)
+	rows, err := s.engineQuery(ctx, cachedPlan, sql, args...)
 	if err != nil {
 		return d, translate(err)
 	}
@@ -259,7 +259,7 @@ func (s *Store) Claim(ctx context.Context, p ClaimParams) ([]Claimed, error) {
 	}
 	roomIDs, rooms := p.rooms()
 	retries := RetryShare(p.Limit)
-	rows, err := s.engineQuery(ctx, s.q.claim,
+	rows, err := s.engineQuery(ctx, planPerCall, s.q.claim,
 		p.Limit, saturated, retries, p.PerEndpoint, roomIDs, rooms, token, p.Lease.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", translate(err))
@@ -402,7 +402,7 @@ func (s *Store) Complete(ctx context.Context, outs []Outcome) (c Completed, err 
 		}
 		attempts[i], durations[i], statuses[i] = int32(o.Attempt), int32(o.Duration.Milliseconds()), int32(o.StatusCode)
 	}
-	rows, err := s.engineQuery(ctx, s.q.complete, ids, tokens, states, next, statuses, errs,
+	rows, err := s.engineQuery(ctx, planPerCall, s.q.complete, ids, tokens, states, next, statuses, errs,
 		events, endpoints, attempts, started, durations, results, classes, excerpts, deferred)
 	if err != nil {
 		return c, fmt.Errorf("record outcomes: %w", translate(err))
@@ -439,7 +439,7 @@ func (s *Store) Release(ctx context.Context, ids, tokens []int64) (int, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	tag, err := s.engineExec(ctx, s.q.release, ids, tokens)
+	tag, err := s.engineExec(ctx, planPerCall, s.q.release, ids, tokens)
 	if err != nil {
 		return 0, fmt.Errorf("release leases: %w", translate(err))
 	}
