@@ -104,7 +104,8 @@ type sizes struct {
 	HalfRateFor time.Duration `json:"halfrate_duration_ns"`
 	// SoakRate events/s are offered for SoakFor, sampled every SoakEvery;
 	// SoakSeed starts the schema with SoakFor's worth of finished history
-	// about to pass the retention period.
+	// about to pass the retention period, plus a retention interval's
+	// worth already past it (what the next pass deletes).
 	SoakRate  int           `json:"soak_rate"`
 	SoakFor   time.Duration `json:"soak_duration_ns"`
 	SoakEvery time.Duration `json:"soak_sample_every_ns"`

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"text/tabwriter"
 	"time"
+
+	"github.com/hookrelay/hookrelay/relay"
 )
 
 // soakRetention is the binary's HOOKRELAY_RETENTION in the soak: the
@@ -126,13 +128,17 @@ func (b *bench) soakBinary(ctx context.Context, run int) error {
 		if !b.sz.SoakSeed {
 			return nil
 		}
-		// As if the relay had run at the soak's rate before: SoakFor's
-		// worth of finished history, the oldest just at the retention
-		// period, so retention deletes about as much during the soak as
-		// the soak adds.
+		// As if the relay had run at the soak's rate before, its last
+		// retention pass a retention interval ago: finished history from
+		// the retention period plus that interval ago on, SoakFor plus the
+		// interval's worth. The first pass deletes the interval's worth,
+		// whose room the next interval's rows take, and by the end the
+		// soak has added about what retention deleted. Without those
+		// rows the tables start a pass's worth below their working size.
 		start := time.Now()
-		res.SeededRows = int(res.Rate * b.sz.SoakFor.Seconds())
-		if err := e.generateHistory(ctx, e.ids[0], res.SeededRows, start.Add(-soakRetention), time.Duration(float64(time.Second)/res.Rate)); err != nil {
+		res.SeededRows = int(res.Rate * (b.sz.SoakFor + relay.DefaultRetentionInterval).Seconds())
+		first := start.Add(-soakRetention - relay.DefaultRetentionInterval)
+		if err := e.generateHistory(ctx, e.ids[0], res.SeededRows, first, time.Duration(float64(time.Second)/res.Rate)); err != nil {
 			return err
 		}
 		if err := e.vacuum(ctx, soakTables...); err != nil {
@@ -148,7 +154,7 @@ func (b *bench) soakBinary(ctx context.Context, run int) error {
 	defer rig.close()
 	rel := rig.rel.(*binaryRelay)
 	e := rig.e
-	o := newOffer(max(int(res.Rate*b.sz.SoakFor.Seconds()), 1))
+	o := newOffer(max(int(res.Rate*b.sz.SoakFor.Seconds()), 1), eventsPerTx(res.Rate))
 	sp, err := b.newSoakProbe(ctx, e, o, rel)
 	if err != nil {
 		return err
@@ -210,7 +216,7 @@ func (b *bench) soakBinary(ctx context.Context, run int) error {
 	}
 	seeded := "no history seeded"
 	if res.SeededRows > 0 {
-		seeded = fmt.Sprintf("the schema starts with %s finished deliveries (events, attempts) that finished from %s ago on at the soak's rate, as if the relay had been running, so retention deletes about what the soak adds", thousands(float64(res.SeededRows)), soakRetention)
+		seeded = fmt.Sprintf("the schema starts with %s finished deliveries (events, attempts) that finished from %s ago on at the soak's rate, as if the relay had been running and its last retention pass were %s ago, so retention deletes about what the soak adds", thousands(float64(res.SeededRows)), soakRetention+relay.DefaultRetentionInterval, relay.DefaultRetentionInterval)
 	}
 	b.note(fmt.Sprintf("soak_binary: the binary with HOOKRELAY_RETENTION=%s (the least allowed; retention runs on the first maintenance sweep, about a minute in, then every 10 minutes); %s; every %s the window's commit → receipt percentiles, the relay's RSS (VmRSS) and CPU, and each table's total size (pg_total_relation_size), live and dead tuples (pg_stat_user_tables) and rows deleted; flat = the last third's median within +%d %% of the first third's",
 		soakRetention, seeded, b.sz.SoakEvery, soakFlatLimit))
