@@ -113,15 +113,15 @@ const (
 // JIT compilation is off for all of them: these statements run many times
 // a second on a few hundred rows, and a misestimated cost above
 // jit_above_cost would compile them anew on every call (~1 s each).
-var engineSettings = map[planning]map[bool]string{
-	cachedPlan: {
-		false: "SELECT set_config('jit', 'off', true)",
-		true:  "SELECT set_config('jit', 'off', true), set_config('synchronous_commit', 'off', true)",
-	},
-	planPerCall: {
-		false: "SELECT set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)",
-		true:  "SELECT set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true), set_config('synchronous_commit', 'off', true)",
-	},
+func engineSettings(p planning, async bool) string {
+	sql := "SELECT set_config('jit', 'off', true)"
+	if p == planPerCall {
+		sql += ", set_config('plan_cache_mode', 'force_custom_plan', true)"
+	}
+	if async {
+		sql += ", set_config('synchronous_commit', 'off', true)"
+	}
+	return sql
 }
 
 // engineQuery runs an engine statement with its settings (above): they and
@@ -157,7 +157,7 @@ func (s *Store) engineExec(ctx context.Context, p planning, sql string, args ...
 // and reads the settings' result; sql's result is next.
 func (s *Store) engineBatch(ctx context.Context, p planning, sql string, args ...any) (pgx.BatchResults, error) {
 	b := &pgx.Batch{}
-	b.Queue(engineSettings[p][s.async])
+	b.Queue(engineSettings(p, s.async))
 	b.Queue(sql, args...)
 	br := s.pool.SendBatch(ctx, b)
 	if _, err := br.Exec(); err != nil {

@@ -54,6 +54,8 @@ const maxCommitRate = 1000
 // run offers o.total events at rate per second into e's outbox and
 // returns once every INSERT has returned.
 func (o *offer) run(ctx context.Context, e *env, rate float64) error {
+	// One event keeps the VALUES form the single-event scenarios have
+	// always measured; several go in one statement.
 	one := `INSERT INTO ` + e.ident() + `.outbox (event_type, payload) VALUES ('lat.event', $1)`
 	many := `INSERT INTO ` + e.ident() + `.outbox (event_type, payload) SELECT 'lat.event', p::jsonb FROM unnest($1::text[]) AS p`
 	var failed atomic.Int64
