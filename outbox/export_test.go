@@ -10,3 +10,6 @@ import (
 func (s *Store) EngineQuery(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	return s.engineQuery(ctx, cachedPlan, sql, args...)
 }
+
+// ServerVersionError exposes serverVersionError to the tests.
+func ServerVersionError(num int, version string) error { return serverVersionError(num, version) }

@@ -1,10 +1,15 @@
 package outbox_test
 
 import (
+	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
@@ -144,5 +149,85 @@ SELECT id, event_id, endpoint_id, 1, created_at, 5, CASE WHEN state = 'dead' THE
 	}
 	if _, _, err := st.ListAttemptsFiltered(ctx, outbox.AttemptFilter{}); !errors.As(err, &fe) {
 		t.Errorf("an unscoped attempt list without endpoint, delivery or tenant: %v, want a field error", err)
+	}
+}
+
+// TestFailedListReadsOnlyItsPage checks that the list of one failed state
+// across all endpoints reads about a page of index entries, not the
+// deliveries of other states that are newer: here 20k delivered ones,
+// newer than every dead and cancelled one.
+func TestFailedListReadsOnlyItsPage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pc, err := pgxpool.ParseConfig(outboxtest.Shared().URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.MaxConns = 1 // one session: its statistics are flushed below
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	schema := outboxtest.NewSchema(t)
+	st := outboxtest.StoreOn(t, pool, schema)
+	ep := createEndpoint(t, st, outbox.EndpointInput{})
+	// 2,000 dead and 2,000 cancelled deliveries, alternating, an hour ago;
+	// then 20k delivered ones. (With far fewer failed ones PostgreSQL
+	// sorts them all, which the older partial index per endpoint allows.)
+	for _, q := range []string{`WITH o AS (
+    INSERT INTO {{schema}}.outbox (event_type, payload, dispatched_at, delivery_count)
+    SELECT 'list.test', jsonb_build_object('n', g), now(), 1 FROM generate_series(1, 4000) g RETURNING id)
+INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, attempts, created_at, finished_at)
+SELECT id, $1, CASE WHEN id % 2 = 0 THEN 'dead' ELSE 'cancelled' END, 1,
+       now() - interval '2 hours' + id * interval '1 second', now() FROM o`,
+		`WITH o AS (
+    INSERT INTO {{schema}}.outbox (event_type, payload, dispatched_at, delivery_count)
+    SELECT 'list.test', '{}', now(), 1 FROM generate_series(1, 20000) RETURNING id)
+INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, attempts, finished_at)
+SELECT id, $1, 'delivered', 1, now() FROM o`,
+		`ANALYZE {{schema}}.deliveries`,
+	} {
+		var args []any
+		if strings.Contains(q, "$1") {
+			args = append(args, ep.ID)
+		}
+		if _, err := pool.Exec(ctx, outboxtest.SQL(schema, q), args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// entriesRead is how many index entries of deliveries this session has
+	// read (its pending statistics flushed first).
+	entriesRead := func() int64 {
+		t.Helper()
+		if _, err := pool.Exec(ctx, "SELECT pg_stat_force_next_flush()"); err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		if err := pool.QueryRow(ctx, "SELECT coalesce(sum(idx_tup_read), 0)::bigint FROM pg_stat_user_indexes WHERE relid = $1::regclass",
+			pgx.Identifier{schema, "deliveries"}.Sanitize()).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, state := range []string{outbox.StateDead, outbox.StateCancelled} {
+		before := entriesRead()
+		page, next, err := st.ListDeliveries(ctx, outbox.DeliveryFilter{State: &state, Limit: 50})
+		read := entriesRead() - before
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) != 50 || next == "" {
+			t.Fatalf("%s list: %d deliveries, next %q; want a page of 50 and a cursor", state, len(page), next)
+		}
+		for i, d := range page {
+			if d.State != state || (i > 0 && !page[i-1].CreatedAt.After(d.CreatedAt)) {
+				t.Fatalf("%s list: delivery %d is %s, created %v after %v; want %s ones, newest first", state, i, d.State, d.CreatedAt, page[max(i-1, 0)].CreatedAt, state)
+			}
+		}
+		// A page of 51 and its rows read back by id: about 100 entries.
+		if read > 500 {
+			t.Errorf("%s list read %d index entries of deliveries for a page of 50, want it to skip the 20k delivered ones", state, read)
+		}
 	}
 }

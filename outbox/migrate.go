@@ -85,6 +85,41 @@ func (e *SchemaOutdatedError) Error() string {
 		e.Schema, e.Database, e.Binary)
 }
 
+// MinServerVersion is the oldest PostgreSQL server_version_num hookrelay
+// runs on: 13 has gen_random_uuid() built in, which the schema's defaults
+// use (12 added plan_cache_mode, which the engine's statements set).
+const MinServerVersion = 130000
+
+// ServerTooOldError is returned by [Migrate] when the server is older than
+// [MinServerVersion].
+type ServerTooOldError struct {
+	Version string // the server's server_version, such as "12.19"
+}
+
+func (e *ServerTooOldError) Error() string {
+	return fmt.Sprintf("the database server is PostgreSQL %s; hookrelay needs PostgreSQL 13 or newer", e.Version)
+}
+
+// checkServer returns a *ServerTooOldError when the server db talks to is
+// older than [MinServerVersion].
+func checkServer(ctx context.Context, db queryRower) error {
+	var num int
+	var version string
+	if err := db.QueryRow(ctx, "SELECT current_setting('server_version_num')::int, current_setting('server_version')").Scan(&num, &version); err != nil {
+		return fmt.Errorf("read the server version: %w", err)
+	}
+	return serverVersionError(num, version)
+}
+
+// serverVersionError is the error for a server of server_version_num num
+// and server_version version: nil when it is new enough.
+func serverVersionError(num int, version string) error {
+	if num < MinServerVersion {
+		return &ServerTooOldError{Version: version}
+	}
+	return nil
+}
+
 // MigrateResult says what [Migrate] did.
 type MigrateResult struct {
 	From    int   // version before
@@ -102,6 +137,7 @@ func lockKey(schema string) int64 {
 // in one transaction under an advisory lock, so concurrent callers are safe:
 // one applies the migrations, the others wait and then find nothing to do.
 // A schema newer than the binary is refused with *SchemaTooNewError, a
+// server older than PostgreSQL 13 with *ServerTooOldError, a
 // database that cannot be reached gives a *ConnectError, and other errors
 // start with "migrate schema", naming the schema.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (MigrateResult, error) {
@@ -110,6 +146,9 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (MigrateRes
 	}
 	var res MigrateResult
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := checkServer(ctx, tx); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey(schema)); err != nil {
 			return fmt.Errorf("take migration lock: %w", err)
 		}

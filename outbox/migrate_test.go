@@ -103,6 +103,32 @@ func TestMigrateRefusesNewerSchema(t *testing.T) {
 	}
 }
 
+// TestServerVersionIsChecked checks the minimum server version: the test
+// server passes, and an older one is named in the error.
+func TestServerVersionIsChecked(t *testing.T) {
+	var num int
+	if err := outboxtest.Pool(t).QueryRow(context.Background(), "SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
+		t.Fatal(err)
+	}
+	if err := outbox.ServerVersionError(num, "test server"); err != nil {
+		t.Errorf("the test server (server_version_num %d): %v", num, err)
+	}
+	for _, v := range []struct {
+		num     int
+		version string
+		ok      bool
+	}{{120019, "12.19", false}, {96024, "9.6.24", false}, {130000, "13.0", true}, {170002, "17.2 (Debian 17.2-1)", true}} {
+		err := outbox.ServerVersionError(v.num, v.version)
+		var tooOld *outbox.ServerTooOldError
+		switch {
+		case v.ok && err != nil:
+			t.Errorf("PostgreSQL %s: %v, want no error", v.version, err)
+		case !v.ok && (!errors.As(err, &tooOld) || !strings.Contains(err.Error(), "PostgreSQL "+v.version+"; hookrelay needs PostgreSQL 13 or newer")):
+			t.Errorf("PostgreSQL %s: %v, want a *ServerTooOldError naming the version and the minimum", v.version, err)
+		}
+	}
+}
+
 func TestMigrateRejectsBadSchemaName(t *testing.T) {
 	pool := outboxtest.Pool(t)
 	for _, name := range []string{"", "Upper", "a-b", `x"; DROP TABLE y; --`, "1abc"} {
