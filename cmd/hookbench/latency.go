@@ -155,12 +155,19 @@ func (b *bench) latencyRun(ctx context.Context, name string, kind relayKind, rat
 	}
 	defer rig.close()
 	o := newOffer(max(int(rate*d.Seconds()), 1), eventsPerTx(rate))
+	c0, m0 := rig.rel.cpu(), b.meter()
 	if err := o.run(ctx, rig.e, rate); err != nil {
 		return err
 	}
 	if err := b.rc.waitCount(ctx, rig.path, int64(o.total), time.Minute); err != nil {
 		return err
 	}
+	c1, m1 := rig.rel.cpu(), b.meter()
+	if kind == binaryProcess {
+		// In-process, this process's CPU is the application's too.
+		b.record(name, "relay_cpu_s_per_10k", "s", (c1-c0)*1e4/float64(o.total))
+	}
+	b.record(name, "pg_cpu_s_per_10k", "s", (m1.pg-m0.pg)*1e4/float64(o.total))
 	st, err := b.rc.stats(ctx, true)
 	if err != nil {
 		return err
@@ -197,7 +204,7 @@ func (b *bench) latencyRun(ctx context.Context, name string, kind relayKind, rat
 	if err := rig.probe.finish(ctx, o.total, rig.stop); err != nil {
 		return err
 	}
-	b.note(fmt.Sprintf("latency, latency_binary, halfrate_binary, soak_binary: autocommit INSERTs from %d app connections, one event each up to %d events/s, above that as many events each as keep the commits at %[2]d a second (events_per_tx); p50–max run from the moment the INSERT's durable commit returned to the application to the receiver's verified receipt; from_insert_* from just before the INSERT was sent; insert_* is the INSERT's own round trip", latencyConns, maxCommitRate))
+	b.note(fmt.Sprintf("latency, latency_binary, halfrate_binary, soak_binary: autocommit INSERTs from %d app connections, one event each up to %d events/s, above that as many events each as keep the commits at %[2]d a second (events_per_tx); p50–max run from the moment the INSERT's durable commit returned to the application to the receiver's verified receipt; from_insert_* from just before the INSERT was sent; insert_* is the INSERT's own round trip; in all but the soak, relay_cpu_s_per_10k (the binary's) and pg_cpu_s_per_10k (the application's INSERTs included) are CPU seconds from the first offer to the last receipt per 10k events", latencyConns, maxCommitRate))
 	return nil
 }
 
