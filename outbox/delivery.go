@@ -95,6 +95,11 @@ type Dispatched struct {
 	// Waiting lists the enabled endpoints that got pending deliveries for
 	// want of room.
 	Waiting []string
+	// KeyWaits counts keyed events left undispatched in the batch because
+	// an earlier event of their key, due for fan-out, was outside it (in
+	// another relay's fan-out): a delivery of a key must be numbered after
+	// the key's earlier ones. They go in the next round.
+	KeyWaits int
 	// Unrouted lists the events fanned out to no endpoint because their
 	// endpoint_id names none of the tenant's endpoints subscribed to the
 	// type; the reason is stored in the event's dispatch_error.
@@ -161,6 +166,7 @@ func (s *Store) dispatchParts(ctx context.Context, ids []int64, all *Dispatched)
 		all.Deliveries += d.Deliveries
 		all.Cut += d.Cut
 		all.Waiting = append(all.Waiting, d.Waiting...)
+		all.KeyWaits += d.KeyWaits
 		all.Unrouted = append(all.Unrouted, d.Unrouted...)
 		return nil
 	case !IsRowError(err):
@@ -215,7 +221,7 @@ func (s *Store) dispatchClaim(ctx context.Context, sql string, limit int, claim 
 		if c.DeliveryID != 0 {
 			return true
 		}
-		d.Events, d.Deliveries, d.Cut, d.Waiting = int(x.events), int(x.deliveries), int(x.cut), x.waiting
+		d.Events, d.Deliveries, d.Cut, d.Waiting, d.KeyWaits = int(x.events), int(x.deliveries), int(x.cut), x.waiting, int(x.keyWaits)
 		for i, id := range x.unroutedIDs {
 			d.Unrouted = append(d.Unrouted, EventError{EventID: id, Error: x.unroutedErrs[i]})
 		}
@@ -279,6 +285,7 @@ type dispatchCounts struct {
 	waiting                 []string
 	unroutedIDs             []int64
 	unroutedErrs            []string
+	keyWaits                int32
 }
 
 // scanClaimed reads claimed deliveries leased with token. With counts set,
@@ -293,7 +300,7 @@ func scanClaimed(rows pgx.Rows, token int64, counts func(c Claimed, x *dispatchC
 			&c.Tenant, &c.Payload, &c.CreatedAt, &c.URL, &c.Secrets, &c.MaxInFlight, &c.RateLimit, &c.OrderingKey}
 		var x dispatchCounts
 		if counts != nil {
-			dest = append(dest, &x.events, &x.deliveries, &x.cut, &x.waiting, &x.unroutedIDs, &x.unroutedErrs)
+			dest = append(dest, &x.events, &x.deliveries, &x.cut, &x.waiting, &x.unroutedIDs, &x.unroutedErrs, &x.keyWaits)
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err

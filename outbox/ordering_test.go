@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 )
@@ -217,4 +219,69 @@ func TestOrderingKeyValidated(t *testing.T) {
 	if _, err := st.Pool().Exec(context.Background(), outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.outbox (event_type, payload, ordering_key) VALUES ('t', '{}', repeat('k', 256))`)); err == nil {
 		t.Fatal("plain SQL accepted a 256-byte ordering key")
 	}
+}
+
+// TestOrderingWaitsForAnotherRelaysFanOut checks the fan-out of two relays
+// at once: while one holds the first events of a key (here a transaction
+// that has locked them, as a fan-out does), the other leaves the key's
+// later events undispatched rather than numbering their deliveries first,
+// and fans out everything else; once the first is done, the key's events
+// get deliveries in event order with only the first one due.
+func TestOrderingWaitsForAnotherRelaysFanOut(t *testing.T) {
+	ctx := context.Background()
+	f := newOrderingFixture(t, "")
+	f.enqueue("k", "k1")
+	f.enqueue("l", "l1")
+	f.enqueue("k", "k2")
+	f.enqueue("", "u1")
+	f.enqueue("k", "k3")
+	var k1 int64
+	for id, l := range f.ids {
+		if l == "k1" {
+			k1 = id
+		}
+	}
+	other, err := f.st.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback(ctx)
+	if _, err := other.Exec(ctx, outboxtest.SQL(f.st.Schema(), `SELECT id FROM {{schema}}.outbox WHERE id = $1 FOR UPDATE`), k1); err != nil {
+		t.Fatal(err)
+	}
+	d, err := f.st.DispatchClaim(ctx, 100, outbox.ClaimParams{Limit: 100, Lease: time.Minute, PerEndpoint: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect(t, "fan-out while another relay holds k1", f.labels(d.Claimed), "l1", "u1")
+	if d.Events != 2 || d.KeyWaits != 2 {
+		t.Fatalf("fan-out while k1 is held: %d events, %d key waits; want 2 and 2 (k2, k3)", d.Events, d.KeyWaits)
+	}
+	if err := other.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d, err = f.st.DispatchClaim(ctx, 100, outbox.ClaimParams{Limit: 100, Lease: time.Minute, PerEndpoint: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect(t, "fan-out after k1 is free", f.labels(d.Claimed), "k1")
+	if d.Events != 3 || d.KeyWaits != 0 {
+		t.Fatalf("fan-out after k1 is free: %d events, %d key waits; want 3 and 0", d.Events, d.KeyWaits)
+	}
+	rows, err := f.st.Pool().Query(ctx, outboxtest.SQL(f.st.Schema(), `SELECT event_id FROM {{schema}}.deliveries WHERE ordering_key = 'k' ORDER BY id`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, id := range ids {
+		order = append(order, f.ids[id])
+	}
+	if !slices.Equal(order, []string{"k1", "k2", "k3"}) {
+		t.Fatalf("deliveries of key k numbered in the order %v, want k1 k2 k3", order)
+	}
+	expect(t, "claim while k1 is in flight", f.labels(f.claim()))
 }

@@ -37,8 +37,11 @@ func newQueries(schema string) queries {
 // no unfinished delivery of the pair before it (see waitsSQL). The others
 // wait ('infinity') until the outcome of the one before releases them (see
 // completeSQL). Deliveries are numbered in event order, which is the order
-// per key.
-var dispatchSQL = `WITH ev AS (
+// per key; so a keyed event is left undispatched for the next round while
+// an earlier event of its tenant and key, due for fan-out, is outside the
+// batch (being fanned out by another relay, whose deliveries of it must
+// be numbered first; see behind).
+var dispatchSQL = `WITH locked AS (
     SELECT id, tenant, event_type, endpoint_id, ordering_key
       FROM {{schema}}.outbox
      WHERE dispatched_at IS NULL {{only}}
@@ -46,6 +49,22 @@ var dispatchSQL = `WITH ev AS (
      ORDER BY id
      LIMIT $1
        FOR UPDATE SKIP LOCKED
+), behind AS MATERIALIZED (
+    -- Due events of some key before the batch's last keyed event that are
+    -- not in the batch: another relay holds them (SKIP LOCKED passed them
+    -- by). Read once per batch through the undispatched index; a batch
+    -- without keyed events reads nothing.
+    SELECT o.id, o.tenant, o.ordering_key
+      FROM {{schema}}.outbox o
+     WHERE o.dispatched_at IS NULL AND o.ordering_key IS NOT NULL
+       AND o.id < (SELECT max(id) FROM locked WHERE ordering_key IS NOT NULL)
+       AND (o.dispatch_retry_at IS NULL OR o.dispatch_retry_at <= now())
+       AND NOT EXISTS (SELECT 1 FROM locked l WHERE l.id = o.id)
+), ev AS (
+    SELECT l.* FROM locked l
+     WHERE l.ordering_key IS NULL
+        OR NOT EXISTS (SELECT 1 FROM behind b
+                        WHERE b.tenant = l.tenant AND b.ordering_key = l.ordering_key AND b.id < l.id)
 ), eps AS MATERIALIZED (
     -- The endpoints of the batch's tenants, read through the tenant index:
     -- joined to ev directly, the planner hashes a scan of every endpoint,
@@ -102,7 +121,7 @@ SELECT i.id, i.event_id, i.endpoint_id::text, i.attempts, o.uid, o.event_type, o
        convert_to(o.payload::text, 'UTF8'), o.created_at, e.url,
        ` + secretsSQL + `,
        coalesce(e.max_in_flight, 0), coalesce(e.rate_limit, 0), coalesce(i.ordering_key, ''),
-       -1, -1, -1, '{}'::text[], '{}'::bigint[], '{}'::text[]
+       -1, -1, -1, '{}'::text[], '{}'::bigint[], '{}'::text[], -1
   FROM ins i
   JOIN {{schema}}.outbox o ON o.id = i.event_id
   JOIN {{schema}}.endpoints e ON e.id = i.endpoint_id
@@ -113,7 +132,8 @@ SELECT 0, 0, '', 0, '00000000-0000-0000-0000-000000000000'::uuid, '', '', ''::by
        (SELECT count(*) FROM chosen WHERE fits AND NOT lease)::int,
        (SELECT coalesce(array_agg(DISTINCT endpoint_id::text), '{}') FROM chosen WHERE enabled AND head AND NOT fits),
        (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM upd WHERE dispatch_error IS NOT NULL),
-       (SELECT coalesce(array_agg(dispatch_error ORDER BY id), '{}') FROM upd WHERE dispatch_error IS NOT NULL)`
+       (SELECT coalesce(array_agg(dispatch_error ORDER BY id), '{}') FROM upd WHERE dispatch_error IS NOT NULL),
+       ((SELECT count(*) FROM locked) - (SELECT count(*) FROM ev))::int`
 
 // unfinishedSQL is the condition under which delivery d, of endpoint e,
 // holds back the later deliveries of its ordering key: it is pending or in

@@ -468,6 +468,10 @@ func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 		listening := e.cfg.Listening != nil && e.cfg.Listening()
 		switch {
 		case err != nil:
+		case d.KeyWaits > 0:
+			// Another relay is fanning out earlier events of these keys;
+			// its statement commits in moments.
+			wait = busyPoll
 		case busy && time.Since(lastWork) < busyLinger:
 			wait = busyPoll
 		case listening && (!markedIdle || time.Since(markedAt) > idleHeartbeat):

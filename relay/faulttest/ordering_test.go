@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 	"github.com/hookrelay/hookrelay/relay"
@@ -114,6 +116,11 @@ func TestFaultOrderingKeys(t *testing.T) {
 		}
 	}
 	delivered := outboxtest.SQL(st.Schema(), `SELECT count(*) FROM {{schema}}.deliveries WHERE state = 'delivered'`)
+	t.Cleanup(func() {
+		if t.Failed() {
+			logUnfinished(t, st)
+		}
+	})
 	enqueue(0, 5)
 	eventually(t, 60*time.Second, "a first share delivered", func() bool { return count(st, delivered) >= keys*2 })
 	a.kill() // SIGKILL mid-run: its leases expire and the other relay goes on
@@ -145,4 +152,31 @@ func TestFaultOrderingKeys(t *testing.T) {
 		}
 	}
 	t.Logf("%d events over %d keys, %d requests (failures and re-sends included)", keys*per, keys, rc.requests)
+}
+
+// logUnfinished logs the events not fanned out and the deliveries not
+// delivered, for a failed test.
+func logUnfinished(t *testing.T, st *outbox.Store) {
+	ctx := context.Background()
+	for _, q := range []string{
+		`SELECT format('event %s key %s: not fanned out (retry at %s, error %s)', id, ordering_key, dispatch_retry_at, dispatch_error)
+		   FROM {{schema}}.outbox WHERE dispatched_at IS NULL ORDER BY id`,
+		`SELECT format('delivery %s event %s key %s: %s, %s attempts, next attempt %s, lease until %s', id, event_id, ordering_key,
+		               state, attempts, next_attempt_at, lease_expires_at)
+		   FROM {{schema}}.deliveries WHERE state <> 'delivered' ORDER BY id`,
+	} {
+		rows, err := st.Pool().Query(ctx, outboxtest.SQL(st.Schema(), q))
+		if err != nil {
+			t.Log(err)
+			return
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Log(err)
+			return
+		}
+		for _, l := range lines[:min(len(lines), 40)] {
+			t.Log(l)
+		}
+	}
 }
