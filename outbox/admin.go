@@ -344,7 +344,7 @@ func (s *Store) RetryDelivery(ctx context.Context, id int64) (Delivery, error) {
 // other errors.
 func (s *Store) changeDelivery(ctx context.Context, action string, id int64, change func(tx pgx.Tx) error) (Delivery, error) {
 	var d Delivery
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var state string
 		if err := tx.QueryRow(ctx, qualify(`SELECT state FROM {{schema}}.deliveries d
  WHERE id = $1 AND `+deliveryInTenant("d", 2)+` FOR UPDATE`, s.schema), id, s.tenantArg()).Scan(&state); err != nil {

@@ -296,7 +296,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, in EndpointInput, maxPerTena
 		return Endpoint{}, fmt.Errorf("create endpoint: seal secret: %w", err)
 	}
 	var e Endpoint
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		if maxPerTenant > 0 {
 			// Serialise creations per tenant so the cap holds under concurrency.
 			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 7))`, s.schema+"/"+in.Tenant); err != nil {
@@ -443,7 +443,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, id string, p EndpointPatch) 
 		types = dedupe(*p.EventTypes)
 	}
 	var e Endpoint
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var wasEnabled bool
 		if err := tx.QueryRow(ctx, qualify(`SELECT enabled FROM {{schema}}.endpoints
  WHERE id = $1 AND ($2::text IS NULL OR tenant = $2) FOR UPDATE`, s.schema), id, s.tenantArg()).Scan(&wasEnabled); err != nil {
@@ -502,7 +502,7 @@ func (s *Store) DeleteEndpoint(ctx context.Context, id string) error {
 	if !ValidID(id) {
 		return ErrNotFound
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, qualify(`DELETE FROM {{schema}}.endpoints
  WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)`, s.schema), id, s.tenantArg())
 		if err != nil {

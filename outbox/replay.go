@@ -115,7 +115,7 @@ func (s *Store) ReplayEvent(ctx context.Context, eventID int64, endpointID strin
 		return ReplayResult{}, &FieldError{Field: "endpoint_id", Reason: "is not an endpoint id (a UUID)"}
 	}
 	var res ReplayResult
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var uid [16]byte
 		var tenant, eventType string
 		var target *string

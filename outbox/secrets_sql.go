@@ -31,7 +31,7 @@ func (s *Store) ResealSecrets(ctx context.Context, reseal func(stored string) (s
 	changed := 0
 	for {
 		var n, rows int
-		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err := s.inTx(ctx, func(tx pgx.Tx) error {
 			n = 0
 			type row struct {
 				id, secret string

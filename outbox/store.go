@@ -7,10 +7,12 @@ import (
 	"hash/fnv"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/sethvargo/go-retry"
 )
 
 // DefaultSchema is the schema hookrelay's tables live in unless
@@ -233,6 +235,36 @@ func IsRowError(err error) bool {
 		return true
 	}
 	return false
+}
+
+// txRetries is how many more times inTx runs a transaction PostgreSQL
+// aborted to break a deadlock or a serialization conflict.
+const txRetries = 4
+
+// inTx runs fn in a transaction, and again (up to txRetries more times,
+// from 10 ms apart) when PostgreSQL aborted it as the victim of a deadlock
+// or a serialization conflict. An operator's change that locks an endpoint
+// and then its deliveries (disabling it, deleting it) can meet the
+// engine's outcomes, which lock deliveries and then the endpoint; the
+// engine retries its side, and so does this. fn must only assign what it
+// returns, since it may run more than once.
+func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	b := retry.WithMaxRetries(txRetries, retry.WithJitterPercent(20, retry.NewExponential(10*time.Millisecond)))
+	return retry.Do(ctx, b, func(ctx context.Context) error {
+		err := pgx.BeginFunc(ctx, s.pool, fn)
+		if isTxConflict(err) {
+			return retry.RetryableError(err)
+		}
+		return err
+	})
+}
+
+// isTxConflict reports whether err is PostgreSQL aborting a transaction
+// that may succeed when run again: deadlock_detected or
+// serialization_failure.
+func isTxConflict(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
 
 // translate maps driver errors to the package's errors at one boundary.

@@ -149,3 +149,73 @@ func TestEngineStatementsKeepToIndexes(t *testing.T) {
 		})
 	}
 }
+
+// TestAdminChangeOutlivesADeadlock checks that an endpoint change chosen
+// as a deadlock's victim is run again: the other transaction locks a
+// pending delivery and then the endpoint (as the engine's outcomes do),
+// while disabling the endpoint locks it and then its pending deliveries.
+func TestAdminChangeOutlivesADeadlock(t *testing.T) {
+	ctx, st := parallelStore(t)
+	ep := createEndpoint(t, st, outbox.EndpointInput{})
+	enqueueOne(t, st, outbox.Event{Type: "deadlock.test"})
+	dispatchAll(t, st)
+	var deliveryID int64
+	if err := st.Pool().QueryRow(ctx, outboxtest.SQL(st.Schema(), `SELECT id FROM {{schema}}.deliveries`)).Scan(&deliveryID); err != nil {
+		t.Fatal(err)
+	}
+	other, err := st.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback(ctx)
+	// The disabling session waits first, so its deadlock check (after the
+	// server's deadlock_timeout) runs first and makes it the victim.
+	if _, err := other.Exec(ctx, `SET LOCAL deadlock_timeout = '30s'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Exec(ctx, outboxtest.SQL(st.Schema(), `SELECT id FROM {{schema}}.deliveries WHERE id = $1 FOR UPDATE`), deliveryID); err != nil {
+		t.Fatal(err)
+	}
+	var xid string
+	if err := other.QueryRow(ctx, `SELECT pg_current_xact_id()::text`).Scan(&xid); err != nil {
+		t.Fatal(err)
+	}
+	off := false
+	done := make(chan error, 1)
+	go func() {
+		_, err := st.UpdateEndpoint(ctx, ep.ID, outbox.EndpointPatch{Enabled: &off})
+		done <- err
+	}()
+	waiting := func() bool {
+		var n int
+		if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_locks
+ WHERE NOT granted AND locktype = 'transactionid' AND transactionid::text = $1`, xid).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n > 0
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !waiting() {
+		if time.Now().After(deadline) {
+			t.Fatal("disabling the endpoint never waited for the locked delivery")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Returns once PostgreSQL has aborted the disabling transaction.
+	if _, err := other.Exec(ctx, outboxtest.SQL(st.Schema(), `UPDATE {{schema}}.endpoints SET updated_at = now() WHERE id = $1`), ep.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("disable the endpoint after a deadlock: %v, want it run again", err)
+	}
+	d, err := st.GetDelivery(ctx, deliveryID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Held {
+		t.Errorf("the pending delivery of the disabled endpoint is not held: %+v", d)
+	}
+}
