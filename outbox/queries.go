@@ -40,7 +40,8 @@ func newQueries(schema string) queries {
 // per key; so a keyed event is left undispatched for the next round while
 // an earlier event of its tenant and key, due for fan-out, is outside the
 // batch (being fanned out by another relay, whose deliveries of it must
-// be numbered first; see behind).
+// be numbered first; see behind). hookbench names the statement by its
+// opening (statementName in cmd/hookbench/diag.go).
 var dispatchSQL = `WITH locked AS (
     SELECT id, tenant, event_type, endpoint_id, ordering_key
       FROM {{schema}}.outbox

@@ -386,7 +386,7 @@ const (
 // statementName names the relay's and hookbench's own statements.
 func statementName(q string) string {
 	switch {
-	case strings.HasPrefix(q, "WITH ev AS"):
+	case strings.HasPrefix(q, "WITH locked AS"):
 		return stmtFanout
 	case strings.HasPrefix(q, "WITH lim AS"):
 		return stmtClaim

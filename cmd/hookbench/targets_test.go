@@ -292,7 +292,7 @@ func TestThousands(t *testing.T) {
 
 func TestStatementNames(t *testing.T) {
 	tests := []struct{ query, want string }{
-		{"WITH ev AS (\n  SELECT id FROM \"hb_drain_3\".outbox", "fan-out + lease (outbox dispatchSQL)"},
+		{"WITH locked AS (\n  SELECT id FROM \"hb_drain_3\".outbox", "fan-out + lease (outbox dispatchSQL)"},
 		{"WITH lim AS ( -- No more candidates", "claim (outbox claimSQL)"},
 		{"WITH r AS (SELECT * FROM unnest($1)) ... INSERT INTO \"hb_replicas4_12\".attempts", "record outcomes (outbox completeSQL)"},
 		{"SELECT count(*) FROM \"hb_replicas1_8\".deliveries WHERE id > $1 AND state = 'delivered'", "hookbench: delivered count"},
