@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
@@ -159,16 +157,7 @@ SELECT id, event_id, endpoint_id, 1, created_at, 5, CASE WHEN state = 'dead' THE
 func TestFailedListReadsOnlyItsPage(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pc, err := pgxpool.ParseConfig(outboxtest.Shared().URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc.MaxConns = 1 // one session: its statistics are flushed below
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := sessionPool(t, nil) // one session: its statistics are flushed below
 	schema := outboxtest.NewSchema(t)
 	st := outboxtest.StoreOn(t, pool, schema)
 	ep := createEndpoint(t, st, outbox.EndpointInput{})
@@ -186,29 +175,19 @@ SELECT id, $1, CASE WHEN id % 2 = 0 THEN 'dead' ELSE 'cancelled' END, 1,
     SELECT 'list.test', '{}', now(), 1 FROM generate_series(1, 20000) RETURNING id)
 INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, attempts, finished_at)
 SELECT id, $1, 'delivered', 1, now() FROM o`,
-		`ANALYZE {{schema}}.deliveries`,
 	} {
-		var args []any
-		if strings.Contains(q, "$1") {
-			args = append(args, ep.ID)
-		}
-		if _, err := pool.Exec(ctx, outboxtest.SQL(schema, q), args...); err != nil {
+		if _, err := pool.Exec(ctx, outboxtest.SQL(schema, q), ep.ID); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// entriesRead is how many index entries of deliveries this session has
-	// read (its pending statistics flushed first).
+	if _, err := pool.Exec(ctx, outboxtest.SQL(schema, `ANALYZE {{schema}}.deliveries`)); err != nil {
+		t.Fatal(err)
+	}
+	// entriesRead is how many index entries of deliveries have been read.
 	entriesRead := func() int64 {
 		t.Helper()
-		if _, err := pool.Exec(ctx, "SELECT pg_stat_force_next_flush()"); err != nil {
-			t.Fatal(err)
-		}
-		var n int64
-		if err := pool.QueryRow(ctx, "SELECT coalesce(sum(idx_tup_read), 0)::bigint FROM pg_stat_user_indexes WHERE relid = $1::regclass",
-			pgx.Identifier{schema, "deliveries"}.Sanitize()).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
+		return sessionStat(t, pool, "SELECT coalesce(sum(idx_tup_read), 0)::bigint FROM pg_stat_user_indexes WHERE relid = $1::regclass",
+			pgx.Identifier{schema, "deliveries"}.Sanitize())
 	}
 	for _, state := range []string{outbox.StateDead, outbox.StateCancelled} {
 		before := entriesRead()

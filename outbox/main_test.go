@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 )
@@ -20,4 +22,41 @@ func newStore(tb testing.TB) (context.Context, *outbox.Store) {
 // parallelStore is newStore for a test that runs beside the others.
 func parallelStore(t *testing.T) (context.Context, *outbox.Store) {
 	return context.Background(), outboxtest.ParallelStore(t)
+}
+
+// sessionPool is a pool of one connection to the shared test server, so
+// that every statement runs on one session (its settings, prepared
+// statements and statistics); params are the session's settings. The pool
+// is closed when the test ends.
+func sessionPool(t *testing.T, params map[string]string) *pgxpool.Pool {
+	t.Helper()
+	pc, err := pgxpool.ParseConfig(outboxtest.Shared().URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.MaxConns = 1
+	for k, v := range params {
+		pc.ConnConfig.RuntimeParams[k] = v
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// sessionStat flushes the pending statistics of pool's session and reads
+// one number from the statistics views with sql.
+func sessionStat(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int64 {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, "SELECT pg_stat_force_next_flush()"); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	if err := pool.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
@@ -14,20 +13,9 @@ import (
 
 func TestEngineSettingsAreTransactionLocal(t *testing.T) {
 	ctx := context.Background()
-	// One connection with synchronous_commit and jit on (the test server's
-	// defaults may be off), so every query below runs on the same session.
-	pc, err := pgxpool.ParseConfig(outboxtest.Shared().URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc.MaxConns = 1
-	pc.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
-	pc.ConnConfig.RuntimeParams["jit"] = "on"
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	// synchronous_commit and jit on (the test server's defaults may be
+	// off), on the one session every query below runs on.
+	pool := sessionPool(t, map[string]string{"synchronous_commit": "on", "jit": "on"})
 	plain, err := outbox.NewStore(pool, outboxtest.NewSchema(t))
 	if err != nil {
 		t.Fatal(err)
@@ -71,16 +59,7 @@ func TestEngineStatementsKeepToIndexes(t *testing.T) {
 		t.Run(map[bool]string{true: "async", false: "sync"}[async], func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			pc, err := pgxpool.ParseConfig(outboxtest.Shared().URL())
-			if err != nil {
-				t.Fatal(err)
-			}
-			pc.MaxConns = 1 // one session: its prepared statements and its statistics
-			pool, err := pgxpool.NewWithConfig(ctx, pc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pool.Close()
+			pool := sessionPool(t, nil) // one session: its prepared statements and its statistics
 			schema := outboxtest.NewSchema(t)
 			st := outboxtest.StoreOn(t, pool, schema)
 			if async {
@@ -88,19 +67,11 @@ func TestEngineStatementsKeepToIndexes(t *testing.T) {
 			}
 			ep := createEndpoint(t, st, outbox.EndpointInput{})
 			// seqScans is how many sequential scans of deliveries and the
-			// outbox this session has made (its pending statistics flushed
-			// first).
+			// outbox have been made.
 			seqScans := func() int64 {
 				t.Helper()
-				if _, err := pool.Exec(ctx, "SELECT pg_stat_force_next_flush()"); err != nil {
-					t.Fatal(err)
-				}
-				var n int64
-				if err := pool.QueryRow(ctx, "SELECT sum(seq_scan)::bigint FROM pg_stat_user_tables WHERE relid IN ($1::regclass, $2::regclass)",
-					pgx.Identifier{schema, "deliveries"}.Sanitize(), pgx.Identifier{schema, "outbox"}.Sanitize()).Scan(&n); err != nil {
-					t.Fatal(err)
-				}
-				return n
+				return sessionStat(t, pool, "SELECT sum(seq_scan)::bigint FROM pg_stat_user_tables WHERE relid IN ($1::regclass, $2::regclass)",
+					pgx.Identifier{schema, "deliveries"}.Sanitize(), pgx.Identifier{schema, "outbox"}.Sanitize())
 			}
 			// round delivers one event: fan-out and lease, outcome, and an
 			// empty claim; it returns the sequential scans of deliveries
