@@ -46,7 +46,8 @@ type scheduler struct {
 	metrics     *Metrics // ClaimBatch, Queued and InFlight
 
 	mu       sync.Mutex
-	work     *sync.Cond // signalled when an endpoint becomes runnable
+	work     *sync.Cond // signalled when a worker may take a job
+	idle     int        // workers waiting on work
 	queues   map[string]*endpointQueue
 	runnable []*endpointQueue
 	held     int // claimed and not finished, at most maxHeld
@@ -175,9 +176,20 @@ func (s *scheduler) hold(claimed []outbox.Claimed, start time.Time) {
 		s.held++
 		s.markRunnable(q)
 	}
+	wake := s.startable()
 	s.mu.Unlock()
 	s.metrics.Queued.Add(float64(len(claimed)))
-	s.work.Broadcast()
+	if wake {
+		s.work.Signal()
+	}
+}
+
+// startable reports whether a waiting worker could take a job now; s.mu is
+// held. Workers are woken one at a time: each that takes a job wakes the
+// next while there is more to take, so a claim of a few jobs does not wake
+// every idle worker (hundreds of them) only for most to wait again.
+func (s *scheduler) startable() bool {
+	return s.idle > 0 && len(s.runnable) > 0 && s.unrecorded < 2*s.maxInFlight
 }
 
 // parseSecrets parses the secrets that parse and remembers why one did not.
@@ -199,9 +211,9 @@ func parseSecrets(raw []string) ([]signature.Secret, error) {
 // once the queues are closed.
 func (s *scheduler) next() (heldJob, bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for {
 		if s.closed {
+			s.mu.Unlock()
 			return heldJob{}, false
 		}
 		// Outcomes not yet written are what a crash would send again:
@@ -220,11 +232,18 @@ func (s *scheduler) next() (heldJob, bool) {
 			q.sending++
 			s.unrecorded++
 			s.markRunnable(q) // round robin: back of the line
+			wake := s.startable()
+			s.mu.Unlock()
+			if wake {
+				s.work.Signal()
+			}
 			s.metrics.Queued.Dec()
 			s.metrics.InFlight.Inc()
 			return j, true
 		}
+		s.idle++
 		s.work.Wait()
+		s.idle--
 	}
 }
 
@@ -241,7 +260,8 @@ func (s *scheduler) finish(endpointID string, d time.Duration, sent bool) {
 		q.observe(d)
 	}
 	q.lastUsed = time.Now()
-	wake := s.markRunnable(q)
+	s.markRunnable(q)
+	wake := s.startable()
 	low := q.backlog && q.held() <= q.holdCap(s.maxHeld)/2 && s.maxHeld-s.held >= s.minClaim
 	if low {
 		q.backlog = false // the claim marks it again if it leaves work
@@ -314,8 +334,11 @@ func (s *scheduler) recorded(n int) {
 	}
 	s.mu.Lock()
 	s.unrecorded -= n
+	wake := s.startable()
 	s.mu.Unlock()
-	s.work.Broadcast()
+	if wake {
+		s.work.Signal()
+	}
 }
 
 // rooms returns the room left in total and per known endpoint, forgetting

@@ -151,3 +151,80 @@ func TestSecretProblemNotedOncePerChange(t *testing.T) {
 		t.Fatal("after the secrets changed the problem should be reported again")
 	}
 }
+
+// until polls cond until it holds, failing after a few seconds.
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Idle workers are woken one at a time, each waking the next while there
+// is more to start, so every startable job starts and no more.
+func TestIdleWorkersStartEveryStartableJob(t *testing.T) {
+	s := testScheduler(4, 2) // at most 8 jobs taken and not recorded
+	// Each worker takes one job and keeps it, as one sending would.
+	const workers = 10
+	got := make(chan int64, workers)
+	for range workers {
+		go func() {
+			if j, ok := s.next(); ok {
+				got <- j.c.DeliveryID
+			}
+		}()
+	}
+	idle := func(n int) func() bool {
+		return func() bool {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.idle == n
+		}
+	}
+	started := map[int64]bool{}
+	take := func(n int) {
+		t.Helper()
+		for range n {
+			select {
+			case id := <-got:
+				started[id] = true
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%d of %d jobs started; started so far %v", len(started), n, started)
+			}
+		}
+	}
+	until(t, "every worker to wait", idle(workers))
+
+	// One claim: a has two slots, b and c one job each, so four start.
+	s.hold(append(append(claimedFor("a", 1, 2, 3), claimedFor("b", 10)...), claimedFor("c", 20)...), time.Now())
+	take(4)
+	until(t, "the workers with nothing to take to wait again", idle(workers-4))
+	if started[3] {
+		t.Fatal("a's third job started while its two slots were busy")
+	}
+	s.finish("a", time.Millisecond, true)
+	take(1)
+	if !started[3] {
+		t.Fatalf("a's third job did not start when its slot freed: %v", started)
+	}
+
+	// Five jobs are taken and not recorded: three more may start, then
+	// the rest wait for outcomes to be written.
+	s.hold(append(append(claimedFor("d", 30), claimedFor("e", 40)...), claimedFor("f", 50, 51)...), time.Now())
+	take(3)
+	until(t, "the workers over the unrecorded limit to wait", idle(workers-8))
+	if n := runnable(s); n != 1 {
+		t.Fatalf("%d endpoints runnable, want f's second job waiting", n)
+	}
+	s.recorded(2)
+	take(1)
+	if len(started) != 9 {
+		t.Fatalf("started %v, want all nine", started)
+	}
+	s.closeQueues()
+	until(t, "the workers to stop", idle(0))
+}
