@@ -47,7 +47,7 @@ func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Deliver
 	if f.EventID != nil {
 		q.cond("d.event_id = " + q.arg(*f.EventID))
 	}
-	tenants, err := q.history("d", "created_at", f.EventType, f.Since, f.Until, f.After, s.tenant, f.Tenant)
+	tenants, err := q.history("d", "created_at", "d.event_type", f.EventType, f.Since, f.Until, f.After, s.tenant, f.Tenant)
 	if err != nil {
 		return nil, "", err
 	}
@@ -113,7 +113,7 @@ func (s *Store) ListAttemptsFiltered(ctx context.Context, f AttemptFilter) ([]At
 	if f.DeliveryID != nil {
 		q.cond("a.delivery_id = " + q.arg(*f.DeliveryID))
 	}
-	tenants, err := q.history("a", "started_at", f.EventType, f.Since, f.Until, f.After, s.tenant, f.Tenant)
+	tenants, err := q.history("a", "started_at", "", f.EventType, f.Since, f.Until, f.After, s.tenant, f.Tenant)
 	if err != nil {
 		return nil, "", err
 	}
@@ -182,10 +182,21 @@ func (q *listQuery) where() string {
 // x ordered newest first by (x.at, x.id): the event's type, the range
 // [since, until) of x.at, the rows after the cursor, and the tenants (the
 // store's scope and the filter's), whose predicates' parameters it returns
-// for the merge of their endpoints' lists.
-func (q *listQuery) history(x, at string, eventType *string, since, until *time.Time, after string, scope, tenant *string) ([]string, error) {
+// for the merge of their endpoints' lists. typeCopy names x's copy of its
+// event's type, "" when x has none.
+func (q *listQuery) history(x, at, typeCopy string, eventType *string, since, until *time.Time, after string, scope, tenant *string) ([]string, error) {
 	var ocond []string // conditions on the row's event
-	if eventType != nil {
+	switch {
+	case eventType != nil && typeCopy != "":
+		// A row with the copy (a delivery since schema version 8) is
+		// matched on it, a check on the row itself that PostgreSQL runs
+		// before the event's lookup; so rows of other types read no
+		// event, even for a tenant. A row written before has no copy and
+		// is matched through its event.
+		typ := q.arg(*eventType)
+		q.cond("(" + typeCopy + " = " + typ + " OR " + typeCopy + " IS NULL)")
+		ocond = append(ocond, "("+typeCopy+" IS NOT NULL OR o.event_type = "+typ+")")
+	case eventType != nil:
 		ocond = append(ocond, "o.event_type = "+q.arg(*eventType))
 	}
 	col := x + "." + at

@@ -210,3 +210,88 @@ SELECT id, $1, 'delivered', 1, now() FROM o`,
 		}
 	}
 }
+
+// A list by event type reads each delivery's own copy of its event's type
+// (schema version 8): walking 20k newer deliveries of another type reads
+// no event. Deliveries written before that version have no copy and are
+// found through their event.
+func TestTypeListReadsTheDeliveryNotItsEvent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := sessionPool(t, nil) // one session: its statistics are flushed below
+	schema := outboxtest.NewSchema(t)
+	st := outboxtest.StoreOn(t, pool, schema)
+	ep := createEndpoint(t, st, outbox.EndpointInput{})
+	seed := func(q string) {
+		t.Helper()
+		if _, err := pool.Exec(ctx, outboxtest.SQL(schema, q), ep.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 40 deliveries an hour old, as written before version 8.
+	seed(`WITH o AS (
+    INSERT INTO {{schema}}.outbox (event_type, payload, dispatched_at, delivery_count)
+    SELECT 'list.match', jsonb_build_object('n', g), now(), 1 FROM generate_series(1, 40) g RETURNING id)
+INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, attempts, created_at, finished_at)
+SELECT id, $1, 'delivered', 1, now() - interval '1 hour', now() FROM o`)
+	// 30 fanned out by the relay, and 70 backfilled to an endpoint
+	// created after them (the 40 and the 30).
+	for range 30 {
+		enqueueOne(t, st, outbox.Event{Type: "list.match"})
+	}
+	dispatchAll(t, st)
+	late := createEndpoint(t, st, outbox.EndpointInput{})
+	if res, err := st.Backfill(ctx, late.ID, outbox.BackfillInput{Since: time.Now().Add(-24 * time.Hour), EventTypes: []string{"list.match"}}); err != nil || res.Created != 70 {
+		t.Fatalf("backfill: %+v, %v; want 70 created", res, err)
+	}
+	// 20k newer deliveries of another type, as the relay writes them.
+	seed(`WITH o AS (
+    INSERT INTO {{schema}}.outbox (event_type, payload, dispatched_at, delivery_count)
+    SELECT 'list.other', '{}', now(), 1 FROM generate_series(1, 20000) RETURNING id)
+INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, attempts, created_at, finished_at, event_type)
+SELECT id, $1, 'delivered', 1, now() + interval '1 hour', now(), 'list.other' FROM o`)
+	if _, err := pool.Exec(ctx, outboxtest.SQL(schema, `ANALYZE {{schema}}.deliveries`)); err != nil {
+		t.Fatal(err)
+	}
+	// eventsRead is how many index entries of the outbox have been read.
+	eventsRead := func() int64 {
+		t.Helper()
+		return sessionStat(t, pool, "SELECT coalesce(sum(idx_tup_read), 0)::bigint FROM pg_stat_user_indexes WHERE relid = $1::regclass",
+			pgx.Identifier{schema, "outbox"}.Sanitize())
+	}
+	typ := "list.match"
+	var all []outbox.Delivery
+	for after := ""; ; {
+		before := eventsRead()
+		page, next, err := st.ListDeliveries(ctx, outbox.DeliveryFilter{EventType: &typ, Limit: 50, After: after})
+		read := eventsRead() - before
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The first page is backfilled deliveries; its rows' own columns
+		// (event type, webhook id, tenant, test) read 4 entries each.
+		if after == "" && read > 500 {
+			t.Errorf("first page read %d index entries of the outbox, want it to skip the 20k newer deliveries without reading their events", read)
+		}
+		all = append(all, page...)
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	if len(all) != 140 {
+		t.Fatalf("listed %d deliveries of list.match, want 140 (40 written before version 8, 30 fanned out, 70 backfilled)", len(all))
+	}
+	for i, d := range all {
+		if d.EventType != typ || (i > 0 && all[i-1].CreatedAt.Before(d.CreatedAt)) {
+			t.Fatalf("delivery %d is of type %q, created %v after %v; want list.match, newest first", i, d.EventType, d.CreatedAt, all[max(i-1, 0)].CreatedAt)
+		}
+	}
+	var copied int
+	if err := pool.QueryRow(ctx, outboxtest.SQL(schema, `SELECT count(*) FROM {{schema}}.deliveries WHERE event_type = 'list.match'`)).Scan(&copied); err != nil {
+		t.Fatal(err)
+	}
+	if copied != 100 {
+		t.Fatalf("%d deliveries carry list.match, want the 100 the fan-out and the backfill wrote", copied)
+	}
+}

@@ -48,9 +48,10 @@ func BenchmarkListDeliveries1M(b *testing.B) {
         now() - interval '30 days' + make_interval(secs => n * 2.592), now() - interval '30 days' + make_interval(secs => n * 2.592), 1
    FROM generate_series(1, $1) n`), []any{rows}},
 		// Delivery of event n to endpoint (n / 100) % 3 of its tenant, dead
-		// for one in 50 (by a hash of n).
-		{outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, attempts, next_attempt_at, created_at, updated_at, finished_at, last_status)
- SELECT o.id, e.id, CASE WHEN abs(hashint8(o.id * 7)) % 50 = 0 THEN 'dead' ELSE 'delivered' END, 1, o.created_at, o.created_at, o.created_at, o.created_at, 200
+		// for one in 50 (by a hash of n), with its event's type as the
+		// relay writes it.
+		{outboxtest.SQL(st.Schema(), `INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, attempts, next_attempt_at, created_at, updated_at, finished_at, last_status, event_type)
+ SELECT o.id, e.id, CASE WHEN abs(hashint8(o.id * 7)) % 50 = 0 THEN 'dead' ELSE 'delivered' END, 1, o.created_at, o.created_at, o.created_at, o.created_at, 200, o.event_type
    FROM {{schema}}.outbox o
    JOIN LATERAL (SELECT id FROM {{schema}}.endpoints e WHERE e.tenant = o.tenant ORDER BY id
                   OFFSET (o.id / 100) % 3 LIMIT 1) e ON true`), nil},

@@ -74,7 +74,7 @@ var dispatchSQL = `WITH locked AS (
       FROM {{schema}}.endpoints e
      WHERE e.tenant = ANY ((SELECT array_agg(DISTINCT tenant) FROM ev)::text[])
 ), matched AS (
-    SELECT ev.id AS event_id, e.id AS endpoint_id, e.enabled, ev.ordering_key,
+    SELECT ev.id AS event_id, e.id AS endpoint_id, e.enabled, ev.ordering_key, ev.event_type,
            ev.ordering_key IS NULL OR (
                row_number() OVER (PARTITION BY e.id, ev.ordering_key ORDER BY ev.id) = 1
                AND NOT EXISTS (SELECT 1 FROM {{schema}}.deliveries p
@@ -85,22 +85,22 @@ var dispatchSQL = `WITH locked AS (
       JOIN eps e ON ` + matchSQL("ev") + `
       LEFT JOIN unnest($4::text[]::uuid[], $5::int[]) AS b(endpoint_id, room) ON b.endpoint_id = e.id
 ), pairs AS (
-    SELECT event_id, endpoint_id, enabled, ordering_key, head,
+    SELECT event_id, endpoint_id, enabled, ordering_key, event_type, head,
            enabled AND head AND row_number() OVER (PARTITION BY endpoint_id, enabled AND head ORDER BY event_id)
                <= room AS fits
       FROM matched
 ), chosen AS (
-    SELECT event_id, endpoint_id, enabled, ordering_key, head, fits,
+    SELECT event_id, endpoint_id, enabled, ordering_key, event_type, head, fits,
            fits AND row_number() OVER (PARTITION BY fits ORDER BY event_id, endpoint_id) <= $2 AS lease
       FROM pairs
 ), ins AS (
     INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, next_attempt_at, state, lease_token, lease_expires_at,
-                                       ordering_key)
+                                       ordering_key, event_type)
     SELECT event_id, endpoint_id, CASE WHEN enabled AND head THEN now() ELSE 'infinity'::timestamptz END,
            CASE WHEN lease THEN 'in_flight' ELSE 'pending' END,
            CASE WHEN lease THEN $6::bigint END,
            CASE WHEN lease THEN now() + make_interval(secs => $7) END,
-           ordering_key
+           ordering_key, event_type
       FROM chosen
      ORDER BY event_id, endpoint_id
     ON CONFLICT (event_id, endpoint_id) DO NOTHING

@@ -51,8 +51,8 @@ func (s *Store) RecordTestSend(ctx context.Context, t TestSend) (eventID, delive
     RETURNING id, endpoint_id
 ), d AS (
     INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, attempts, next_attempt_at, last_status, last_error,
-                                       last_attempt_at, created_at, finished_at)
-    SELECT ev.id, ev.endpoint_id, $7, 1, $6, nullif($8, 0), $9, now(), $6, now() FROM ev
+                                       last_attempt_at, created_at, finished_at, event_type)
+    SELECT ev.id, ev.endpoint_id, $7, 1, $6, nullif($8, 0), $9, now(), $6, now(), $4 FROM ev
     RETURNING id, event_id, endpoint_id
 ), a AS (
     INSERT INTO {{schema}}.attempts (delivery_id, event_id, endpoint_id, attempt, started_at, duration_ms, status_code,
@@ -214,8 +214,8 @@ func (s *Store) replayCreate(ctx context.Context, tx pgx.Tx, eventID int64, endp
 	}
 	// Created finished, so the update below starts its series like any
 	// replayed delivery's (and orders it after the key's earlier ones).
-	_, err = tx.Exec(ctx, qualify(`INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, next_attempt_at, finished_at, ordering_key)
-SELECT o.id, $2, 'cancelled', now(), now(), o.ordering_key FROM {{schema}}.outbox o WHERE o.id = $1
+	_, err = tx.Exec(ctx, qualify(`INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, next_attempt_at, finished_at, ordering_key, event_type)
+SELECT o.id, $2, 'cancelled', now(), now(), o.ordering_key, o.event_type FROM {{schema}}.outbox o WHERE o.id = $1
 ON CONFLICT (event_id, endpoint_id) DO NOTHING`, s.schema), eventID, endpointID)
 	return err
 }
@@ -289,7 +289,7 @@ func (s *Store) Backfill(ctx context.Context, endpointID string, in BackfillInpu
     SELECT id, tenant, event_types, enabled, ordering_on_dead FROM {{schema}}.endpoints
      WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)
 ), ev AS (
-    SELECT o.id, o.ordering_key, EXISTS (SELECT 1 FROM {{schema}}.deliveries x WHERE x.event_id = o.id AND x.endpoint_id = e.id) AS has
+    SELECT o.id, o.ordering_key, o.event_type, EXISTS (SELECT 1 FROM {{schema}}.deliveries x WHERE x.event_id = o.id AND x.endpoint_id = e.id) AS has
       FROM e JOIN {{schema}}.outbox o ON o.tenant = e.tenant
      WHERE o.created_at >= $3 AND o.created_at < $4
        AND o.dispatched_at IS NOT NULL AND NOT o.test
@@ -297,7 +297,7 @@ func (s *Store) Backfill(ctx context.Context, endpointID string, in BackfillInpu
        AND (cardinality(e.event_types) = 0 OR o.event_type = ANY (e.event_types))
        AND ($5::text[] IS NULL OR o.event_type = ANY ($5))
 ), ins AS (
-    INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, next_attempt_at, ordering_key)
+    INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, next_attempt_at, ordering_key, event_type)
     SELECT ev.id, e.id,
            CASE WHEN NOT e.enabled THEN 'infinity'::timestamptz
                 WHEN ev.ordering_key IS NULL THEN now()
@@ -306,7 +306,7 @@ func (s *Store) Backfill(ctx context.Context, endpointID string, in BackfillInpu
                                       WHERE p.endpoint_id = e.id AND p.ordering_key = ev.ordering_key
                                         AND `+unfinishedSQL("p", "e")+`) THEN now()
                 ELSE 'infinity'::timestamptz END,
-           ev.ordering_key
+           ev.ordering_key, ev.event_type
       FROM ev, e
      WHERE NOT ev.has
      ORDER BY ev.id

@@ -71,12 +71,12 @@ func (e *env) generateHistory(ctx context.Context, endpointID string, n int, fir
     INSERT INTO ` + s + `.outbox (event_type, payload, created_at, dispatched_at, delivery_count)
     SELECT 'hist.event.' || (g % 10), jsonb_build_object('n', g, 'email', 'user' || g || '@example.com'), t, t, 1
       FROM generate_series($1::bigint, $2::bigint) g, LATERAL (SELECT $3::timestamptz + g * $4::interval AS t) x
-    RETURNING id, created_at
+    RETURNING id, created_at, event_type
 ), d AS (
     INSERT INTO ` + s + `.deliveries (event_id, endpoint_id, state, attempts, next_attempt_at, last_status,
-            last_attempt_at, created_at, updated_at, finished_at)
+            last_attempt_at, created_at, updated_at, finished_at, event_type)
     SELECT id, $5::uuid, CASE WHEN id % 50 = 0 THEN 'dead' ELSE 'delivered' END, 1, created_at,
-           CASE WHEN id % 50 = 0 THEN 500 ELSE 204 END, created_at, created_at, created_at, created_at
+           CASE WHEN id % 50 = 0 THEN 500 ELSE 204 END, created_at, created_at, created_at, created_at, event_type
       FROM o
     RETURNING id, event_id, created_at, state, last_status
 )
