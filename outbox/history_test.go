@@ -295,3 +295,28 @@ SELECT id, $1, 'delivered', 1, now() + interval '1 hour', now(), 'list.other' FR
 		t.Fatalf("%d deliveries carry list.match, want the 100 the fan-out and the backfill wrote", copied)
 	}
 }
+
+// A list turns PostgreSQL's JIT off for its own transaction only: the
+// session, which a transaction pooler may hand to anyone next, keeps its
+// setting.
+func TestListLeavesTheSessionsJITSetting(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := sessionPool(t, map[string]string{"jit": "on"})
+	st := outboxtest.StoreOn(t, pool, outboxtest.NewSchema(t))
+	createEndpoint(t, st, outbox.EndpointInput{})
+	typ := "list.test"
+	if _, _, err := st.ListDeliveries(ctx, outbox.DeliveryFilter{EventType: &typ}); err != nil {
+		t.Fatal(err)
+	}
+	if eps, _, err := st.ListEndpoints(ctx, outbox.EndpointFilter{}); err != nil || len(eps) != 1 {
+		t.Fatalf("endpoints %v, %v; want the one created", eps, err)
+	}
+	var jit string
+	if err := pool.QueryRow(ctx, "SHOW jit").Scan(&jit); err != nil {
+		t.Fatal(err)
+	}
+	if jit != "on" {
+		t.Fatalf("the session's jit is %q after the lists, want its own setting, on", jit)
+	}
+}
