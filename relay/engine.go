@@ -401,6 +401,7 @@ func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 		markedAt   time.Time // when the idle mark was last written
 		lastWork   time.Time // when a fan-out last found events
 		wakes      []time.Time
+		perEvent   float64 // deliveries per event fanned out, a moving average
 	)
 	defer func() {
 		if markedIdle {
@@ -426,7 +427,7 @@ func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 		wait := jittered(e.cfg.PollInterval)
 		limit := e.cfg.BatchSize
 		if trigger == triggerBacklog {
-			limit = e.backlogBatch(ctx)
+			limit = e.backlogBatch(ctx, perEvent)
 		}
 		d, err := e.dispatch(ctx, limit)
 		events, deliveries := d.Events, d.Deliveries
@@ -443,6 +444,11 @@ func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 			noteLoop(&e.dispatchFailing, &e.lastDispatchErr, nil)
 			backoff = errBackoff()
 			if events > 0 {
+				r := float64(deliveries) / float64(events)
+				if perEvent == 0 {
+					perEvent = r
+				}
+				perEvent = (perEvent + r) / 2
 				lastWork = time.Now()
 				e.metrics.Dispatched.Add(float64(events))
 				e.log.Debug("fanned out events", zap.Int("events", events), zap.Int("deliveries", deliveries))
@@ -513,22 +519,25 @@ func (e *Engine) dispatchLoop(ctx context.Context, dispatched chan<- struct{}) {
 // this relay has no room become pending deliveries that a claim must lease
 // later, an extra row version each; so it waits (up to a poll interval)
 // until half the room is free and fans out about as many events as it can
-// then lease, at least an eighth of a batch. Room is per process: a slow
-// endpoint holds only its own few slots and never makes the fan-out wait.
-func (e *Engine) backlogBatch(ctx context.Context) int {
+// then lease, at least an eighth of a batch: the room, in deliveries,
+// divided by perEvent, the deliveries an event has lately made (an event
+// for ten endpoints makes ten). Room is per process: a slow endpoint holds
+// only its own few slots and never makes the fan-out wait.
+func (e *Engine) backlogBatch(ctx context.Context, perEvent float64) int {
+	events := func(deliveries int) int { return max(int(float64(deliveries)/max(perEvent, 1)), 1) }
 	want := max(min(e.cfg.BatchSize, e.sched.maxHeld)/2, 1)
 	t := time.NewTimer(e.cfg.PollInterval)
 	defer t.Stop()
 	for {
 		room := e.sched.maxHeld - e.sched.heldNow()
 		if room >= want {
-			return max(min(room, e.cfg.BatchSize), e.cfg.BatchSize/8, 1)
+			return max(min(events(room), e.cfg.BatchSize), events(e.cfg.BatchSize/8))
 		}
 		select {
 		case <-ctx.Done():
 			return e.cfg.BatchSize
 		case <-t.C:
-			return max(room, e.cfg.BatchSize/8, 1)
+			return max(events(room), events(e.cfg.BatchSize/8))
 		case <-e.sched.spare:
 		}
 	}

@@ -228,3 +228,33 @@ func TestIdleWorkersStartEveryStartableJob(t *testing.T) {
 	s.closeQueues()
 	until(t, "the workers to stop", idle(0))
 }
+
+// A backlog's fan-out takes as many events as the room can lease as they
+// come, counted in deliveries: an event for ten endpoints takes ten.
+func TestBacklogBatchCountsDeliveriesPerEvent(t *testing.T) {
+	cfg := testConfig(256, 16) // room 512, batch 500
+	e := &Engine{cfg: cfg, sched: newScheduler(cfg, NewMetrics(nil))}
+	ctx := context.Background()
+	for _, c := range []struct {
+		perEvent float64
+		want     int
+	}{
+		{0, 500},   // nothing fanned out yet: one delivery an event
+		{1, 500},   // the batch caps it
+		{10, 51},   // 512 deliveries of room
+		{2.5, 204}, // 512 / 2.5
+		{1000, 1},  // never none
+	} {
+		if got := e.backlogBatch(ctx, c.perEvent); got != c.want {
+			t.Errorf("with %v deliveries an event and room for 512: %d events, want %d", c.perEvent, got, c.want)
+		}
+	}
+	// Half the room free is enough; a tenth of it waits for more, up to
+	// a poll interval, then takes what there is, at least an eighth of a
+	// batch's deliveries.
+	e.sched.held = 460 // 52 free
+	e.cfg.PollInterval = time.Millisecond
+	if got := e.backlogBatch(ctx, 10); got != 6 {
+		t.Errorf("with 52 deliveries of room and 10 an event: %d events, want 6 (an eighth of a batch, 62 deliveries)", got)
+	}
+}
