@@ -259,40 +259,24 @@ func (q *listQuery) newestFirst(cols, table, at string, econds []string, limit i
 // scans its rows; what names the list in errors. The list is empty, not
 // nil, when no row matches.
 //
-// PostgreSQL's JIT is off for the statement. A list that walks many rows
-// for a page (a rare event type over a long history) is estimated costly
-// enough to be compiled (jit_above_cost), and compiling took 17–19 ms of
-// a list that ran in 2–3 ms. SET LOCAL holds for the statement's own
-// transaction only, so it leaks to no other session, behind a
-// transaction pooler too; the four statements go in one round trip (once
-// prepared).
+// PostgreSQL's JIT is off for the statement, as for the engine's (see
+// engineSettings). A list that walks many rows for a page (a rare event
+// type over a long history) is estimated costly enough to be compiled
+// (jit_above_cost), and compiling took 17–19 ms of a list that ran in
+// 2–3 ms.
 func queryList[T any](ctx context.Context, s *Store, what, sql string, scan pgx.RowToFunc[T], args ...any) ([]T, error) {
-	b := &pgx.Batch{}
-	b.Queue("BEGIN READ ONLY")
-	b.Queue("SET LOCAL jit = off")
-	b.Queue(qualify(sql, s.schema), args...)
-	b.Queue("COMMIT")
-	br := s.pool.SendBatch(ctx, b)
 	out, err := func() ([]T, error) {
-		for range 2 {
-			if _, err := br.Exec(); err != nil {
-				return nil, err
-			}
+		br, err := s.settingsBatch(ctx, "SELECT set_config('jit', 'off', true)", qualify(sql, s.schema), args...)
+		if err != nil {
+			return nil, err
 		}
 		rows, err := br.Query()
 		if err != nil {
+			_ = br.Close()
 			return nil, err
 		}
-		out, err := pgx.CollectRows(rows, scan)
-		if err != nil {
-			return nil, err
-		}
-		_, err = br.Exec()
-		return out, err
+		return pgx.CollectRows[T](&batchRows{Rows: rows, br: br}, scan)
 	}()
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, translate(err))
 	}

@@ -158,8 +158,15 @@ func (s *Store) engineExec(ctx context.Context, p planning, sql string, args ...
 // engineBatch sends the transaction-local settings and sql in one batch
 // and reads the settings' result; sql's result is next.
 func (s *Store) engineBatch(ctx context.Context, p planning, sql string, args ...any) (pgx.BatchResults, error) {
+	return s.settingsBatch(ctx, engineSettings(p, s.async), sql, args...)
+}
+
+// settingsBatch sends settings (a SELECT of set_config(…, true) calls)
+// and sql in one batch, one implicit transaction that the settings last
+// for, and reads the settings' result; sql's result is next.
+func (s *Store) settingsBatch(ctx context.Context, settings, sql string, args ...any) (pgx.BatchResults, error) {
 	b := &pgx.Batch{}
-	b.Queue(engineSettings(p, s.async))
+	b.Queue(settings)
 	b.Queue(sql, args...)
 	br := s.pool.SendBatch(ctx, b)
 	if _, err := br.Exec(); err != nil {
