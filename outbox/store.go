@@ -98,23 +98,18 @@ const (
 	// endpoints, which claims some 45 times per 10k deliveries, a tenth
 	// more PostgreSQL CPU.
 	cachedPlan planning = iota
-	// planPerCall makes PostgreSQL plan each call for its arrays and the
-	// tables' current size (plan_cache_mode = force_custom_plan): the
-	// outcome statement and the release of leases, which find deliveries
-	// by primary key. Left to choose, PostgreSQL made their generic plan
-	// while the tables were small, reading deliveries sequentially, and
-	// kept it as they grew: on a relay started against an empty schema an
-	// outcome batch took 100–300 ms instead of 5 at 200k deliveries.
-	planPerCall
 	// indexedPlan makes PostgreSQL plan the statement once per session, a
 	// generic plan made with sequential scans off (plan_cache_mode =
 	// force_generic_plan, enable_seqscan = off): the outcome statement and
-	// the release of leases, which find deliveries by primary key. Planned
-	// on every call (planPerCall) the outcome statement cost about 0.9 ms
-	// of planning per call, 8 % of PostgreSQL's CPU in a drain, and more
-	// with replicas, whose outcome batches are smaller; the plan does not
-	// depend on the tables' size, so one made while they were small does
-	// not read them sequentially once they have grown.
+	// the release of leases, which find deliveries by primary key. Left to
+	// choose, PostgreSQL made their generic plan while the tables were
+	// small, reading deliveries sequentially, and kept it as they grew: on
+	// a relay started against an empty schema an outcome batch took
+	// 100–300 ms instead of 5 at 200k deliveries. Planned on every call
+	// instead (plan_cache_mode = force_custom_plan, as they were until
+	// then), the outcome statement spent about 0.9 ms planning per call,
+	// 8 % of PostgreSQL's time in a drain, more with replicas, whose
+	// outcome batches are smaller.
 	indexedPlan
 )
 
@@ -127,10 +122,7 @@ const (
 // jit_above_cost would compile them anew on every call (~1 s each).
 func engineSettings(p planning, async bool) string {
 	sql := "SELECT set_config('jit', 'off', true)"
-	switch p {
-	case planPerCall:
-		sql += ", set_config('plan_cache_mode', 'force_custom_plan', true)"
-	case indexedPlan:
+	if p == indexedPlan {
 		sql += ", set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true)"
 	}
 	if async {
