@@ -265,18 +265,11 @@ func (q *listQuery) newestFirst(cols, table, at string, econds []string, limit i
 // (jit_above_cost), and compiling took 17–19 ms of a list that ran in
 // 2–3 ms.
 func queryList[T any](ctx context.Context, s *Store, what, sql string, scan pgx.RowToFunc[T], args ...any) ([]T, error) {
-	out, err := func() ([]T, error) {
-		br, err := s.settingsBatch(ctx, "SELECT set_config('jit', 'off', true)", qualify(sql, s.schema), args...)
-		if err != nil {
-			return nil, err
-		}
-		rows, err := br.Query()
-		if err != nil {
-			_ = br.Close()
-			return nil, err
-		}
-		return pgx.CollectRows[T](&batchRows{Rows: rows, br: br}, scan)
-	}()
+	rows, err := s.settingsQuery(ctx, "SELECT set_config('jit', 'off', true)", qualify(sql, s.schema), args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, translate(err))
+	}
+	out, err := pgx.CollectRows(rows, scan)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, translate(err))
 	}

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/hookrelay/hookrelay/outbox"
 	"github.com/hookrelay/hookrelay/outbox/outboxtest"
 )
@@ -180,15 +178,8 @@ SELECT id, $1, 'delivered', 1, now() FROM o`,
 			t.Fatal(err)
 		}
 	}
-	if _, err := pool.Exec(ctx, outboxtest.SQL(schema, `ANALYZE {{schema}}.deliveries`)); err != nil {
-		t.Fatal(err)
-	}
-	// entriesRead is how many index entries of deliveries have been read.
-	entriesRead := func() int64 {
-		t.Helper()
-		return sessionStat(t, pool, "SELECT coalesce(sum(idx_tup_read), 0)::bigint FROM pg_stat_user_indexes WHERE relid = $1::regclass",
-			pgx.Identifier{schema, "deliveries"}.Sanitize())
-	}
+	analyze(t, pool, schema, "deliveries")
+	entriesRead := func() int64 { return indexEntriesRead(t, pool, schema, "deliveries") }
 	for _, state := range []string{outbox.StateDead, outbox.StateCancelled} {
 		before := entriesRead()
 		page, next, err := st.ListDeliveries(ctx, outbox.DeliveryFilter{State: &state, Limit: 50})
@@ -250,15 +241,8 @@ SELECT id, $1, 'delivered', 1, now() - interval '1 hour', now() FROM o`)
     SELECT 'list.other', '{}', now(), 1 FROM generate_series(1, 20000) RETURNING id)
 INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, attempts, created_at, finished_at, event_type)
 SELECT id, $1, 'delivered', 1, now() + interval '1 hour', now(), 'list.other' FROM o`)
-	if _, err := pool.Exec(ctx, outboxtest.SQL(schema, `ANALYZE {{schema}}.deliveries`)); err != nil {
-		t.Fatal(err)
-	}
-	// eventsRead is how many index entries of the outbox have been read.
-	eventsRead := func() int64 {
-		t.Helper()
-		return sessionStat(t, pool, "SELECT coalesce(sum(idx_tup_read), 0)::bigint FROM pg_stat_user_indexes WHERE relid = $1::regclass",
-			pgx.Identifier{schema, "outbox"}.Sanitize())
-	}
+	analyze(t, pool, schema, "deliveries")
+	eventsRead := func() int64 { return indexEntriesRead(t, pool, schema, "outbox") }
 	typ := "list.match"
 	var all []outbox.Delivery
 	for after := ""; ; {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hookrelay/hookrelay/outbox"
@@ -59,4 +60,20 @@ func sessionStat(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int6
 		t.Fatal(err)
 	}
 	return n
+}
+
+// indexEntriesRead is how many entries of table's indexes pool's session
+// has read, its statistics flushed first.
+func indexEntriesRead(t *testing.T, pool *pgxpool.Pool, schema, table string) int64 {
+	t.Helper()
+	return sessionStat(t, pool, "SELECT coalesce(sum(idx_tup_read), 0)::bigint FROM pg_stat_user_indexes WHERE relid = $1::regclass",
+		pgx.Identifier{schema, table}.Sanitize())
+}
+
+// analyze runs ANALYZE on table, so PostgreSQL plans with its seeded rows.
+func analyze(t *testing.T, pool *pgxpool.Pool, schema, table string) {
+	t.Helper()
+	if _, err := pool.Exec(context.Background(), "ANALYZE "+pgx.Identifier{schema, table}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
 }

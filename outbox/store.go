@@ -135,7 +135,13 @@ func engineSettings(p planning, async bool) string {
 // the statement go in one batch, which PostgreSQL runs as one implicit
 // transaction, in one round trip.
 func (s *Store) engineQuery(ctx context.Context, p planning, sql string, args ...any) (pgx.Rows, error) {
-	br, err := s.engineBatch(ctx, p, sql, args...)
+	return s.settingsQuery(ctx, engineSettings(p, s.async), sql, args...)
+}
+
+// settingsQuery runs sql after settings in one batch (see settingsBatch)
+// and returns its rows; closing them closes the batch.
+func (s *Store) settingsQuery(ctx context.Context, settings, sql string, args ...any) (pgx.Rows, error) {
+	br, err := s.settingsBatch(ctx, settings, sql, args...)
 	if err != nil {
 		return nil, err
 	}
