@@ -152,7 +152,8 @@ func TestSecretProblemNotedOncePerChange(t *testing.T) {
 	}
 }
 
-// until polls cond until it holds, failing after a few seconds.
+// until polls cond until it holds, failing after a few seconds: the
+// internal tests' relaytest.Eventually, which imports this package.
 func until(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
