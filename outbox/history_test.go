@@ -155,9 +155,7 @@ SELECT id, event_id, endpoint_id, 1, created_at, 5, CASE WHEN state = 'dead' THE
 func TestFailedListReadsOnlyItsPage(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := sessionPool(t, nil) // one session: its statistics are flushed below
-	schema := outboxtest.NewSchema(t)
-	st := outboxtest.StoreOn(t, pool, schema)
+	pool, schema, st := sessionStore(t, nil) // one session: its statistics are flushed below
 	ep := createEndpoint(t, st, outbox.EndpointInput{})
 	// 2,000 dead and 2,000 cancelled deliveries, alternating, an hour ago;
 	// then 20k delivered ones. (With far fewer failed ones PostgreSQL
@@ -209,9 +207,7 @@ SELECT id, $1, 'delivered', 1, now() FROM o`,
 func TestTypeListReadsTheDeliveryNotItsEvent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := sessionPool(t, nil) // one session: its statistics are flushed below
-	schema := outboxtest.NewSchema(t)
-	st := outboxtest.StoreOn(t, pool, schema)
+	pool, schema, st := sessionStore(t, nil) // one session: its statistics are flushed below
 	ep := createEndpoint(t, st, outbox.EndpointInput{})
 	seed := func(q string) {
 		t.Helper()
@@ -286,8 +282,7 @@ SELECT id, $1, 'delivered', 1, now() + interval '1 hour', now(), 'list.other' FR
 func TestListLeavesTheSessionsJITSetting(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := sessionPool(t, map[string]string{"jit": "on"})
-	st := outboxtest.StoreOn(t, pool, outboxtest.NewSchema(t))
+	pool, _, st := sessionStore(t, map[string]string{"jit": "on"})
 	createEndpoint(t, st, outbox.EndpointInput{})
 	typ := "list.test"
 	if _, _, err := st.ListDeliveries(ctx, outbox.DeliveryFilter{EventType: &typ}); err != nil {

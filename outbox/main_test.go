@@ -47,6 +47,16 @@ func sessionPool(t *testing.T, params map[string]string) *pgxpool.Pool {
 	return pool
 }
 
+// sessionStore is a store on a new schema over a pool of one session (see
+// sessionPool), returned with the pool and the schema's name for the
+// test's own SQL and statistics.
+func sessionStore(t *testing.T, params map[string]string) (*pgxpool.Pool, string, *outbox.Store) {
+	t.Helper()
+	pool := sessionPool(t, params)
+	schema := outboxtest.NewSchema(t)
+	return pool, schema, outboxtest.StoreOn(t, pool, schema)
+}
+
 // sessionStat flushes the pending statistics of pool's session and reads
 // one number from the statistics views with sql.
 func sessionStat(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int64 {

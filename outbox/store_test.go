@@ -59,9 +59,7 @@ func TestEngineStatementsKeepToIndexes(t *testing.T) {
 		t.Run(map[bool]string{true: "async", false: "sync"}[async], func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			pool := sessionPool(t, nil) // one session: its prepared statements and its statistics
-			schema := outboxtest.NewSchema(t)
-			st := outboxtest.StoreOn(t, pool, schema)
+			pool, schema, st := sessionStore(t, nil) // one session: its prepared statements and its statistics
 			if async {
 				st = st.AsyncCommit()
 			}
