@@ -265,7 +265,7 @@ func (s *Store) Claim(ctx context.Context, p ClaimParams) ([]Claimed, error) {
 	}
 	roomIDs, rooms := p.rooms()
 	retries := RetryShare(p.Limit)
-	rows, err := s.engineQuery(ctx, cachedPlan, s.q.claim,
+	rows, err := s.engineQuery(ctx, indexedPlan, s.q.claim,
 		p.Limit, saturated, retries, p.PerEndpoint, roomIDs, rooms, token, p.Lease.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", translate(err))

@@ -119,6 +119,45 @@ func TestEngineStatementsKeepToIndexes(t *testing.T) {
 	}
 }
 
+// TestClaimIsPlannedOncePerSession checks that the claim keeps one generic
+// plan per session. Left to choose, PostgreSQL planned it afresh on every
+// call once deliveries were waiting (2.9 ms of planning for 0.5 ms of
+// execution): the custom plans cost less than its generic one.
+func TestClaimIsPlannedOncePerSession(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, schema, st := sessionStore(t, nil)
+	ep := createEndpoint(t, st, outbox.EndpointInput{})
+	if _, err := pool.Exec(ctx, outboxtest.SQL(schema, `WITH o AS (
+		INSERT INTO {{schema}}.outbox (event_type, payload, dispatched_at, delivery_count)
+		SELECT 'plan.test', '{}', now(), 1 FROM generate_series(1, 500) RETURNING id)
+		INSERT INTO {{schema}}.deliveries (event_id, endpoint_id) SELECT id, $1 FROM o`), ep.ID); err != nil {
+		t.Fatal(err)
+	}
+	const calls = 8
+	for range calls {
+		claimed, err := st.Claim(ctx, outbox.ClaimParams{Limit: 100, Lease: time.Minute, PerEndpoint: 16})
+		if err != nil || len(claimed) != 16 {
+			t.Fatalf("claimed %d deliveries (%v), want 16", len(claimed), err)
+		}
+		ids, tokens := make([]int64, len(claimed)), make([]int64, len(claimed))
+		for i, c := range claimed {
+			ids[i], tokens[i] = c.DeliveryID, c.LeaseToken
+		}
+		if n, err := st.Release(ctx, ids, tokens); err != nil || n != len(claimed) {
+			t.Fatalf("released %d of %d deliveries (%v)", n, len(claimed), err)
+		}
+	}
+	var generic, custom int64
+	if err := pool.QueryRow(ctx, `SELECT generic_plans, custom_plans FROM pg_prepared_statements
+		WHERE statement LIKE 'WITH lim AS%'`).Scan(&generic, &custom); err != nil {
+		t.Fatalf("the claim's prepared statement: %v", err)
+	}
+	if custom != 0 || generic != calls {
+		t.Fatalf("%d claims made %d custom plans and ran a generic one %d times, want 0 and %d", calls, custom, generic, calls)
+	}
+}
+
 // TestAdminChangeOutlivesADeadlock checks that an endpoint change chosen
 // as a deadlock's victim is run again: the other transaction locks a
 // pending delivery and then the endpoint (as the engine's outcomes do),
