@@ -105,7 +105,7 @@ func printReadme(out io.Writer, rep report) {
 		{"healthy endpoint next to one whose every request times out (loss)", "", cell("isolation", "healthy_loss", "%")},
 		{fmt.Sprintf("drain with 0 / %s / %s finished deliveries of history", short(sz.HistoryRows/10), short(sz.HistoryRows)), "",
 			joined("history", "events/s", levels("events_per_s")...)},
-		{"the same: claim statement, mean (pg_stat_statements)", "", joined("history", "ms", levels("claim_ms")...)},
+		{"the same: claim statement (a batch of fresh deliveries), median", "", joined("history", "ms", levels("claim_ms")...)},
 		{"the same: admin list of the newest 50 / of dead / of one event type, median", "",
 			joined("history", "ms", levels("list_newest_ms")...) + semi(joined("history", "ms", levels("list_dead_ms")...)) +
 				semi(joined("history", "ms", levels("list_type_ms")...))},
