@@ -223,14 +223,16 @@ func (s *Store) GetEvent(ctx context.Context, id int64) (StoredEvent, error) {
 	return e, nil
 }
 
-const deliveryColumns = `id, event_id, endpoint_id::text, state, attempts,
-       CASE WHEN next_attempt_at = 'infinity' THEN NULL ELSE next_attempt_at END, next_attempt_at = 'infinity',
-       last_status, last_error, last_attempt_at, created_at, updated_at, finished_at,
-       coalesce(ordering_key, ''), replays, replayed_at,
-       coalesce((SELECT o.event_type FROM {{schema}}.outbox o WHERE o.id = event_id), ''),
-       (SELECT o.uid FROM {{schema}}.outbox o WHERE o.id = event_id),
-       coalesce((SELECT o.tenant FROM {{schema}}.outbox o WHERE o.id = event_id), ''),
-       coalesce((SELECT o.test FROM {{schema}}.outbox o WHERE o.id = event_id), false)`
+// deliveryColumns are the columns scanDelivery reads, from deliveryRows.
+const deliveryColumns = `d.id, d.event_id, d.endpoint_id::text, d.state, d.attempts,
+       CASE WHEN d.next_attempt_at = 'infinity' THEN NULL ELSE d.next_attempt_at END, d.next_attempt_at = 'infinity',
+       d.last_status, d.last_error, d.last_attempt_at, d.created_at, d.updated_at, d.finished_at,
+       coalesce(d.ordering_key, ''), d.replays, d.replayed_at,
+       coalesce(o.event_type, ''), o.uid, coalesce(o.tenant, ''), coalesce(o.test, false)`
+
+// deliveryRows joins each delivery (d) to its event (o), read once per
+// delivery through the outbox's primary key.
+const deliveryRows = `{{schema}}.deliveries d LEFT JOIN {{schema}}.outbox o ON o.id = d.event_id`
 
 func scanDelivery(row pgx.Row) (Delivery, error) {
 	var d Delivery
@@ -254,8 +256,8 @@ func deliveryInTenant(d string, n int) string {
 // EventDeliveries returns all deliveries of one event (one per endpoint),
 // oldest first.
 func (s *Store) EventDeliveries(ctx context.Context, eventID int64) ([]Delivery, error) {
-	rows, err := s.pool.Query(ctx, qualify(`SELECT `+deliveryColumns+` FROM {{schema}}.deliveries d
- WHERE event_id = $1 AND `+deliveryInTenant("d", 2)+` ORDER BY id`, s.schema), eventID, s.tenantArg())
+	rows, err := s.pool.Query(ctx, qualify(`SELECT `+deliveryColumns+` FROM `+deliveryRows+`
+ WHERE d.event_id = $1 AND `+deliveryInTenant("d", 2)+` ORDER BY d.id`, s.schema), eventID, s.tenantArg())
 	if err != nil {
 		return nil, fmt.Errorf("deliveries of event %d: %w", eventID, translate(err))
 	}
@@ -268,8 +270,8 @@ func (s *Store) EventDeliveries(ctx context.Context, eventID int64) ([]Delivery,
 
 // GetDelivery returns one delivery or ErrNotFound.
 func (s *Store) GetDelivery(ctx context.Context, id int64) (Delivery, error) {
-	d, err := scanDelivery(s.pool.QueryRow(ctx, qualify(`SELECT `+deliveryColumns+` FROM {{schema}}.deliveries d
- WHERE id = $1 AND `+deliveryInTenant("d", 2), s.schema), id, s.tenantArg()))
+	d, err := scanDelivery(s.pool.QueryRow(ctx, qualify(`SELECT `+deliveryColumns+` FROM `+deliveryRows+`
+ WHERE d.id = $1 AND `+deliveryInTenant("d", 2), s.schema), id, s.tenantArg()))
 	if err != nil {
 		return Delivery{}, fmt.Errorf("get delivery %d: %w", id, translate(err))
 	}
@@ -357,7 +359,7 @@ func (s *Store) changeDelivery(ctx context.Context, action string, id int64, cha
 			return err
 		}
 		var err error
-		d, err = scanDelivery(tx.QueryRow(ctx, qualify(`SELECT `+deliveryColumns+` FROM {{schema}}.deliveries WHERE id = $1`, s.schema), id))
+		d, err = scanDelivery(tx.QueryRow(ctx, qualify(`SELECT `+deliveryColumns+` FROM `+deliveryRows+` WHERE d.id = $1`, s.schema), id))
 		return err
 	})
 	if err != nil {

@@ -58,9 +58,9 @@ func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Deliver
 		q.cond("d.endpoint_id = " + q.arg(*f.EndpointID) + "::uuid")
 	}
 	sql := `WITH page AS (` + q.newestFirst("d.id, d.created_at", "deliveries d", "created_at", econds, limit) + `)
-SELECT ` + deliveryColumns + ` FROM {{schema}}.deliveries
- WHERE id IN (SELECT id FROM page)
- ORDER BY created_at DESC, id DESC`
+SELECT ` + deliveryColumns + ` FROM ` + deliveryRows + `
+ WHERE d.id = ANY (ARRAY(SELECT id FROM page))
+ ORDER BY d.created_at DESC, d.id DESC`
 	out, err := queryList(ctx, s, "list deliveries", sql, func(r pgx.CollectableRow) (Delivery, error) { return scanDelivery(r) }, q.args...)
 	if err != nil {
 		return nil, "", err

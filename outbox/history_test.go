@@ -200,6 +200,44 @@ SELECT id, $1, 'delivered', 1, now() FROM o`,
 	}
 }
 
+// TestNewestListReadsItsPageByIndex checks that a page of the newest
+// deliveries reads its rows and their events by primary key, each event
+// once. PostgreSQL hash-joined the page to a sequential scan of all
+// deliveries (5,000 here: 0.7 ms of a 1.2 ms list), and the event's four
+// columns were looked up one at a time.
+func TestNewestListReadsItsPageByIndex(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, schema, st := sessionStore(t, nil) // one session: its statistics are flushed below
+	ep := createEndpoint(t, st, outbox.EndpointInput{})
+	if _, err := pool.Exec(ctx, outboxtest.SQL(schema, `WITH o AS (
+    INSERT INTO {{schema}}.outbox (event_type, payload, dispatched_at, delivery_count)
+    SELECT 'list.test', jsonb_build_object('n', g), now(), 1 FROM generate_series(1, 5000) g RETURNING id)
+INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, attempts, created_at, finished_at, event_type)
+SELECT id, $1, 'delivered', 1, now() - make_interval(secs => id), now(), 'list.test' FROM o`), ep.ID); err != nil {
+		t.Fatal(err)
+	}
+	analyze(t, pool, schema, "deliveries")
+	analyze(t, pool, schema, "outbox")
+	const calls, limit = 8, 50 // past the plan cache's five custom plans
+	scans, events := seqScans(t, pool, schema, "deliveries", "outbox"), indexEntriesRead(t, pool, schema, "outbox")
+	for range calls {
+		page, _, err := st.ListDeliveries(ctx, outbox.DeliveryFilter{Limit: limit})
+		if err != nil || len(page) != limit || page[0].EventType != "list.test" {
+			t.Fatalf("a page of %d deliveries (%v), want %d of list.test", len(page), err, limit)
+		}
+	}
+	if n := seqScans(t, pool, schema, "deliveries", "outbox") - scans; n != 0 {
+		t.Errorf("%d lists scanned deliveries or the outbox sequentially %d times, want none", calls, n)
+	}
+	// A page reads limit+1 rows, to tell whether another follows, and
+	// each row's event once: about 53 index entries a list, 204 when each
+	// of the event's four columns was looked up on its own.
+	if n := indexEntriesRead(t, pool, schema, "outbox") - events; n > 2*calls*(limit+1) {
+		t.Errorf("%d lists read %d index entries of the outbox, want at most %d: each page's event once", calls, n, 2*calls*(limit+1))
+	}
+}
+
 // A list by event type reads each delivery's own copy of its event's type
 // (schema version 8): walking 20k newer deliveries of another type reads
 // no event. Deliveries written before that version have no copy and are

@@ -80,6 +80,16 @@ func indexEntriesRead(t *testing.T, pool *pgxpool.Pool, schema, table string) in
 		pgx.Identifier{schema, table}.Sanitize())
 }
 
+// seqScans is how many sequential scans of schema's tables have been made.
+func seqScans(t *testing.T, pool *pgxpool.Pool, schema string, tables ...string) int64 {
+	t.Helper()
+	names := make([]string, len(tables))
+	for i, table := range tables {
+		names[i] = pgx.Identifier{schema, table}.Sanitize()
+	}
+	return sessionStat(t, pool, "SELECT coalesce(sum(seq_scan), 0)::bigint FROM pg_stat_user_tables WHERE relid = ANY ($1::regclass[])", names)
+}
+
 // analyze runs ANALYZE on table, so PostgreSQL plans with its seeded rows.
 func analyze(t *testing.T, pool *pgxpool.Pool, schema, table string) {
 	t.Helper()

@@ -170,7 +170,7 @@ RETURNING d.id`, s.schema), eventID, nullIfEmpty(endpointID))
 		if err != nil {
 			return err
 		}
-		rows, err = tx.Query(ctx, qualify(`SELECT `+deliveryColumns+` FROM {{schema}}.deliveries WHERE id = ANY ($1::bigint[]) ORDER BY id`, s.schema), ids)
+		rows, err = tx.Query(ctx, qualify(`SELECT `+deliveryColumns+` FROM `+deliveryRows+` WHERE d.id = ANY ($1::bigint[]) ORDER BY d.id`, s.schema), ids)
 		if err != nil {
 			return err
 		}

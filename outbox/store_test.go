@@ -64,13 +64,6 @@ func TestEngineStatementsKeepToIndexes(t *testing.T) {
 				st = st.AsyncCommit()
 			}
 			ep := createEndpoint(t, st, outbox.EndpointInput{})
-			// seqScans is how many sequential scans of deliveries and the
-			// outbox have been made.
-			seqScans := func() int64 {
-				t.Helper()
-				return sessionStat(t, pool, "SELECT sum(seq_scan)::bigint FROM pg_stat_user_tables WHERE relid IN ($1::regclass, $2::regclass)",
-					pgx.Identifier{schema, "deliveries"}.Sanitize(), pgx.Identifier{schema, "outbox"}.Sanitize())
-			}
 			// round delivers one event: fan-out and lease, outcome, and an
 			// empty claim; it returns the sequential scans of deliveries
 			// and the outbox they made.
@@ -79,7 +72,7 @@ func TestEngineStatementsKeepToIndexes(t *testing.T) {
 				if _, err := outbox.Enqueue(ctx, pool, outbox.Event{Type: "plan.test", Payload: []byte(`{"n": 1}`)}, outbox.Options{Schema: schema}); err != nil {
 					t.Fatal(err)
 				}
-				before := seqScans()
+				before := seqScans(t, pool, schema, "deliveries", "outbox")
 				d, err := st.DispatchClaim(ctx, 10, outbox.ClaimParams{Limit: 10, Lease: time.Minute, PerEndpoint: 4})
 				if err != nil || len(d.Claimed) != 1 {
 					t.Fatalf("claimed %d deliveries (%v), want 1", len(d.Claimed), err)
@@ -94,7 +87,7 @@ func TestEngineStatementsKeepToIndexes(t *testing.T) {
 				if _, err := st.Claim(ctx, outbox.ClaimParams{Limit: 10, Lease: time.Minute, PerEndpoint: 4}); err != nil {
 					t.Fatal(err)
 				}
-				return seqScans() - before
+				return seqScans(t, pool, schema, "deliveries", "outbox") - before
 			}
 			for range 12 {
 				round()
