@@ -117,9 +117,7 @@ func (s *Store) ListAttemptsFiltered(ctx context.Context, f AttemptFilter) ([]At
 	if err != nil {
 		return nil, "", err
 	}
-	const cols = `a.id, a.delivery_id, a.event_id, a.endpoint_id::text,
-       coalesce((SELECT o.event_type FROM {{schema}}.outbox o WHERE o.id = a.event_id), '') AS event_type,
-       coalesce((SELECT o.test FROM {{schema}}.outbox o WHERE o.id = a.event_id), false) AS test,
+	const cols = `a.id, a.delivery_id, a.event_id, a.endpoint_id::text AS endpoint_id,
        a.attempt, a.started_at, a.duration_ms, a.status_code, a.outcome, a.error_class, a.error, a.response_excerpt`
 	var econds []string
 	switch {
@@ -133,11 +131,16 @@ func (s *Store) ListAttemptsFiltered(ctx context.Context, f AttemptFilter) ([]At
 	default:
 		return nil, "", &FieldError{Field: "endpoint_id", Reason: "an attempt list needs endpoint_id, delivery_id or tenant"}
 	}
-	sql := q.newestFirst(cols, "attempts a", "started_at", econds, limit)
+	// Each attempt of the page, not of every endpoint's list merged into
+	// it, looks up its event, once.
+	sql := `SELECT p.*, coalesce(o.event_type, ''), coalesce(o.test, false)
+  FROM (` + q.newestFirst(cols, "attempts a", "started_at", econds, limit) + `) p
+  LEFT JOIN {{schema}}.outbox o ON o.id = p.event_id
+ ORDER BY p.started_at DESC, p.id DESC`
 	out, err := queryList(ctx, s, "list attempts", sql, func(r pgx.CollectableRow) (Attempt, error) {
 		var a Attempt
-		err := r.Scan(&a.ID, &a.DeliveryID, &a.EventID, &a.EndpointID, &a.EventType, &a.Test, &a.Attempt, &a.StartedAt,
-			&a.DurationMS, &a.StatusCode, &a.Outcome, &a.ErrorClass, &a.Error, &a.Response)
+		err := r.Scan(&a.ID, &a.DeliveryID, &a.EventID, &a.EndpointID, &a.Attempt, &a.StartedAt,
+			&a.DurationMS, &a.StatusCode, &a.Outcome, &a.ErrorClass, &a.Error, &a.Response, &a.EventType, &a.Test)
 		return a, err
 	}, q.args...)
 	if err != nil {

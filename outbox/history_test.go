@@ -238,6 +238,49 @@ SELECT id, $1, 'delivered', 1, now() - make_interval(secs => id), now(), 'list.t
 	}
 }
 
+// TestTenantAttemptListReadsItsPagesEvents checks that a tenant's attempt
+// list, merged from each of its endpoints' lists, looks up the events of
+// the page it answers only: each endpoint's list is read to the page's
+// length, and the events were looked up for all of those rows, twice.
+func TestTenantAttemptListReadsItsPagesEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, schema, st := sessionStore(t, nil) // one session: its statistics are flushed below
+	const endpoints, perEndpoint, limit = 5, 100, 50
+	for range endpoints {
+		ep := createEndpoint(t, st, outbox.EndpointInput{Tenant: "t1"})
+		if _, err := pool.Exec(ctx, outboxtest.SQL(schema, `WITH o AS (
+    INSERT INTO {{schema}}.outbox (event_type, tenant, payload, dispatched_at, delivery_count)
+    SELECT 'list.test', 't1', '{}', now(), 1 FROM generate_series(1, $2) RETURNING id),
+d AS (
+    INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, attempts, finished_at, event_type)
+    SELECT id, $1, 'delivered', 1, now(), 'list.test' FROM o RETURNING id, event_id, endpoint_id)
+INSERT INTO {{schema}}.attempts (delivery_id, event_id, endpoint_id, attempt, started_at, duration_ms, outcome)
+SELECT id, event_id, endpoint_id, 1, now() - make_interval(secs => id), 5, 'delivered' FROM d`), ep.ID, perEndpoint); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tenant := "t1"
+	before := indexEntriesRead(t, pool, schema, "outbox")
+	page, _, err := st.ListAttemptsFiltered(ctx, outbox.AttemptFilter{Tenant: &tenant, Limit: limit})
+	read := indexEntriesRead(t, pool, schema, "outbox") - before
+	if err != nil || len(page) != limit {
+		t.Fatalf("a page of %d attempts (%v), want %d", len(page), err, limit)
+	}
+	for i, a := range page {
+		if a.EventType != "list.test" || a.Test || (i > 0 && page[i-1].StartedAt.Before(a.StartedAt)) {
+			t.Fatalf("attempt %d: %+v, want one of list.test, not a test, newest first", i, a)
+		}
+	}
+	// The tenant check reads the event of each attempt it considers (at
+	// most all of the tenant's), and the page's limit+1 attempts their
+	// events once more; an endpoint's list merged into the page read its
+	// limit+1 attempts' events twice more (1,010 entries here).
+	if most := int64(endpoints*perEndpoint + 2*(limit+1)); read > most {
+		t.Errorf("the tenant's attempt list read %d index entries of the outbox, want at most %d: the page's events once each", read, most)
+	}
+}
+
 // A list by event type reads each delivery's own copy of its event's type
 // (schema version 8): walking 20k newer deliveries of another type reads
 // no event. Deliveries written before that version have no copy and are
