@@ -172,9 +172,7 @@ SELECT id, $1, CASE WHEN id % 2 = 0 THEN 'dead' ELSE 'cancelled' END, 1,
 INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, attempts, finished_at)
 SELECT id, $1, 'delivered', 1, now() FROM o`,
 	} {
-		if _, err := pool.Exec(ctx, outboxtest.SQL(schema, q), ep.ID); err != nil {
-			t.Fatal(err)
-		}
+		seed(t, pool, schema, q, ep.ID)
 	}
 	analyze(t, pool, schema, "deliveries")
 	entriesRead := func() int64 { return indexEntriesRead(t, pool, schema, "deliveries") }
@@ -210,13 +208,11 @@ func TestNewestListReadsItsPageByIndex(t *testing.T) {
 	ctx := context.Background()
 	pool, schema, st := sessionStore(t, nil) // one session: its statistics are flushed below
 	ep := createEndpoint(t, st, outbox.EndpointInput{})
-	if _, err := pool.Exec(ctx, outboxtest.SQL(schema, `WITH o AS (
+	seed(t, pool, schema, `WITH o AS (
     INSERT INTO {{schema}}.outbox (event_type, payload, dispatched_at, delivery_count)
     SELECT 'list.test', jsonb_build_object('n', g), now(), 1 FROM generate_series(1, 5000) g RETURNING id)
 INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, attempts, created_at, finished_at, event_type)
-SELECT id, $1, 'delivered', 1, now() - make_interval(secs => id), now(), 'list.test' FROM o`), ep.ID); err != nil {
-		t.Fatal(err)
-	}
+SELECT id, $1, 'delivered', 1, now() - make_interval(secs => id), now(), 'list.test' FROM o`, ep.ID)
 	analyze(t, pool, schema, "deliveries")
 	analyze(t, pool, schema, "outbox")
 	const calls, limit = 8, 50 // past the plan cache's five custom plans
@@ -249,16 +245,14 @@ func TestTenantAttemptListReadsItsPagesEvents(t *testing.T) {
 	const endpoints, perEndpoint, limit = 5, 100, 50
 	for range endpoints {
 		ep := createEndpoint(t, st, outbox.EndpointInput{Tenant: "t1"})
-		if _, err := pool.Exec(ctx, outboxtest.SQL(schema, `WITH o AS (
+		seed(t, pool, schema, `WITH o AS (
     INSERT INTO {{schema}}.outbox (event_type, tenant, payload, dispatched_at, delivery_count)
     SELECT 'list.test', 't1', '{}', now(), 1 FROM generate_series(1, $2) RETURNING id),
 d AS (
     INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, attempts, finished_at, event_type)
     SELECT id, $1, 'delivered', 1, now(), 'list.test' FROM o RETURNING id, event_id, endpoint_id)
 INSERT INTO {{schema}}.attempts (delivery_id, event_id, endpoint_id, attempt, started_at, duration_ms, outcome)
-SELECT id, event_id, endpoint_id, 1, now() - make_interval(secs => id), 5, 'delivered' FROM d`), ep.ID, perEndpoint); err != nil {
-			t.Fatal(err)
-		}
+SELECT id, event_id, endpoint_id, 1, now() - make_interval(secs => id), 5, 'delivered' FROM d`, ep.ID, perEndpoint)
 	}
 	tenant := "t1"
 	before := indexEntriesRead(t, pool, schema, "outbox")
@@ -290,18 +284,12 @@ func TestTypeListReadsTheDeliveryNotItsEvent(t *testing.T) {
 	ctx := context.Background()
 	pool, schema, st := sessionStore(t, nil) // one session: its statistics are flushed below
 	ep := createEndpoint(t, st, outbox.EndpointInput{})
-	seed := func(q string) {
-		t.Helper()
-		if _, err := pool.Exec(ctx, outboxtest.SQL(schema, q), ep.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// 40 deliveries an hour old, as written before version 8.
-	seed(`WITH o AS (
+	seed(t, pool, schema, `WITH o AS (
     INSERT INTO {{schema}}.outbox (event_type, payload, dispatched_at, delivery_count)
     SELECT 'list.match', jsonb_build_object('n', g), now(), 1 FROM generate_series(1, 40) g RETURNING id)
 INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, attempts, created_at, finished_at)
-SELECT id, $1, 'delivered', 1, now() - interval '1 hour', now() FROM o`)
+SELECT id, $1, 'delivered', 1, now() - interval '1 hour', now() FROM o`, ep.ID)
 	// 30 fanned out by the relay, and 70 backfilled to an endpoint
 	// created after them (the 40 and the 30).
 	for range 30 {
@@ -313,11 +301,11 @@ SELECT id, $1, 'delivered', 1, now() - interval '1 hour', now() FROM o`)
 		t.Fatalf("backfill: %+v, %v; want 70 created", res, err)
 	}
 	// 20k newer deliveries of another type, as the relay writes them.
-	seed(`WITH o AS (
+	seed(t, pool, schema, `WITH o AS (
     INSERT INTO {{schema}}.outbox (event_type, payload, dispatched_at, delivery_count)
     SELECT 'list.other', '{}', now(), 1 FROM generate_series(1, 20000) RETURNING id)
 INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, attempts, created_at, finished_at, event_type)
-SELECT id, $1, 'delivered', 1, now() + interval '1 hour', now(), 'list.other' FROM o`)
+SELECT id, $1, 'delivered', 1, now() + interval '1 hour', now(), 'list.other' FROM o`, ep.ID)
 	analyze(t, pool, schema, "deliveries")
 	eventsRead := func() int64 { return indexEntriesRead(t, pool, schema, "outbox") }
 	typ := "list.match"

@@ -90,6 +90,15 @@ func seqScans(t *testing.T, pool *pgxpool.Pool, schema string, tables ...string)
 	return sessionStat(t, pool, "SELECT coalesce(sum(seq_scan), 0)::bigint FROM pg_stat_user_tables WHERE relid = ANY ($1::regclass[])", names)
 }
 
+// seed runs sql (its {{schema}} replaced by schema) on pool, failing the
+// test on an error.
+func seed(t *testing.T, pool *pgxpool.Pool, schema, sql string, args ...any) {
+	t.Helper()
+	if _, err := pool.Exec(context.Background(), outboxtest.SQL(schema, sql), args...); err != nil {
+		t.Fatalf("seed: %v", err)
+	}
+}
+
 // analyze runs ANALYZE on table, so PostgreSQL plans with its seeded rows.
 func analyze(t *testing.T, pool *pgxpool.Pool, schema, table string) {
 	t.Helper()

@@ -94,13 +94,11 @@ func TestEngineStatementsKeepToIndexes(t *testing.T) {
 			}
 			// The table grows by 50k finished deliveries, as under load,
 			// with no ANALYZE to make PostgreSQL plan the statements anew.
-			if _, err := pool.Exec(ctx, outboxtest.SQL(schema, `WITH o AS (
+			seed(t, pool, schema, `WITH o AS (
 				INSERT INTO {{schema}}.outbox (event_type, payload, dispatched_at, delivery_count)
 				SELECT 'plan.test', '{}', now(), 1 FROM generate_series(1, 50000) RETURNING id)
 				INSERT INTO {{schema}}.deliveries (event_id, endpoint_id, state, attempts, finished_at)
-				SELECT id, $1, 'delivered', 1, now() FROM o`), ep.ID); err != nil {
-				t.Fatal(err)
-			}
+				SELECT id, $1, 'delivered', 1, now() FROM o`, ep.ID)
 			var scans int64
 			for range 3 {
 				scans += round()
@@ -121,12 +119,10 @@ func TestClaimIsPlannedOncePerSession(t *testing.T) {
 	ctx := context.Background()
 	pool, schema, st := sessionStore(t, nil)
 	ep := createEndpoint(t, st, outbox.EndpointInput{})
-	if _, err := pool.Exec(ctx, outboxtest.SQL(schema, `WITH o AS (
+	seed(t, pool, schema, `WITH o AS (
 		INSERT INTO {{schema}}.outbox (event_type, payload, dispatched_at, delivery_count)
 		SELECT 'plan.test', '{}', now(), 1 FROM generate_series(1, 500) RETURNING id)
-		INSERT INTO {{schema}}.deliveries (event_id, endpoint_id) SELECT id, $1 FROM o`), ep.ID); err != nil {
-		t.Fatal(err)
-	}
+		INSERT INTO {{schema}}.deliveries (event_id, endpoint_id) SELECT id, $1 FROM o`, ep.ID)
 	const calls = 8
 	for range calls {
 		claimed, err := st.Claim(ctx, outbox.ClaimParams{Limit: 100, Lease: time.Minute, PerEndpoint: 16})
