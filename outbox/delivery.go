@@ -213,7 +213,7 @@ func (s *Store) dispatchClaim(ctx context.Context, sql string, limit int, claim 
 	if len(only) > 0 {
 		args = append(args, only[0])
 	}
-	rows, err := s.engineQuery(ctx, cachedPlan, sql, args...)
+	rows, err := s.engineQuery(ctx, sql, args...)
 	if err != nil {
 		return d, translate(err)
 	}
@@ -265,7 +265,7 @@ func (s *Store) Claim(ctx context.Context, p ClaimParams) ([]Claimed, error) {
 	}
 	roomIDs, rooms := p.rooms()
 	retries := RetryShare(p.Limit)
-	rows, err := s.engineQuery(ctx, indexedPlan, s.q.claim,
+	rows, err := s.engineQuery(ctx, s.q.claim,
 		p.Limit, saturated, retries, p.PerEndpoint, roomIDs, rooms, token, p.Lease.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", translate(err))
@@ -409,7 +409,7 @@ func (s *Store) Complete(ctx context.Context, outs []Outcome) (c Completed, err 
 		}
 		attempts[i], durations[i], statuses[i] = int32(o.Attempt), int32(o.Duration.Milliseconds()), int32(o.StatusCode)
 	}
-	rows, err := s.engineQuery(ctx, indexedPlan, s.q.complete, ids, tokens, states, next, statuses, errs,
+	rows, err := s.engineQuery(ctx, s.q.complete, ids, tokens, states, next, statuses, errs,
 		events, endpoints, attempts, started, durations, results, classes, excerpts, deferred)
 	if err != nil {
 		return c, fmt.Errorf("record outcomes: %w", translate(err))
@@ -446,7 +446,7 @@ func (s *Store) Release(ctx context.Context, ids, tokens []int64) (int, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	tag, err := s.engineExec(ctx, indexedPlan, s.q.release, ids, tokens)
+	tag, err := s.engineExec(ctx, s.q.release, ids, tokens)
 	if err != nil {
 		return 0, fmt.Errorf("release leases: %w", translate(err))
 	}

@@ -8,7 +8,7 @@ import (
 
 // EngineQuery exposes engineQuery to the tests.
 func (s *Store) EngineQuery(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	return s.engineQuery(ctx, cachedPlan, sql, args...)
+	return s.engineQuery(ctx, sql, args...)
 }
 
 // ServerVersionError exposes serverVersionError to the tests.

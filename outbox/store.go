@@ -83,49 +83,44 @@ func (s *Store) AsyncCommit() *Store {
 	return &c
 }
 
-// planning says how PostgreSQL may plan an engine statement.
-type planning int
-
-const (
-	// cachedPlan leaves the choice to PostgreSQL: after five calls it keeps
-	// a generic plan if that costs no more than the custom ones did. The
-	// fan-out needs it: its custom plan trusts the statistics for the
-	// undispatched events, which are stale whenever a backlog has built up
-	// since the last ANALYZE, and then sorts the whole backlog on every
-	// call (drain 7,200 instead of 12,200 events/s); the generic plan walks
-	// the undispatched index in order.
-	cachedPlan planning = iota
-	// indexedPlan makes PostgreSQL plan the statement once per session, a
-	// generic plan made with sequential scans off (plan_cache_mode =
-	// force_generic_plan, enable_seqscan = off): the claim, the outcome
-	// statement and the release of leases. Left to choose, PostgreSQL
-	// planned the claim afresh on every call once deliveries were waiting
-	// (its generic plan costed more than the custom ones): 2.9 ms of
-	// planning for 0.5 ms of execution. The outcome statement and the
-	// release find deliveries by primary key; left to choose, PostgreSQL
-	// made their generic plan while the tables were small, reading
-	// deliveries sequentially, and kept it as they grew: on a relay
-	// started against an empty schema an outcome batch took 100–300 ms
-	// instead of 5 at 200k deliveries. Planned on every call instead
-	// (plan_cache_mode = force_custom_plan, as they were until then), the
-	// outcome statement spent about 0.9 ms planning per call, 8 % of
-	// PostgreSQL's time in a drain, more with replicas, whose outcome
-	// batches are smaller.
-	indexedPlan
-)
-
 // engineSettings are the transaction-local settings an engine statement
-// runs with, by [planning] and whether the store is asynchronous; being
-// local to the statement's implicit transaction, they hold through
-// transaction-pooling proxies and leave the pool's sessions as they are.
-// JIT compilation is off for all of them: these statements run many times
-// a second on a few hundred rows, and a misestimated cost above
-// jit_above_cost would compile them anew on every call (~1 s each).
-func engineSettings(p planning, async bool) string {
-	sql := "SELECT set_config('jit', 'off', true)"
-	if p == indexedPlan {
-		sql += ", set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true)"
-	}
+// (the fan-out, the claim, the outcome statement, the release of leases)
+// runs with; being local to the statement's implicit transaction, they
+// hold through transaction-pooling proxies and leave the pool's sessions
+// as they are.
+//
+// JIT compilation is off: these statements run many times a second on a
+// few hundred rows, and a misestimated cost above jit_above_cost would
+// compile them anew on every call (~1 s each).
+//
+// PostgreSQL plans each statement once per session, a generic plan made
+// with sequential scans off (plan_cache_mode = force_generic_plan,
+// enable_seqscan = off), and runs that plan from then on. Left to choose
+// (a generic plan after five calls if it costs no more than the custom
+// ones so far), it went wrong for each of them:
+//   - the claim was planned afresh on every call once deliveries were
+//     waiting (its generic plan costed more than the custom ones): 2.9 ms
+//     of planning for 0.5 ms of execution;
+//   - the fan-out's custom plans trust the statistics for the undispatched
+//     events, which are stale whenever a backlog has built up since the
+//     last ANALYZE: they sorted the whole backlog on every call (drain
+//     7,200 instead of 12,200 events/s), and a 250-event fan-out over a
+//     200k backlog took 19–24 ms against 9 with the generic plan, which
+//     walks the undispatched index in order. Each session also made five
+//     custom plans before settling, ~7 ms each on a fresh connection: four
+//     replicas, with four times the connections, spent 45 ms per 10k
+//     deliveries planning the fan-out against 2 for one replica, and
+//     their first backlog cost 20 % more PostgreSQL CPU per event than
+//     one replica's (7 % with one plan per session);
+//   - the outcome statement and the release find deliveries by primary
+//     key, but a generic plan made while the tables were small read
+//     deliveries sequentially and kept doing so as they grew: on a relay
+//     started against an empty schema an outcome batch took 100–300 ms
+//     instead of 5 at 200k deliveries. Planned on every call instead, the
+//     outcome statement spent about 0.9 ms planning per call, 8 % of
+//     PostgreSQL's time in a drain.
+func engineSettings(async bool) string {
+	sql := "SELECT set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true)"
 	if async {
 		sql += ", set_config('synchronous_commit', 'off', true)"
 	}
@@ -135,8 +130,8 @@ func engineSettings(p planning, async bool) string {
 // engineQuery runs an engine statement with its settings (above): they and
 // the statement go in one batch, which PostgreSQL runs as one implicit
 // transaction, in one round trip.
-func (s *Store) engineQuery(ctx context.Context, p planning, sql string, args ...any) (pgx.Rows, error) {
-	return s.settingsQuery(ctx, engineSettings(p, s.async), sql, args...)
+func (s *Store) engineQuery(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return s.settingsQuery(ctx, engineSettings(s.async), sql, args...)
 }
 
 // settingsQuery runs sql after settings in one batch (see settingsBatch)
@@ -155,8 +150,8 @@ func (s *Store) settingsQuery(ctx context.Context, settings, sql string, args ..
 }
 
 // engineExec is engineQuery for a statement without rows.
-func (s *Store) engineExec(ctx context.Context, p planning, sql string, args ...any) (pgconn.CommandTag, error) {
-	br, err := s.engineBatch(ctx, p, sql, args...)
+func (s *Store) engineExec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	br, err := s.engineBatch(ctx, sql, args...)
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
@@ -169,8 +164,8 @@ func (s *Store) engineExec(ctx context.Context, p planning, sql string, args ...
 
 // engineBatch sends the transaction-local settings and sql in one batch
 // and reads the settings' result; sql's result is next.
-func (s *Store) engineBatch(ctx context.Context, p planning, sql string, args ...any) (pgx.BatchResults, error) {
-	return s.settingsBatch(ctx, engineSettings(p, s.async), sql, args...)
+func (s *Store) engineBatch(ctx context.Context, sql string, args ...any) (pgx.BatchResults, error) {
+	return s.settingsBatch(ctx, engineSettings(s.async), sql, args...)
 }
 
 // settingsBatch sends settings (a SELECT of set_config(…, true) calls)
