@@ -478,6 +478,28 @@ func TestSenderExcerpt(t *testing.T) {
 	}
 }
 
+// TestSenderExcerptsAreTheirOwn: the excerpt buffer is reused, so each
+// attempt's excerpt must be a copy that a later answer cannot overwrite.
+func TestSenderExcerptsAreTheirOwn(t *testing.T) {
+	var n atomic.Int64
+	srv, _ := hostile(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, strings.Repeat(string(rune('a'+n.Add(1)%26)), relay.MaxExcerpt))
+	})
+	s := relay.NewSender(relay.SenderConfig{Timeout: 10 * time.Second})
+	defer s.Close()
+	var got []string
+	for range 3 {
+		got = append(got, s.Send(context.Background(), testMessage(t, srv.URL)).Excerpt)
+	}
+	for i, ex := range got {
+		want := strings.Repeat(string(rune('a'+(i+1)%26)), relay.MaxExcerpt)
+		if ex != want {
+			t.Fatalf("excerpt %d after %d sends: %.20q…, want %.20q…", i+1, len(got), ex, want)
+		}
+	}
+}
+
 func TestRedactURL(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"https://hooks.example.com/in/abc?token=s3cret&x=1", "https://hooks.example.com/in/abc"},
