@@ -293,15 +293,20 @@ type dispatchCounts struct {
 func scanClaimed(rows pgx.Rows, token int64, counts func(c Claimed, x *dispatchCounts) bool) ([]Claimed, error) {
 	defer rows.Close()
 	var out []Claimed
+	// One row's destinations, reused for every row (built per row they
+	// were a heap allocation each).
+	var (
+		c   Claimed
+		uid [16]byte
+		x   dispatchCounts
+	)
+	dest := []any{&c.DeliveryID, &c.EventID, &c.EndpointID, &c.Attempts, &uid, &c.EventType,
+		&c.Tenant, &c.Payload, &c.CreatedAt, &c.URL, &c.Secrets, &c.MaxInFlight, &c.RateLimit, &c.OrderingKey}
+	if counts != nil {
+		dest = append(dest, &x.events, &x.deliveries, &x.cut, &x.waiting, &x.unroutedIDs, &x.unroutedErrs, &x.keyWaits)
+	}
 	for rows.Next() {
-		var c Claimed
-		var uid [16]byte
-		dest := []any{&c.DeliveryID, &c.EventID, &c.EndpointID, &c.Attempts, &uid, &c.EventType,
-			&c.Tenant, &c.Payload, &c.CreatedAt, &c.URL, &c.Secrets, &c.MaxInFlight, &c.RateLimit, &c.OrderingKey}
-		var x dispatchCounts
-		if counts != nil {
-			dest = append(dest, &x.events, &x.deliveries, &x.cut, &x.waiting, &x.unroutedIDs, &x.unroutedErrs, &x.keyWaits)
-		}
+		c, x = Claimed{}, dispatchCounts{}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}

@@ -3,7 +3,6 @@ package relay
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"net/http"
 	"sync/atomic"
 	"time"
 )
@@ -11,7 +10,7 @@ import (
 // TrustRoots makes s trust certificates signed by roots, for tests against
 // httptest TLS servers.
 func TrustRoots(s *Sender, roots *x509.CertPool) {
-	s.client.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: roots}
+	s.tr.TLSClientConfig = &tls.Config{RootCAs: roots}
 }
 
 // BackdateFailures moves the start of the engine's current failure streaks

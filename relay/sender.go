@@ -62,9 +62,12 @@ type SenderConfig struct {
 	Proxy *url.URL
 }
 
-// Sender signs and POSTs webhook messages with one shared, tuned client.
+// Sender signs and POSTs webhook messages over one shared, tuned
+// transport. Requests go to the transport directly: an http.Client would
+// only add its redirect machinery (a copy of the headers per request) to
+// refuse redirects, which the transport never follows.
 type Sender struct {
-	client  *http.Client
+	tr      *http.Transport
 	timeout time.Duration
 	ua      string
 	bufs    sync.Pool
@@ -123,11 +126,8 @@ func NewSender(cfg SenderConfig) *Sender {
 		}
 	}
 	return &Sender{
-		client: &http.Client{
-			Transport: tr,
-			// Redirects are never followed: a 3xx is a failed attempt.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		// Redirects are never followed: a 3xx is a failed attempt.
+		tr:      tr,
 		timeout: cfg.Timeout,
 		ua:      "hookrelay/" + Version,
 		bufs:    sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }},
@@ -192,7 +192,7 @@ func (c *targetCheck) check(ctx context.Context, host string) error {
 }
 
 // Close releases idle connections.
-func (s *Sender) Close() { s.client.CloseIdleConnections() }
+func (s *Sender) Close() { s.tr.CloseIdleConnections() }
 
 // Message is one webhook to send.
 type Message struct {
@@ -246,8 +246,10 @@ func (s *Sender) Send(ctx context.Context, m Message) Response {
 	if m.OrderingKey != "" {
 		req.Header.Set(OrderingKeyHeader, EncodeOrderingKey(m.OrderingKey))
 	}
-	resp, err := s.client.Do(req)
+	resp, err := s.tr.RoundTrip(req)
 	if err != nil {
+		// Named as http.Client names it (the URL is redacted below).
+		err = &url.Error{Op: "Post", URL: m.URL, Err: err}
 		return Response{StartedAt: start, Duration: time.Since(start), Err: transportError(err)}
 	}
 	// Reading the body ends at maxBodyWait: cancelling the request's
