@@ -63,9 +63,10 @@ type SenderConfig struct {
 }
 
 // Sender signs and POSTs webhook messages over one shared, tuned
-// transport. Requests go to the transport directly: an http.Client would
-// only add its redirect machinery (a copy of the headers per request) to
-// refuse redirects, which the transport never follows.
+// transport. Redirects are never followed (a 3xx is a failed attempt), so
+// requests go to the transport directly: an http.Client would only add its
+// redirect machinery (a copy of the headers per request) to refuse them,
+// and the transport never follows one.
 type Sender struct {
 	tr      *http.Transport
 	timeout time.Duration
@@ -126,7 +127,6 @@ func NewSender(cfg SenderConfig) *Sender {
 		}
 	}
 	return &Sender{
-		// Redirects are never followed: a 3xx is a failed attempt.
 		tr:      tr,
 		timeout: cfg.Timeout,
 		ua:      "hookrelay/" + Version,

@@ -478,6 +478,31 @@ func TestSenderExcerpt(t *testing.T) {
 	}
 }
 
+// TestSenderDoesNotFollowRedirects: a 3xx is the attempt's answer; its
+// Location is never requested, whatever the status (307 and 308 would
+// repeat the POST with its body).
+func TestSenderDoesNotFollowRedirects(t *testing.T) {
+	for _, status := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		var followed atomic.Int64
+		srv, _ := hostile(t, func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/moved" {
+				followed.Add(1)
+				return
+			}
+			http.Redirect(w, r, "/moved", status)
+		})
+		s := relay.NewSender(relay.SenderConfig{Timeout: 10 * time.Second})
+		resp := s.Send(context.Background(), testMessage(t, srv.URL+"/hook"))
+		s.Close()
+		if resp.Err != nil || resp.StatusCode != status {
+			t.Fatalf("redirect %d: status %d, err %v; want the %[1]d itself", status, resp.StatusCode, resp.Err)
+		}
+		if n := followed.Load(); n != 0 {
+			t.Fatalf("redirect %d: the Location was requested %d times", status, n)
+		}
+	}
+}
+
 // TestSenderExcerptsAreTheirOwn: the excerpt buffer is reused, so each
 // attempt's excerpt must be a copy that a later answer cannot overwrite.
 func TestSenderExcerptsAreTheirOwn(t *testing.T) {
