@@ -71,10 +71,12 @@ type cpuShare struct {
 
 // statementCost is one statement's cost over a drain.
 type statementCost struct {
-	Name          string  `json:"name"`
-	Query         string  `json:"query"`
-	CallsPer10k   float64 `json:"calls_per_10k"`
-	ExecMsPer10k  float64 `json:"exec_ms_per_10k"`
+	Name         string  `json:"name"`
+	Query        string  `json:"query"`
+	CallsPer10k  float64 `json:"calls_per_10k"`
+	ExecMsPer10k float64 `json:"exec_ms_per_10k"`
+	// PlanMsPer10k is planning time, recorded with --track-planning only.
+	PlanMsPer10k  float64 `json:"plan_ms_per_10k,omitempty"`
 	ShareOfExec   float64 `json:"share_of_exec_pct"`
 	RowsPerCall   float64 `json:"rows_per_call"`
 	BlksHitPerDel float64 `json:"shared_blks_hit_per_delivery"`
@@ -294,7 +296,7 @@ func tableStats(ctx context.Context, pool *pgxpool.Pool, schema string) (map[str
 
 // topStatements reads the costliest statements since the reset.
 func topStatements(ctx context.Context, pool *pgxpool.Pool, deliveries int) ([]statementCost, error) {
-	rows, err := pool.Query(ctx, `SELECT query, calls, total_exec_time, rows, shared_blks_hit, wal_bytes::float8, wal_fpi,
+	rows, err := pool.Query(ctx, `SELECT query, calls, total_exec_time, total_plan_time, rows, shared_blks_hit, wal_bytes::float8, wal_fpi,
 		sum(total_exec_time) OVER ()
 		  FROM pg_stat_statements
 		 WHERE query NOT ILIKE '%pg_stat_statements%' AND query NOT ILIKE '%pg_stat_activity%'
@@ -308,14 +310,14 @@ func topStatements(ctx context.Context, pool *pgxpool.Pool, deliveries int) ([]s
 	for rows.Next() {
 		var q string
 		var calls, rowsN, hit, fpi int64
-		var exec, wal, all float64
-		if err := rows.Scan(&q, &calls, &exec, &rowsN, &hit, &wal, &fpi, &all); err != nil {
+		var exec, plan, wal, all float64
+		if err := rows.Scan(&q, &calls, &exec, &plan, &rowsN, &hit, &wal, &fpi, &all); err != nil {
 			return nil, err
 		}
 		q = normalizeQuery(q)
 		s := statementCost{
 			Name: statementName(q), Query: shorten(q, 160),
-			CallsPer10k: float64(calls) * 10000 / n, ExecMsPer10k: exec * 10000 / n,
+			CallsPer10k: float64(calls) * 10000 / n, ExecMsPer10k: exec * 10000 / n, PlanMsPer10k: plan * 10000 / n,
 			BlksHitPerDel: float64(hit) / n, WALPerDel: wal / n, FPIPer10k: float64(fpi) * 10000 / n,
 		}
 		if calls > 0 {
@@ -504,9 +506,16 @@ func printDiagnostics(out io.Writer, ds []*diagnostics) {
 		if len(d.Statements) > 0 {
 			fmt.Fprintln(out, "  statements (pg_stat_statements), per 10k deliveries:")
 			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "    statement\tcalls\texec ms\tshare\trows/call\tblks hit/del\tWAL B/del\tFPI\t")
+			// Planning is recorded with --track-planning only; without
+			// it every statement's plan time is 0 and the column is left out.
+			planned := slices.ContainsFunc(d.Statements, func(s statementCost) bool { return s.PlanMsPer10k > 0 })
+			plan, planHead := func(statementCost) string { return "" }, ""
+			if planned {
+				plan, planHead = func(s statementCost) string { return fmt.Sprintf("%.1f\t", s.PlanMsPer10k) }, "plan ms\t"
+			}
+			fmt.Fprintf(tw, "    statement\tcalls\texec ms\t%sshare\trows/call\tblks hit/del\tWAL B/del\tFPI\t\n", planHead)
 			for _, s := range d.Statements {
-				fmt.Fprintf(tw, "    %s\t%.1f\t%.0f\t%.0f %%\t%.1f\t%.1f\t%.0f\t%.0f\t\n", s.Name, s.CallsPer10k, s.ExecMsPer10k, s.ShareOfExec, s.RowsPerCall, s.BlksHitPerDel, s.WALPerDel, s.FPIPer10k)
+				fmt.Fprintf(tw, "    %s\t%.1f\t%.0f\t%s%.0f %%\t%.1f\t%.1f\t%.0f\t%.0f\t\n", s.Name, s.CallsPer10k, s.ExecMsPer10k, plan(s), s.ShareOfExec, s.RowsPerCall, s.BlksHitPerDel, s.WALPerDel, s.FPIPer10k)
 			}
 			_ = tw.Flush()
 		}

@@ -151,6 +151,9 @@ type options struct {
 	from string
 	// pgss loads pg_stat_statements into the throwaway cluster.
 	pgss bool
+	// trackPlanning turns on pg_stat_statements.track_planning, so the
+	// statement costs include planning time.
+	trackPlanning bool
 	// soak and historyRows, when set (non-zero), replace the mode's
 	// SoakFor and HistoryRows.
 	soak        time.Duration
@@ -233,6 +236,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.readme, "readme", false, "print the README's performance table (Markdown) on stdout; progress goes to stderr")
 	fs.StringVar(&o.from, "from", "", "render this JSON results file (the table, or with --readme the Markdown) instead of running")
 	fs.BoolVar(&o.pgss, "pg-stat-statements", true, "load pg_stat_statements into the throwaway cluster for the diagnostics")
+	fs.BoolVar(&o.trackPlanning, "track-planning", false, "with pg_stat_statements, also time planning (pg_stat_statements.track_planning, which adds some contention of its own): the statement diagnostics gain a plan ms column")
 	fs.IntVar(&o.relay.PoolConns, "pool-conns", 16, "the relay's database pool size (`hookrelay run` default 16)")
 	fs.BoolVar(&o.relay.AsyncCommit, "async-commit", true, "the engine's statements commit asynchronously (HOOKRELAY_ASYNC_COMMIT default true)")
 	fs.IntVar(&o.relay.BatchSize, "batch-size", 500, "relay BatchSize (HOOKRELAY_BATCH_SIZE default 500)")
@@ -428,6 +432,10 @@ func (b *bench) startPostgres(ctx context.Context) error {
 	var err error
 	if b.o.pgss {
 		opts.Settings = map[string]string{"shared_preload_libraries": "pg_stat_statements"}
+		if b.o.trackPlanning {
+			opts.Settings["pg_stat_statements.track_planning"] = "on"
+			b.note("pg_stat_statements.track_planning is on (--track-planning): statement costs include planning time, and every scenario pays its contention alike")
+		}
 		if b.srv, err = pgcluster.Start(ctx, opts); err != nil {
 			b.note("pg_stat_statements could not be preloaded, so the diagnostics lack statement costs: " + firstLine(err.Error()))
 			opts.Settings = nil

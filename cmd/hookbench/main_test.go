@@ -235,3 +235,42 @@ func TestQuickBinaryReadme(t *testing.T) {
 		}
 	}
 }
+
+// TestQuickTracksPlanning: --track-planning records the statements'
+// planning time, and the diagnostics show it; without it the column is
+// left out.
+func TestQuickTracksPlanning(t *testing.T) {
+	out, _, data := runQuick(t, 2*time.Minute, "--scenarios", "drain", "--track-planning")
+	var rep struct {
+		Diagnostics []diagnostics
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatalf("results are not JSON: %v", err)
+	}
+	var planned []string
+	for _, d := range rep.Diagnostics {
+		for _, s := range d.Statements {
+			if s.PlanMsPer10k > 0 {
+				planned = append(planned, d.Label+": "+s.Name)
+			}
+		}
+	}
+	if len(planned) == 0 {
+		t.Fatalf("no statement has a planning time in %d diagnostics", len(rep.Diagnostics))
+	}
+	if !strings.Contains(out, "plan ms") {
+		t.Errorf("the diagnostics lack the plan ms column:\n%s", out)
+	}
+	var ds []*diagnostics
+	for i := range rep.Diagnostics {
+		for j := range rep.Diagnostics[i].Statements {
+			rep.Diagnostics[i].Statements[j].PlanMsPer10k = 0
+		}
+		ds = append(ds, &rep.Diagnostics[i])
+	}
+	var plain bytes.Buffer
+	printDiagnostics(&plain, ds)
+	if strings.Contains(plain.String(), "plan ms") || !strings.Contains(plain.String(), "exec ms") {
+		t.Errorf("without planning times the diagnostics should have exec ms and no plan ms column:\n%s", plain.String())
+	}
+}
