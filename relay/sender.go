@@ -63,10 +63,10 @@ type SenderConfig struct {
 }
 
 // Sender signs and POSTs webhook messages over one shared, tuned
-// transport. Redirects are never followed (a 3xx is a failed attempt), so
-// requests go to the transport directly: an http.Client would only add its
-// redirect machinery (a copy of the headers per request) to refuse them,
-// and the transport never follows one.
+// transport. Redirects are never followed (a 3xx is a failed attempt), and
+// a transport never follows one, so requests go to it directly: an
+// http.Client would only add its redirect machinery, a copy of the headers
+// per request.
 type Sender struct {
 	tr      *http.Transport
 	timeout time.Duration

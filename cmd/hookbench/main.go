@@ -434,11 +434,13 @@ func (b *bench) startPostgres(ctx context.Context) error {
 		opts.Settings = map[string]string{"shared_preload_libraries": "pg_stat_statements"}
 		if b.o.trackPlanning {
 			opts.Settings["pg_stat_statements.track_planning"] = "on"
-			b.note("pg_stat_statements.track_planning is on (--track-planning): statement costs include planning time, and every scenario pays its contention alike")
 		}
-		if b.srv, err = pgcluster.Start(ctx, opts); err != nil {
+		switch b.srv, err = pgcluster.Start(ctx, opts); {
+		case err != nil:
 			b.note("pg_stat_statements could not be preloaded, so the diagnostics lack statement costs: " + firstLine(err.Error()))
 			opts.Settings = nil
+		case b.o.trackPlanning:
+			b.note("pg_stat_statements.track_planning is on (--track-planning): statement costs include planning time, and every scenario pays its contention alike")
 		}
 	}
 	if b.srv == nil {
